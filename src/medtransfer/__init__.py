@@ -1,0 +1,24 @@
+"""medtransfer: full training or fine-tuning? Layer-wise transfer-learning studies for small medical image datasets.
+
+The Python API and the ``medtransfer`` command are two faces of one thing::
+
+    from medtransfer import RunConfig, train
+    result = train(RunConfig(data="breastmnist", strategy="tune:3", seed=0), "runs/breast-t3")
+    result.metrics["test"]["auc"]   # {"value": ..., "ci_low": ..., "ci_high": ...}
+"""
+
+from medtransfer.backbones import create_backbone, describe_groups
+from medtransfer.data import Augmentation, open_source, read_source
+from medtransfer.errors import ConfigError, DataError, MedTransferError, TrainingDiverged
+from medtransfer.run import RunConfig, RunResult, evaluate, train
+from medtransfer.saved_model import load_model
+from medtransfer.strategies import Strategy, layerwise_strategies, parse_strategy
+from medtransfer.training import TrainConfig
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Augmentation", "ConfigError", "DataError", "MedTransferError", "RunConfig", "RunResult", "Strategy",
+    "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups", "evaluate", "layerwise_strategies",
+    "load_model", "open_source", "parse_strategy", "read_source", "train",
+]

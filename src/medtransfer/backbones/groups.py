@@ -1,0 +1,127 @@
+"""A timm model as an ordered list of layer groups, shallow to deep, followed by its head.
+
+timm's ``group_matcher`` says which parameters belong to which group (stem, each stage, final conv merged into the
+last stage). We turn that into modules that run one after another, so that a network can be cut at any group
+boundary into a frozen prefix and a trainable suffix. The cut is verified against the model's own
+``forward_features`` when the groups are built, so a model whose forward is not a plain sequence is refused instead of
+silently computing something else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from medtransfer.errors import ConfigError
+
+
+SUPPORTED_HINT = "choose another backbone (EfficientNet/-Lite, ResNet, RegNet, DenseNet families work)."
+
+
+@dataclass
+class LayerGroup:
+    """One group: its modules in forward order, and a readable name."""
+
+    name: str
+    module: nn.Sequential
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.module.parameters())
+
+
+class TimmHead(nn.Module):
+    """Global pooling + classifier of a timm model, i.e. its ``forward_head``."""
+
+    def __init__(self, model: nn.Module, children: dict[str, nn.Module]):
+        super().__init__()
+        self.parts = nn.ModuleDict(children)  # registered so .to(device) and parameters() see them
+        self._forward_head = model.forward_head  # a bound method, not a registered submodule
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward_head(x)
+
+
+def _group_index(model: nn.Module, classifier: str) -> dict[str, int]:
+    """Parameter name -> ordinal of its coarse group; the classifier's parameters are left out."""
+    from timm.models._manipulate import group_parameters
+
+    try:
+        matcher = model.group_matcher(coarse=True)
+    except (AttributeError, NotImplementedError):
+        raise ConfigError(f"{type(model).__name__} has no layer groups in timm; choose another backbone.") from None
+    index: dict[str, int] = {}
+    ordinal = 0
+    for _, names in sorted(group_parameters(model, matcher).items()):
+        names = [n for n in names if not (n == classifier or n.startswith(classifier + "."))]
+        if names:
+            index.update(dict.fromkeys(names, ordinal))
+            ordinal += 1
+    return index
+
+
+def _assign(module: nn.Module, prefix: str, index: dict[str, int], out: list[tuple[str, nn.Module, int | None]]):
+    """Flatten ``module``'s children into (name, module, group) in forward order, splitting containers across groups."""
+    for name, child in module.named_children():
+        full = f"{prefix}{name}"
+        groups = {index[f"{full}.{p}"] for p, _ in child.named_parameters() if f"{full}.{p}" in index}
+        if len(groups) > 1:
+            if not isinstance(child, nn.Sequential):
+                raise ConfigError(f"cannot cut {full} ({type(child).__name__}) into layer groups; choose another backbone.")
+            _assign(child, f"{full}.", index, out)
+        else:
+            out.append((full, child, groups.pop() if groups else None))
+
+
+def layer_groups(model: nn.Module, classifier: str) -> tuple[list[LayerGroup], TimmHead]:
+    """The model's coarse layer groups, shallow to deep, and its head (pooling + ``classifier``)."""
+    index = _group_index(model, classifier)
+    flat: list[tuple[str, nn.Module, int | None]] = []
+    _assign(model, "", index, flat)
+    last_feature = max(i for i, (_, _, g) in enumerate(flat) if g is not None)
+    features, head = flat[: last_feature + 1], flat[last_feature + 1 :]
+    members: dict[int, list[tuple[str, nn.Module]]] = {}
+    current = 0
+    for name, mod, g in features:
+        if g is not None:
+            if g < current:
+                raise ConfigError(f"layer groups of {type(model).__name__} are not in forward order; choose another backbone.")
+            current = g
+        members.setdefault(current, []).append((name, mod))  # parameter-free modules join the group they follow
+    groups = [
+        LayerGroup(name="+".join(n for n, _ in mods), module=nn.Sequential(*[m for _, m in mods]))
+        for _, mods in sorted(members.items())
+    ]
+    head_children = {n.replace(".", "_"): m for n, m, _ in head}
+    if not any(n == classifier or n.startswith(classifier + ".") or classifier.startswith(n) for n, _, _ in head):
+        raise ConfigError(
+            f"{type(model).__name__}: its classifier {classifier!r} is not a separate module after the feature layers, "
+            f"so it cannot be cut for layer-wise fine-tuning; {SUPPORTED_HINT}"
+        )
+    return groups, TimmHead(model, head_children)
+
+
+@torch.no_grad()
+def check_sequential(model: nn.Module, groups: list[LayerGroup]) -> None:
+    """Refuse a model whose ``forward_features`` is not the groups run one after another."""
+    cfg = getattr(model, "pretrained_cfg", {}) or {}
+    size = int(cfg.get("input_size", (3, 224, 224))[-1]) if cfg.get("fixed_input_size") else 64
+    was_training = model.training
+    model.eval()
+    try:
+        x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+        ref = model.forward_features(x)
+        y = x
+        try:
+            for g in groups:
+                y = g.module(y)
+        except Exception:  # a group that cannot take the previous group's output: not a sequence
+            y = None
+    finally:
+        model.train(was_training)
+    if y is None or y.shape != ref.shape or not torch.allclose(y, ref, rtol=1e-4, atol=1e-5):
+        raise ConfigError(
+            f"{type(model).__name__}: its forward is not a plain sequence of layer groups, so it cannot be cut for "
+            f"layer-wise fine-tuning; {SUPPORTED_HINT}"
+        )

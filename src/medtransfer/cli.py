@@ -1,0 +1,160 @@
+"""The ``medtransfer`` command: a thin layer that turns flags into API calls and prints the results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from medtransfer.errors import MedTransferError
+
+app = typer.Typer(
+    help="Full training or fine-tuning? Layer-wise transfer-learning studies for small medical image datasets.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+backbones_app = typer.Typer(help="List backbones and show their layer groups.", no_args_is_help=True)
+app.add_typer(backbones_app, name="backbones")
+
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, or image folder.")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
+LabelColumnOpt = Annotated[Optional[str], typer.Option(help="CSV label column (default: 'label').")]
+PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path column (default: 'path').")]
+WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,WIDTH (default: from the header).")]
+
+
+def _source_options(label_column: str | None, path_column: str | None, window: str | None) -> dict:
+    from medtransfer.errors import ConfigError
+
+    opts: dict = {}
+    if label_column:
+        opts["label_column"] = label_column
+    if path_column:
+        opts["path_column"] = path_column
+    if window:
+        try:
+            c, w = (float(v) for v in window.split(","))
+        except ValueError:
+            raise ConfigError(f"--window {window!r}: give CENTRE,WIDTH, e.g. 40,400") from None
+        opts["window"] = (c, w)
+    return opts
+
+
+@app.command()
+def train(
+    data: DataOpt,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
+    strategy: Annotated[str, typer.Option(help="scratch, linear, tune:K or full.")] = "full",
+    seed: int = 0,
+    backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
+    weights: Annotated[str, typer.Option(help="imagenet, scratch, or a .safetensors/.pth file.")] = "imagenet",
+    input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = 128,
+    epochs: int = 40,
+    lr: float = 1e-3,
+    batch_size: int = 32,
+    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without val AUC gain (0: never).")] = 12,
+    fraction: Annotated[float, typer.Option("--train-fraction", "--fraction", help="Share of the training split used.")] = 1.0,
+    augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
+    hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
+    device: DeviceOpt = "auto",
+    label_column: LabelColumnOpt = None,
+    path_column: PathColumnOpt = None,
+    window: WindowOpt = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Fine-tune (or train from scratch) one network and write its run folder."""
+    from medtransfer.console import metrics_table, progress_bars, stdout
+    from medtransfer.run import RunConfig
+    from medtransfer.run import train as run_train
+    from medtransfer.training import TrainConfig
+
+    config = RunConfig(
+        data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
+        train_fraction=fraction, augmentation=augment + ("+hflip" if hflip else ""), device=device,
+        train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, patience=patience or None),
+        source_options=_source_options(label_column, path_column, window),
+    )
+    with progress_bars(not quiet) as progress:
+        result = run_train(config, out, progress=progress)
+    m = result.metrics
+    stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {seed} · test"))
+    stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")
+
+
+@app.command()
+def evaluate(
+    run: Annotated[Path, typer.Argument(help="A run folder written by 'medtransfer train'.")],
+    data: DataOpt,
+    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    device: DeviceOpt = "auto",
+    label_column: LabelColumnOpt = None,
+    path_column: PathColumnOpt = None,
+    window: WindowOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score a saved model on any source."""
+    from medtransfer.console import metrics_table, stdout
+    from medtransfer.run import evaluate as run_evaluate
+
+    result = run_evaluate(run, data, split=split, device=device, source_options=_source_options(label_column, path_column, window))
+    if json_out:
+        stdout.print_json(json.dumps(result))
+    else:
+        stdout.print(metrics_table(result["metrics"], f"{run} on {data} · {split} ({result['n']} images)"))
+
+
+@backbones_app.command("show")
+def backbones_show(name: Annotated[str, typer.Argument(help="A timm model name.")] = "tf_efficientnet_lite0") -> None:
+    """The layer groups of NAME, shallow to deep, with parameter counts and the valid tune:K."""
+    from rich.table import Table
+
+    from medtransfer.backbones import describe_groups
+    from medtransfer.console import stdout
+
+    rows = describe_groups(name)
+    n = len(rows) - 1
+    table = Table(title=f"{name}: {n} layer groups")
+    for col, justify in (("#", "right"), ("group", "left"), ("parameters", "right"), ("trained by", "left")):
+        table.add_column(col, justify=justify)
+    for i, (group, count) in enumerate(rows):
+        if i == n:
+            trained = "every strategy"
+        else:
+            k = n - i  # tune:k is the shallowest strategy that trains this group
+            trained = "full" if k == n else f"tune:{k} … tune:{n - 1}, full"
+        table.add_row(str(i + 1) if i < n else "", group, f"{count:,}", trained)
+    stdout.print(table)
+    stdout.print(f"strategies: scratch, linear, tune:K with 1 ≤ K ≤ {n - 1}, full")
+
+
+@backbones_app.command("list")
+def backbones_list(pattern: Annotated[str, typer.Argument(help="A glob, e.g. '*efficientnet*'.")] = "*") -> None:
+    """timm models matching PATTERN; those with offline ImageNet weights are marked."""
+    from medtransfer.backbones import BUNDLED, available_backbones
+    from medtransfer.console import stdout
+
+    for name in available_backbones(pattern):
+        stdout.print(f"{name}  [green](offline ImageNet weights)[/green]" if name in BUNDLED else name)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
+    from medtransfer.console import console
+
+    try:
+        app()
+    except MedTransferError as e:
+        console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted.")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The one interface every data source implements.
+
+A source reads the user's files and yields :class:`Sample` records: an image loader, a target, an optional split and
+an optional patient id. It knows nothing about models or training. Images come back as ``uint8`` arrays, ``H×W``
+(gray) or ``H×W×3`` (RGB), already windowed/rescaled where the format needs it (DICOM).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+LabelKind = Literal["binary", "multiclass", "multilabel"]
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image.
+
+    ``target`` is a class index for binary/multi-class data and a 0/1 vector for multi-label data. ``ref`` names
+    where the image came from (a path, or ``file.npz[train][12]``) and is used in error messages only.
+    """
+
+    ref: str
+    load: Callable[[], np.ndarray] = field(repr=False, compare=False)
+    target: int | tuple[int, ...]
+    split: str | None = None
+    patient_id: str | None = None
+
+
+@dataclass
+class LabelledImages:
+    """What a source produces: the samples plus what they mean."""
+
+    samples: list[Sample]
+    class_names: list[str]
+    label_kind: LabelKind
+    name: str
+    modality: str | None = None
+    description: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def targets(self) -> np.ndarray:
+        """Targets as an array: ``(N,)`` of class indices, or ``(N, C)`` 0/1 for multi-label."""
+        return np.asarray([s.target for s in self.samples], dtype=np.int64)
+
+
+class Source(ABC):
+    """Reads one kind of input. Subclasses register themselves in :data:`SOURCES` via :func:`register_source`."""
+
+    #: short name used on the command line, e.g. ``"medmnist"``.
+    kind: str = ""
+
+    @classmethod
+    @abstractmethod
+    def can_open(cls, spec: str) -> bool:
+        """Whether this source recognises ``spec`` (a path or a dataset name)."""
+
+    @abstractmethod
+    def read(self) -> LabelledImages:
+        """Read the labelled images; raise :class:`~medtransfer.errors.DataError` with file and reason on failure."""
+
+
+SOURCES: dict[str, type[Source]] = {}
+
+
+def register_source(cls: type[Source]) -> type[Source]:
+    SOURCES[cls.kind] = cls
+    return cls
+
+
+def to_uint8_image(array: np.ndarray, ref: str) -> np.ndarray:
+    """Bring a decoded image to ``uint8`` ``H×W`` or ``H×W×3``; other shapes are a :class:`DataError`."""
+    from medtransfer.errors import DataError
+
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[-1] == 4:  # RGBA: drop alpha
+        a = a[..., :3]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] == 3)):
+        raise DataError(f"{ref}: expected a 2D gray or RGB image, got an array of shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype == bool:
+        return a.astype(np.uint8) * 255
+    a = a.astype(np.float64)
+    if not np.isfinite(a).all():
+        raise DataError(f"{ref}: the image holds NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return np.zeros(a.shape, dtype=np.uint8)
+    return np.round((a - lo) / (hi - lo) * 255.0).astype(np.uint8)

@@ -1,0 +1,235 @@
+"""Decoding DICOM files to display-ready ``uint8`` images.
+
+Gray images go through the modality LUT (Rescale Slope/Intercept), then a window, then a linear map to 0..255, and
+MONOCHROME1 is inverted so that high values are bright. The window is, in order of preference: the caller's
+``(centre, width)``, the header's VOI LUT Sequence, the header's first Window Center/Width, the image's min–max.
+Colour images (RGB, YBR, PALETTE COLOR) come back as ``H×W×3``. Of a multi-frame file only the middle frame is read.
+
+No header value other than the image-pixel attributes and the transfer syntax is used, and the dataset is not kept:
+patient identifiers never leave this module (nor do they appear in error messages).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.multival import MultiValue
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
+from pydicom import uid
+from pydicom.uid import UID
+
+from medtransfer.errors import ConfigError, DataError
+
+#: File name suffixes that mark a DICOM file.
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+_GDCM = "pip install python-gdcm"
+_OBJECT_REPR = re.compile(r" ?<[\w.]+ object at 0x[0-9a-f]+>")
+_LIBJPEG = "pip install pylibjpeg pylibjpeg-libjpeg"
+_OPENJPEG = "pip install pylibjpeg pylibjpeg-openjpeg"
+#: Compressed transfer syntax -> the pip command that installs a pydicom decoder for it.
+_DECODER_PACKAGES = {
+    uid.JPEGBaseline8Bit: _LIBJPEG,
+    uid.JPEGExtended12Bit: _LIBJPEG,
+    uid.JPEGLossless: _LIBJPEG,
+    uid.JPEGLosslessSV1: _LIBJPEG,
+    uid.JPEGLSLossless: "pip install pyjpegls",
+    uid.JPEGLSNearLossless: "pip install pyjpegls",
+    uid.JPEG2000Lossless: _OPENJPEG,
+    uid.JPEG2000: _OPENJPEG,
+    uid.HTJ2KLossless: _OPENJPEG,
+    uid.HTJ2KLosslessRPCL: _OPENJPEG,
+    uid.HTJ2K: _OPENJPEG,
+    uid.RLELossless: "pip install pylibjpeg pylibjpeg-rle",
+}
+
+
+def has_dicom_preamble(path: Path) -> bool:
+    """Whether ``path`` is a file with the ``DICM`` marker after the 128-byte preamble."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:] == b"DICM"
+
+
+def read_dicom(path: Path, *, window: tuple[float, float] | None = None) -> np.ndarray:
+    """The image of a DICOM file as ``uint8`` ``H×W`` (gray) or ``H×W×3`` (colour); see the module docstring.
+
+    ``window=(centre, width)`` is in modality units (e.g. Hounsfield units for CT) and overrides the header.
+    Raises :class:`DataError` naming the file for anything that cannot be read or decoded.
+    """
+    if window is not None:
+        check_window(window)
+    ds = _read_dataset(path)
+    frame = _decode_middle_frame(ds, path)
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper()
+    try:
+        if photometric == "PALETTE COLOR":
+            rgb = apply_color_lut(frame, ds)
+            return _colour_to_uint8(rgb, 8 * rgb.dtype.itemsize)
+        if frame.ndim == 3:
+            return _colour_to_uint8(frame, int(ds.get("BitsStored", 8) or 8))
+        return _gray_to_uint8(frame, ds, window, invert=photometric == "MONOCHROME1")
+    except Exception as e:  # malformed LUTs and attributes surface as many exception types
+        reason = _one_line(e)
+        raise DataError(f"{path}: cannot convert the pixel data to an image ({reason}). Check the file.") from None
+
+
+def check_window(window: tuple[float, float]) -> None:
+    """Raise :class:`ConfigError` unless ``window`` is a ``(centre, width)`` pair with a positive width."""
+    try:
+        centre, width = (float(v) for v in window)
+    except (TypeError, ValueError):
+        raise ConfigError(f"window must be a (centre, width) pair of numbers, got {window!r}") from None
+    if not (np.isfinite(centre) and np.isfinite(width) and width > 0):
+        raise ConfigError(f"window width must be a positive number, got (centre={centre}, width={width})")
+
+
+# -- reading -------------------------------------------------------------------------------------------------
+def _read_dataset(path: Path) -> Dataset:
+    forced = False
+    try:
+        try:
+            ds = pydicom.dcmread(path)
+        except InvalidDicomError:
+            # Files written without the 128-byte preamble are still common; accept them if they hold an image.
+            forced = True
+            ds = pydicom.dcmread(path, force=True)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file. Check the path.") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a DICOM file.") from None
+    except Exception as e:  # truncated or corrupt files raise many exception types
+        raise DataError(f"{path}: not a readable DICOM file ({_one_line(e)}). Check or re-export the file.") from None
+    if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
+        if forced:
+            raise DataError(f"{path}: not a DICOM file (no DICM marker, no image data). Check or re-export the file.")
+        raise DataError(
+            f"{path}: not a DICOM image (no pixel data; it may be a report, a DICOMDIR or a truncated file). "
+            f"Remove it from the dataset or re-export it."
+        )
+    return ds
+
+
+def _decode_middle_frame(ds: Dataset, path: Path) -> np.ndarray:
+    try:
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        frames = 1
+    tsyntax = _transfer_syntax(ds)
+    try:
+        arr = pixel_array(ds, index=frames // 2 if frames > 1 else None)
+    except Exception as e:  # pydicom raises RuntimeError/NotImplementedError/ValueError/... on decoding failures
+        if tsyntax is not None and tsyntax.is_compressed:
+            raise DataError(_decoder_message(path, tsyntax, e)) from None
+        raise DataError(
+            f"{path}: cannot decode the pixel data ({_one_line(e)}). "
+            f"The file may be truncated or corrupt; re-export it."
+        ) from None
+    return np.asarray(arr)
+
+
+def _transfer_syntax(ds: Dataset) -> UID | None:
+    meta = getattr(ds, "file_meta", None)
+    value = meta.get("TransferSyntaxUID") if meta is not None else None
+    return UID(str(value)) if value else None
+
+
+def _decoder_message(path: Path, tsyntax: UID, error: Exception) -> str:
+    name = tsyntax.name if tsyntax.is_transfer_syntax else f"transfer syntax {tsyntax}"
+    reason = _one_line(error)
+    install = _DECODER_PACKAGES.get(tsyntax)
+    if install is None:
+        return (
+            f"{path}: pixel data compressed as '{name}', which pydicom cannot decode ({reason}). "
+            f"Convert the file to uncompressed DICOM (e.g. 'gdcmconv --raw' or 'dcmdjpeg') or to PNG."
+        )
+    if "missing dependencies" in reason:
+        what = "no installed package can decode it"
+    else:
+        what = f"decoding failed: {reason}"
+    return (
+        f"{path}: pixel data compressed as '{name}' and {what}. "
+        f"Install a decoder with '{install}' (or '{_GDCM}'), or convert the file to uncompressed DICOM or PNG."
+    )
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(_OBJECT_REPR.sub("", str(error)).split())
+    return text or type(error).__name__
+
+
+# -- conversion ----------------------------------------------------------------------------------------------
+def _gray_to_uint8(frame: np.ndarray, ds: Dataset, window: tuple[float, float] | None, *, invert: bool) -> np.ndarray:
+    values = np.asarray(apply_modality_lut(frame, ds), dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("the image holds NaN or infinite values")
+    if window is not None:
+        scaled = _linear(values, *window)
+    elif (lut := _voi_lut(values, ds)) is not None:
+        scaled = lut
+    elif (header := _header_window(ds)) is not None:
+        centre, width, function = header
+        if function == "SIGMOID":
+            scaled = 1.0 / (1.0 + np.exp(-4.0 * (values - centre) / width))
+        else:
+            scaled = _linear(values, centre, width)
+    else:
+        lo, hi = float(values.min()), float(values.max())
+        scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    out = np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return 255 - out if invert else out
+
+
+def _linear(values: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """``values`` mapped to 0..1 across ``[centre - width/2, centre + width/2]`` (not clipped)."""
+    return (values - (centre - width / 2.0)) / width
+
+
+def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
+    """The header's first VOI LUT applied to ``values`` and scaled to 0..1 over the LUT's range, if it has one."""
+    seq = ds.get("VOILUTSequence")
+    if not seq or seq[0].get("LUTDescriptor") is None or seq[0].get("LUTData") is None:
+        return None
+    entries, first = int(seq[0].LUTDescriptor[0]) or 2**16, int(seq[0].LUTDescriptor[1])
+    table = np.asarray(apply_voi(np.arange(first, first + entries, dtype=np.int64), ds), dtype=np.float64)
+    lo, hi = float(table.min()), float(table.max())
+    if hi <= lo:
+        return None
+    mapped = np.asarray(apply_voi(np.rint(values).astype(np.int64), ds), dtype=np.float64)
+    return (mapped - lo) / (hi - lo)
+
+
+def _header_window(ds: Dataset) -> tuple[float, float, str] | None:
+    """The first ``(centre, width, function)`` of the header's window, or ``None`` if absent or unusable."""
+
+    def first(keyword: str) -> float | None:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            return None
+        if isinstance(value, (list, tuple, MultiValue)):
+            value = value[0] if len(value) else None
+        try:
+            return float(value) if value is not None else None
+        except (TypeError, ValueError):
+            return None
+
+    centre, width = first("WindowCenter"), first("WindowWidth")
+    if centre is None or width is None or not (np.isfinite(centre) and np.isfinite(width)) or width <= 0:
+        return None
+    function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    return centre, width, function
+
+
+def _colour_to_uint8(rgb: np.ndarray, bits: int) -> np.ndarray:
+    if rgb.dtype == np.uint8:
+        return rgb
+    top = float(2 ** max(1, min(bits, 16)) - 1)
+    return np.round(np.clip(rgb.astype(np.float64) / top, 0.0, 1.0) * 255.0).astype(np.uint8)

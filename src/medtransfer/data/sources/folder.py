@@ -1,0 +1,141 @@
+"""Image folders: ``root/<class>/<images>`` or ``root/<split>/<class>/<images>``.
+
+The split folders are ``train``, ``val`` (or ``valid``, ``validation``) and ``test``. Images may sit in sub-folders
+of a class folder (e.g. one folder per patient). Hidden files and folders and files that are not images are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import partial
+from pathlib import Path
+
+from medtransfer.data.sources.base import SPLITS, LabelledImages, Sample, Source, register_source
+from medtransfer.data.sources.image_files import IMAGE_SUFFIXES, is_image_file, read_image_file
+from medtransfer.errors import DataError
+
+#: Folder or CSV split names (lower case) and the split they stand for.
+SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+
+def canonical_split(name: str) -> str | None:
+    """``"train"``, ``"val"`` or ``"test"`` for a split name or alias (any case), else ``None``."""
+    return SPLIT_ALIASES.get(name.strip().lower())
+
+
+def _visible(entry: os.DirEntry | Path) -> bool:
+    return not entry.name.startswith(".")
+
+
+def _subdirs(folder: Path) -> list[Path]:
+    """The visible sub-folders of ``folder``, sorted by name."""
+    with os.scandir(folder) as it:
+        return sorted((Path(e.path) for e in it if _visible(e) and e.is_dir()), key=lambda p: p.name)
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files anywhere under ``folder`` (hidden ones excluded), sorted by path."""
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        files = (Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
+        found.extend(f for f in files if is_image_file(f))
+    return found
+
+
+def _has_image(folder: Path) -> bool:
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        if any(not f.startswith(".") and is_image_file(Path(dirpath, f)) for f in filenames):
+            return True
+    return False
+
+
+def _is_segmentation_layout(root: Path) -> bool:
+    names = {p.name.lower() for p in _subdirs(root)}
+    return {"images", "masks"} <= names
+
+
+@register_source
+class ImageFolderSource(Source):
+    """A folder with one sub-folder of images per class, optionally inside ``train``/``val``/``test`` folders.
+
+    Classes are the class-folder names, sorted. ``window=(centre, width)`` is passed on to the DICOM reader.
+    """
+
+    kind = "folder"
+
+    def __init__(self, root: str | os.PathLike, *, window: tuple[float, float] | None = None):
+        self.root = Path(root).expanduser()
+        self.window = window
+
+    @classmethod
+    def can_open(cls, spec: str) -> bool:
+        root = Path(spec).expanduser()
+        try:
+            if not root.is_dir() or _is_segmentation_layout(root):
+                return False
+            return any(_has_image(sub) for sub in _subdirs(root))
+        except OSError:
+            return False
+
+    def read(self) -> LabelledImages:
+        root = self.root
+        if not root.is_dir():
+            what = "not a folder" if root.exists() else "no such folder"
+            raise DataError(f"{root}: {what}. Give a folder laid out as <class>/<image> or <split>/<class>/<image>.")
+        top = _subdirs(root)
+        if not top:
+            raise DataError(f"{root}: no class folders in it. Lay the images out as {root.name}/<class>/<image>.")
+        splits = {p: canonical_split(p.name) for p in top}
+        split_dirs = [p for p in top if splits[p] is not None]
+        if split_dirs:
+            others = [p.name for p in top if splits[p] is None]
+            if others:
+                raise DataError(
+                    f"{root}: mixes split folders ({', '.join(p.name for p in split_dirs)}) with other folders "
+                    f"({', '.join(others)}). Put every class folder inside {'/'.join(SPLITS)} folders, or none."
+                )
+            seen: dict[str, str] = {}
+            for p in split_dirs:
+                split = splits[p]
+                assert split is not None
+                if split in seen:
+                    raise DataError(f"{root}: both {seen[split]}/ and {p.name}/ are the {split!r} split. Merge them.")
+                seen[split] = p.name
+            groups = [(splits[p], p) for p in split_dirs]
+        else:
+            groups = [(None, root)]
+
+        files: list[tuple[str | None, str, Path]] = []
+        for split, folder in groups:
+            class_dirs = _subdirs(folder)
+            if not class_dirs:
+                raise DataError(f"{folder}: no class folders in it. Put the images in {folder.name}/<class>/<image>.")
+            for class_dir in class_dirs:
+                images = _image_files(class_dir)
+                if not images:
+                    raise DataError(
+                        f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
+                        f"files). Add images or remove the folder."
+                    )
+                files.extend((split, class_dir.name, f) for f in images)
+
+        class_names = sorted({c for _, c, _ in files})
+        if len(class_names) < 2:
+            raise DataError(
+                f"{root}: only one class folder ({class_names[0]!r}); classification needs at least two. "
+                f"Add a folder per class."
+            )
+        index = {c: i for i, c in enumerate(class_names)}
+        samples = [
+            Sample(ref=str(f), load=partial(read_image_file, f, window=self.window), target=index[c], split=split)
+            for split, c, f in files
+        ]
+        return LabelledImages(
+            samples=samples,
+            class_names=class_names,
+            label_kind="binary" if len(class_names) == 2 else "multiclass",
+            name=root.resolve().name or str(root),
+            description=f"{len(samples)} images in {len(class_names)} class folders",
+        )

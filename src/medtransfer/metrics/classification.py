@@ -1,0 +1,91 @@
+"""Classification metrics with 95 % bootstrap confidence intervals.
+
+AUC is binary ROC AUC, macro one-vs-rest for multi-class and macro over labels for multi-label. Accuracy, balanced
+accuracy, sensitivity and specificity use the arg-max class (0.5 per label for multi-label); for binary data the
+positive class is class 1. Sensitivity and specificity are macro averages over classes (labels) otherwise.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+
+METRICS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
+
+
+def _binary_rates(y: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
+    sens = tp / (tp + fn) if tp + fn else float("nan")
+    spec = tn / (tn + fp) if tn + fp else float("nan")
+    return float(sens), float(spec)
+
+
+def auc_score(probs: np.ndarray, targets: np.ndarray, label_kind: str) -> float:
+    """AUC for ``probs`` (``N×C``) against ``targets``; NaN when undefined (one class only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if label_kind == "binary":
+                return float(roc_auc_score(targets, probs[:, 1]))
+            if label_kind == "multiclass":  # macro one-vs-rest over the classes present
+                present = np.unique(targets)
+                if len(present) < 2:
+                    return float("nan")
+                return float(np.mean([roc_auc_score(targets == c, probs[:, c]) for c in present]))
+            keep = [j for j in range(targets.shape[1]) if 0 < targets[:, j].sum() < len(targets)]
+            if not keep:
+                return float("nan")
+            return float(np.mean([roc_auc_score(targets[:, j], probs[:, j]) for j in keep]))
+        except ValueError:
+            return float("nan")
+
+
+def classification_metrics(probs: np.ndarray, targets: np.ndarray, label_kind: str) -> dict[str, float]:
+    """Point estimates of :data:`METRICS`."""
+    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
+    out = {"auc": auc_score(probs, targets, label_kind)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if label_kind == "multilabel":
+            pred = (probs >= 0.5).astype(int)
+            rates = [_binary_rates(targets[:, j], pred[:, j]) for j in range(targets.shape[1])]
+            out["accuracy"] = float((pred == targets).mean())
+            out["sensitivity"] = float(np.nanmean([r[0] for r in rates]))
+            out["specificity"] = float(np.nanmean([r[1] for r in rates]))
+            out["balanced_accuracy"] = (out["sensitivity"] + out["specificity"]) / 2
+            return out
+        pred = probs.argmax(1)
+        out["accuracy"] = float((pred == targets).mean())
+        out["balanced_accuracy"] = float(balanced_accuracy_score(targets, pred))
+        if label_kind == "binary":
+            out["sensitivity"], out["specificity"] = _binary_rates(targets, pred)
+        else:
+            rates = [_binary_rates(targets == c, pred == c) for c in range(probs.shape[1])]
+            out["sensitivity"] = float(np.nanmean([r[0] for r in rates]))
+            out["specificity"] = float(np.nanmean([r[1] for r in rates]))
+    return out
+
+
+def bootstrap_metrics(
+    probs: np.ndarray, targets: np.ndarray, label_kind: str, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    """``{metric: {"value", "ci_low", "ci_high"}}``: point estimate and percentile bootstrap interval over cases."""
+    probs, targets = np.asarray(probs), np.asarray(targets)
+    point = classification_metrics(probs, targets, label_kind)
+    rng = np.random.default_rng(seed)
+    n = len(targets)
+    draws: dict[str, list[float]] = {k: [] for k in point}
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        for k, v in classification_metrics(probs[idx], targets[idx], label_kind).items():
+            draws[k].append(v)
+    alpha = (1 - level) / 2
+    out = {}
+    for k, v in point.items():
+        d = np.asarray(draws[k], dtype=np.float64)
+        d = d[np.isfinite(d)]
+        lo, hi = (np.quantile(d, [alpha, 1 - alpha]) if len(d) else (float("nan"), float("nan")))
+        out[k] = {"value": v, "ci_low": float(lo), "ci_high": float(hi)}
+    return out

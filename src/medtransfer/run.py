@@ -1,0 +1,281 @@
+"""One training run: data → split → backbone cut by the strategy → training → test metrics → run folder.
+
+This is the unit a study repeats for every (strategy, training fraction, seed). The CLI's ``train`` and
+``evaluate`` are thin wrappers over :func:`train` and :func:`evaluate`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from medtransfer.backbones import DEFAULT_BACKBONE, create_backbone
+from medtransfer.data import Augmentation, ImageTensorDataset, LabelledImages, load_images, make_split, open_source
+from medtransfer.data.splits import DataSplit, check_split, training_subset
+from medtransfer.errors import ConfigError, DataError, TrainingDiverged
+from medtransfer.networks import TransferNet
+from medtransfer.report import plot_training_curve
+from medtransfer.files import atomic_write
+from medtransfer.saved_model import load_model, save_model
+from medtransfer.strategies import Strategy, parse_strategy
+from medtransfer.tasks import ClassificationTask, balanced_class_weights
+from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
+
+#: BreastMNIST's 28 px images upsampled to 128 px: EfficientNet downsamples 32x, so 128 px leaves a 4x4 final
+#: feature map, and ImageNet features are learned at object scales near that. Measured in the README's table.
+DEFAULT_INPUT_SIZE = 128
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run."""
+
+    data: str
+    strategy: str = "full"
+    backbone: str = DEFAULT_BACKBONE
+    weights: str = "imagenet"
+    input_size: int = DEFAULT_INPUT_SIZE
+    seed: int = 0
+    train_fraction: float = 1.0
+    split_seed: int = 0
+    augmentation: str = "light"
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "auto"
+    source_options: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.train, dict):
+            self.train = TrainConfig.from_dict(self.train)
+        self.strategy = parse_strategy(self.strategy).name
+        Augmentation.preset(self.augmentation)
+        if not 16 <= self.input_size <= 1024:
+            raise ConfigError(f"input_size {self.input_size} must be between 16 and 1024 pixels")
+        if not 0 < self.train_fraction <= 1:
+            raise ConfigError(f"train_fraction {self.train_fraction} must be in (0, 1]")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"] = self.train.to_dict()
+        return d
+
+
+@dataclass
+class RunResult:
+    out: Path
+    metrics: dict
+    fit: FitResult
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def environment() -> dict:
+    import timm
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class PreparedData:
+    """A source read and split, with the training subset for one (fraction, seed)."""
+
+    data: LabelledImages
+    split: DataSplit
+    train_idx: np.ndarray
+
+    def card(self) -> dict:
+        t = self.data.targets()
+
+        def per_class(idx):
+            if t.ndim == 1:
+                return {n: int(c) for n, c in zip(self.data.class_names, np.bincount(t[idx], minlength=self.data.num_classes))}
+            return {n: int(c) for n, c in zip(self.data.class_names, t[idx].sum(0))}
+
+        return {
+            "name": self.data.name,
+            "modality": self.data.modality,
+            "label_kind": self.data.label_kind,
+            "classes": self.data.class_names,
+            "split_given": self.split.given,
+            "counts": {"train_used": len(self.train_idx), **self.split.counts()},
+            "per_class": {"train_used": per_class(self.train_idx), "val": per_class(self.split.val), "test": per_class(self.split.test)},
+        }
+
+
+def prepare_data(config: RunConfig, data: LabelledImages | None = None) -> PreparedData:
+    data = data if data is not None else open_source(config.data, **config.source_options).read()
+    split = make_split(data, seed=config.split_seed)
+    train_idx = training_subset(data, split.train, config.train_fraction, config.seed)
+    check_split(data, DataSplit(train_idx, split.val, split.test, split.given))
+    return PreparedData(data, split, train_idx)
+
+
+def _loader(images: torch.Tensor, targets: np.ndarray, batch_size: int, *, transform=None, shuffle=False, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ds = ImageTensorDataset(images, targets, transform)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=shuffle and len(ds) > batch_size)
+
+
+def build_network(config: RunConfig, strategy: Strategy, data: LabelledImages, train_targets: np.ndarray):
+    """The backbone (seeded), the task and the network cut for ``strategy``."""
+    seed_everything(config.seed)
+    weights = config.weights if strategy.pretrained else "scratch"
+    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes)
+    strategy.validate(backbone.num_groups)
+    weights_vec = balanced_class_weights(train_targets, data.num_classes, data.label_kind) if config.train.class_weighting else None
+    task = ClassificationTask(data.class_names, data.label_kind, weights_vec, label_smoothing=config.train.label_smoothing)
+    net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+    return backbone, task, net
+
+
+def _history_csv(history: list[dict]) -> str:
+    if not history:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    return buf.getvalue()
+
+
+def _predictions_csv(indices: np.ndarray, targets: np.ndarray, probs: np.ndarray, class_names: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    t = targets.reshape(len(targets), -1)
+    w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in class_names]])
+    for i, tt, p in zip(indices, t, probs):
+        w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p)])
+    return buf.getvalue()
+
+
+def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = None, progress=None) -> RunResult:
+    """Train one network as ``config`` says and write the run folder ``out``.
+
+    The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
+    ``test_predictions.csv``. On a non-finite loss the best checkpoint is kept there and
+    :class:`~medtransfer.errors.TrainingDiverged` is raised.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot create the run folder ({e.strerror})") from None
+    started = time.perf_counter()
+    strategy = parse_strategy(config.strategy)
+    device = resolve_device(config.device)
+    prepared = prepare_data(config, data)
+    data = prepared.data
+    targets = data.targets()
+    backbone, task, net = build_network(config, strategy, data, targets[prepared.train_idx])
+
+    sizes = config.input_size
+    train_x = load_images(data, prepared.train_idx, sizes)
+    val_x = load_images(data, prepared.split.val, sizes)
+    test_x = load_images(data, prepared.split.test, sizes)
+    bs = config.train.batch_size
+    aug = Augmentation.preset(config.augmentation)
+    train_loader = _loader(train_x, targets[prepared.train_idx], bs, transform=aug.build(), shuffle=True, seed=config.seed)
+    val_loader = _loader(val_x, targets[prepared.split.val], 2 * bs)
+    test_loader = _loader(test_x, targets[prepared.split.test], 2 * bs)
+
+    spec = {
+        "task": task.name,
+        "backbone": config.backbone,
+        "weights": config.weights if strategy.pretrained else "scratch",
+        "weights_description": backbone.weights_description,
+        "strategy": strategy.name,
+        "num_groups": backbone.num_groups,
+        "frozen_groups": net.num_frozen,
+        "class_names": data.class_names,
+        "label_kind": data.label_kind,
+        "input_size": config.input_size,
+        "input": "uint8 tensor B×C×H×W (C = 1 or 3), resized to input_size×input_size (bicubic, aspect not kept); "
+        "the network normalises it itself",
+        "mean": list(backbone.mean),
+        "std": list(backbone.std),
+    }
+
+    def on_best(net_: TransferNet, epoch: int) -> None:
+        save_model(out, net_, backbone.model, {**spec, "epoch": epoch})
+
+    trainer = Trainer(task, config.train, device, progress=progress)
+    diverged: TrainingDiverged | None = None
+    try:
+        fit = trainer.fit(net, train_loader, val_loader, on_best=on_best)
+    except TrainingDiverged as e:
+        diverged, fit = e, FitResult(stopped="diverged")
+    val_probs, val_targets, _ = trainer.predict(net, val_loader)
+    test_probs, test_targets, _ = trainer.predict(net, test_loader)
+    metrics = {
+        "strategy": strategy.name,
+        "seed": config.seed,
+        "train_fraction": config.train_fraction,
+        "test": task.evaluate(test_probs, test_targets, seed=config.seed),
+        "val": {task.selection_metric: task.score(val_probs, val_targets)},
+        "best_epoch": fit.best_epoch,
+        "epochs_run": len(fit.history),
+        "stopped": fit.stopped,
+        "train_seconds": fit.seconds,
+        "total_seconds": time.perf_counter() - started,
+        "trainable_parameters": sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
+        "device": str(device),
+        "data": prepared.card(),
+        "config": config.to_dict(),
+        "environment": environment(),
+    }
+    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write(out / "history.csv", _history_csv(fit.history))
+    atomic_write(out / "test_predictions.csv", _predictions_csv(prepared.split.test, test_targets, test_probs, data.class_names))
+    if fit.history:
+        plot_training_curve(fit.history, out / "curve.png", metric=task.selection_metric,
+                            title=f"{data.name} · {config.backbone} · {strategy.name} · seed {config.seed}")
+    if diverged is not None:
+        raise diverged
+    return RunResult(out=out, metrics=metrics, fit=fit)
+
+
+def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed: int | None = None,
+             device: str = "auto", source_options: dict | None = None) -> dict:
+    """Score the model saved in ``run_dir`` on ``split`` ('train', 'val', 'test' or 'all') of ``data``."""
+    if split not in ("train", "val", "test", "all"):
+        raise ConfigError(f"split {split!r} must be train, val, test or all")
+    dev = resolve_device(device)
+    saved = load_model(run_dir, dev)
+    images = open_source(data, **(source_options or {})).read()
+    if images.class_names != saved.task.class_names:
+        raise DataError(
+            f"{data}: classes {images.class_names} differ from the model's {saved.task.class_names}; "
+            f"evaluate on data with the same classes"
+        )
+    if split == "all":
+        idx = np.arange(len(images.samples))
+    else:
+        run_metrics = Path(run_dir) / "metrics.json"
+        seed = split_seed if split_seed is not None else (
+            json.loads(run_metrics.read_text())["config"]["split_seed"] if run_metrics.is_file() else 0)
+        idx = getattr(make_split(images, seed=seed), split)
+    x = load_images(images, idx, saved.input_size)
+    loader = _loader(x, images.targets()[idx], 64)
+    trainer = Trainer(saved.task, TrainConfig(), dev)
+    probs, targets, _ = trainer.predict(saved.net, loader)
+    return {"data": str(data), "split": split, "n": int(len(idx)), "metrics": saved.task.evaluate(probs, targets)}

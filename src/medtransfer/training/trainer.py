@@ -1,0 +1,203 @@
+"""The training loop over (prefix output, target) batches.
+
+Only the network's trainable suffix is optimised. Batches come either as images, which go through the frozen prefix
+first, or as the prefix's outputs already computed (a cache), which go straight to the suffix. Validation after every
+epoch drives early stopping; the best suffix weights are kept and restored at the end.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from medtransfer.errors import TrainingDiverged
+from medtransfer.networks import TransferNet
+from medtransfer.tasks.base import Task
+from medtransfer.training.config import TrainConfig
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class FitResult:
+    """What training produced: the per-epoch curve and the best epoch (1-based) by the validation score."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    best_score: float = float("-inf")
+    stopped: str = "completed"  # completed | early_stopped | diverged
+    seconds: float = 0.0
+
+
+def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
+    """Trainable backbone groups at ``lr``, the new head at ``lr * head_lr_multiplier``; no decay on norms/biases."""
+    groups = []
+    for part, lr in ((net.suffix.layers, cfg.lr), (net.suffix.head, cfg.lr * cfg.head_lr_multiplier)):
+        decay = [p for p in part.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in part.parameters() if p.requires_grad and p.ndim <= 1]
+        groups += [
+            {"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+        ]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(net: TransferNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = _param_groups(net, cfg)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return floor + (1 - floor) * (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+    return factor
+
+
+class Trainer:
+    """Fits a :class:`TransferNet`'s suffix for a :class:`Task` on a device, with an optional rich progress bar."""
+
+    def __init__(self, task: Task, config: TrainConfig, device: torch.device, progress=None):
+        self.task = task
+        self.config = config
+        self.device = device
+        self.progress = progress
+
+    # -- one pass ---------------------------------------------------------------------------------------
+    def _inputs(self, net: TransferNet, x: torch.Tensor, cached: bool) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True)
+        return x if cached else net.prefix(x)
+
+    @torch.no_grad()
+    def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None):
+        """(probabilities ``N×C``, targets, mean loss) over ``batches``, in eval mode."""
+        suffix = suffix or net.suffix
+        was = suffix.training
+        suffix.eval()
+        probs, targets, losses, n = [], [], 0.0, 0
+        try:
+            for x, y in batches:
+                out = suffix(self._inputs(net, x, cached))
+                y = y.to(self.device)
+                losses += float(self.task.loss(out, y)) * len(y)
+                n += len(y)
+                probs.append(self.task.probabilities(out).float().cpu())
+                targets.append(y.cpu())
+        finally:
+            suffix.train(was)
+        return torch.cat(probs).numpy(), torch.cat(targets).numpy(), losses / max(n, 1)
+
+    # -- the loop ---------------------------------------------------------------------------------------
+    def fit(
+        self,
+        net: TransferNet,
+        train: Batches,
+        val: Batches,
+        *,
+        cached: bool = False,
+        on_best: Callable[[TransferNet, int], None] | None = None,
+    ) -> FitResult:
+        """Train ``net.suffix``; on return it holds the best epoch's weights. Raises :class:`TrainingDiverged`."""
+        cfg = self.config
+        net.to(self.device)
+        steps_per_epoch = len(train)  # type: ignore[arg-type]
+        optimizer = build_optimizer(net, cfg)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
+        )
+        ema = None
+        if cfg.ema_decay:
+            from timm.utils import ModelEmaV3
+
+            ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, device=self.device)
+        result = FitResult()
+        best_state: dict[str, torch.Tensor] | None = None
+        since_best = 0
+        bar = self.progress.add_task("epoch", total=cfg.epochs * steps_per_epoch) if self.progress else None
+        start = time.perf_counter()
+        try:
+            for epoch in range(1, cfg.epochs + 1):
+                t0 = time.perf_counter()
+                net.train()  # the prefix stays in eval mode whatever is asked of it
+                total, n = 0.0, 0
+                for x, y in train:
+                    out = net.suffix(self._inputs(net, x, cached))
+                    y = y.to(self.device)
+                    loss = self.task.loss(out, y)
+                    if not torch.isfinite(loss):
+                        self._diverged(net, best_state, result, epoch)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    if ema is not None:
+                        ema.update(net.suffix)
+                    total += float(loss.detach()) * len(y)
+                    n += len(y)
+                    if bar is not None:
+                        self.progress.update(bar, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {total / n:.3f}")
+                evaluated = ema.module if ema is not None else net.suffix
+                probs, targets, val_loss = self.predict(net, val, cached=cached, suffix=evaluated)
+                score = self.task.score(probs, targets)
+                record = {
+                    "epoch": epoch,
+                    "train_loss": total / max(n, 1),
+                    "val_loss": val_loss,
+                    f"val_{self.task.selection_metric}": score,
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "seconds": time.perf_counter() - t0,
+                }
+                result.history.append(record)
+                improved = np.isfinite(score) and score > result.best_score
+                if improved or best_state is None:
+                    result.best_epoch, result.best_score = epoch, float(score) if np.isfinite(score) else result.best_score
+                    best_state = copy.deepcopy(evaluated.state_dict())
+                    since_best = 0
+                    if ema is not None:
+                        net.suffix.load_state_dict(best_state)  # what is saved is what was scored
+                    if on_best is not None:
+                        on_best(net, epoch)
+                else:
+                    since_best += 1
+                if bar is not None:
+                    self.progress.update(
+                        bar,
+                        description=f"epoch {epoch}/{cfg.epochs} loss {record['train_loss']:.3f} "
+                        f"val {self.task.selection_metric} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
+                    )
+                if cfg.patience is not None and since_best >= cfg.patience:
+                    result.stopped = "early_stopped"
+                    break
+        finally:
+            if bar is not None:
+                self.progress.remove_task(bar)
+            result.seconds = time.perf_counter() - start
+        if best_state is not None:
+            net.suffix.load_state_dict(best_state)
+        return result
+
+    def _diverged(self, net: TransferNet, best_state, result: FitResult, epoch: int) -> None:
+        result.stopped = "diverged"
+        if best_state is not None:
+            net.suffix.load_state_dict(best_state)
+        kept = f"kept the best checkpoint (epoch {result.best_epoch})" if best_state else "no checkpoint to keep yet"
+        raise TrainingDiverged(
+            f"the training loss became non-finite in epoch {epoch}; training stopped and {kept}. "
+            f"Lower the learning rate (--lr) or check the images for extreme values.",
+            epoch=epoch,
+            best_epoch=result.best_epoch or None,
+        )

@@ -1,0 +1,49 @@
+"""Frozen means frozen: after real training, every tensor of every frozen group is bit-identical."""
+
+import numpy as np
+import pytest
+import torch
+
+from medtransfer.data import Augmentation, read_source
+from medtransfer.data.dataset import load_images
+from medtransfer.run import RunConfig, _loader, build_network
+from medtransfer.strategies import parse_strategy
+from medtransfer.training import TrainConfig, Trainer
+from medtransfer.training.trainer import _param_groups
+
+
+def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+    return {k: v.detach().clone() for k, v in tensors.items()}
+
+
+@pytest.mark.parametrize("strategy", ["linear", "tune:1", "tune:3"])
+def test_frozen_groups_are_bit_identical_after_training(shape_folder, strategy):
+    data = read_source(shape_folder)
+    targets = data.targets()
+    config = RunConfig(data=str(shape_folder), strategy=strategy, input_size=32,
+                       train=TrainConfig(epochs=2, batch_size=8, patience=None))
+    s = parse_strategy(strategy)
+    backbone, task, net = build_network(config, s, data, targets)
+    k = s.frozen_groups(backbone.num_groups)
+    assert net.num_frozen == k == backbone.num_groups - s.trainable_groups(backbone.num_groups)
+    frozen_before = _snapshot(net.prefix)
+    trainable_before = _snapshot(net.suffix)
+    assert len([n for n in frozen_before if "running_mean" in n]) > 0  # BatchNorm buffers are checked too
+
+    x = load_images(data, np.arange(len(targets)), 32)
+    loader = _loader(x, targets, 8, transform=Augmentation().build(), shuffle=True)
+    trainer = Trainer(task, config.train, torch.device("cpu"))
+    optimizer_params = {id(p) for g in _param_groups(net, config.train) for p in g["params"]}
+    assert not optimizer_params & {id(p) for p in net.prefix.parameters()}
+    trainer.fit(net, loader, loader)
+
+    assert not net.prefix.training  # stays in eval mode while the suffix trains
+    for name, before in frozen_before.items():
+        after = (dict(net.prefix.named_parameters()) | dict(net.prefix.named_buffers()))[name]
+        assert torch.equal(before, after), f"{strategy}: frozen tensor {name} changed"
+        assert not after.requires_grad
+    changed = [n for n, v in _snapshot(net.suffix).items() if not torch.equal(v, trainable_before[n])]
+    assert any("head" in n for n in changed), "the classifier did not train"
+    if strategy != "linear":
+        assert any(n.startswith("layers.") and "running_mean" in n for n in changed), "tuned BatchNorm did not update"
