@@ -19,7 +19,7 @@ TINY = {"input_size": 32}
 
 
 def shape_image(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarray:
-    """A gray image: noise with a bright disk or a bright square at a random place."""
+    """A gray image: noise with a bright disk or a dimmer square at a random place."""
     img = rng.normal(70, 20, (size, size))
     r = size // 5
     cy, cx = rng.integers(r + 2, size - r - 2, 2)
@@ -28,11 +28,11 @@ def shape_image(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarr
         mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
     else:
         mask = (abs(yy - cy) <= r * 0.8) & (abs(xx - cx) <= r * 0.8)
-    img[mask] += 150
+    img[mask] += 150 if kind == "disk" else 90
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_shape_folder(root: Path, n_per_class: int = 20, seed: int = 0, classes=("disk", "square")) -> Path:
+def write_shape_folder(root: Path, n_per_class: int = 30, seed: int = 0, classes=("disk", "square")) -> Path:
     """``root/<class>/<i>.png`` with generated images."""
     rng = np.random.default_rng(seed)
     for c in classes:

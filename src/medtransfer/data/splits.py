@@ -46,7 +46,8 @@ def _groups(data: LabelledImages) -> np.ndarray:
 
 def _carve(idx: np.ndarray, strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split ``idx`` into (rest, one fold of about 1/n_splits), stratified and grouped."""
-    n_splits = max(2, min(n_splits, len(np.unique(groups[idx]))))
+    largest_stratum = np.unique(strata[idx], return_counts=True)[1].max()
+    n_splits = max(2, min(n_splits, len(np.unique(groups[idx])), largest_stratum))
     cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "least populated class has fewer members than n_splits"

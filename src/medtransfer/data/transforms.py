@@ -75,7 +75,7 @@ class Augmentation:
 
 def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
     """``uint8`` ``H×W[×3]`` array to a ``uint8`` ``C×size×size`` tensor (bicubic, anti-aliased, aspect not kept)."""
-    t = torch.from_numpy(np.ascontiguousarray(image))
+    t = torch.tensor(np.asarray(image))  # a copy: source arrays may be read-only
     t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
     if t.shape[-2:] != (size, size):
         t = F.interpolate(t[None].float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]

@@ -20,7 +20,7 @@ class TrainConfig:
     head_lr_multiplier: float = 10.0  # the paper gave the new last layer 10x the rate of the tuned layers
     weight_decay: float = 1e-4
     momentum: float = 0.9  # SGD only
-    warmup_epochs: int = 2
+    warmup_epochs: int = 2  # capped at epochs - 1
     patience: int | None = 12  # epochs without validation improvement before stopping; None: never stop early
     class_weighting: bool = True
     label_smoothing: float = 0.0
@@ -35,7 +35,7 @@ class TrainConfig:
             (self.head_lr_multiplier > 0, "head_lr_multiplier must be > 0"),
             (self.weight_decay >= 0, "weight_decay must be >= 0"),
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (0 <= self.warmup_epochs <= self.epochs, "warmup_epochs must be between 0 and epochs"),
+            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 (or None to never stop early)"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),

@@ -117,7 +117,7 @@ class Trainer:
         steps_per_epoch = len(train)  # type: ignore[arg-type]
         optimizer = build_optimizer(net, cfg)
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch)
+            optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, min(cfg.warmup_epochs, cfg.epochs - 1) * steps_per_epoch)
         )
         ema = None
         if cfg.ema_decay:
