@@ -2,11 +2,10 @@
 
 import json
 
-import pytest
-from PIL import Image
-
-from conftest import run_cli, shape_image, write_shape_folder
 import numpy as np
+import pytest
+from conftest import run_cli, shape_image, write_shape_folder
+from PIL import Image
 
 QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]
 

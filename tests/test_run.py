@@ -6,10 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from medtransfer import RunConfig, TrainConfig, TrainingDiverged, evaluate, load_model, train
-from medtransfer.run import _loader, build_network
+from medtransfer import (
+    RunConfig,
+    TrainConfig,
+    TrainingDiverged,
+    evaluate,
+    load_model,
+    train,
+)
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
+from medtransfer.run import _loader, build_network
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
 

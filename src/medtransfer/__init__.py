@@ -9,7 +9,12 @@ The Python API and the ``medtransfer`` command are two faces of one thing::
 
 from medtransfer.backbones import create_backbone, describe_groups
 from medtransfer.data import Augmentation, open_source, read_source
-from medtransfer.errors import ConfigError, DataError, MedTransferError, TrainingDiverged
+from medtransfer.errors import (
+    ConfigError,
+    DataError,
+    MedTransferError,
+    TrainingDiverged,
+)
 from medtransfer.run import RunConfig, RunResult, evaluate, train
 from medtransfer.saved_model import load_model
 from medtransfer.strategies import Strategy, layerwise_strategies, parse_strategy

@@ -86,6 +86,97 @@ def train(
     stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")
 
 
+def _split_list(text: str | None, cast, flag: str):
+    from medtransfer.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return [cast(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: give a comma-separated list") from None
+
+
+def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool) -> None:
+    from medtransfer.console import print_study, progress_bars, stdout
+    from medtransfer.study import Study
+
+    study = Study(config, out, device=device, new_folder=new_folder)
+    plan, pending = study.plan(), study.pending()
+    stdout.print(f"Study in {study.folder}: {len(plan)} trials ({len(study.strategies())} strategies × "
+                 f"{len(config.fractions)} training fractions × {len(config.seeds)} seeds); {len(plan) - len(pending)} "
+                 f"already done. Device: {study.device}.")
+    with progress_bars(not quiet) as progress:
+        log = progress.console.print if progress is not None else stdout.print
+        summary = study.run(progress=progress, log=log)
+    print_study(summary, study.folder)
+
+
+@app.command()
+def study(
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, or image folder.")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (rerun the same command to resume).")] = Path("studies/study"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
+    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
+    fractions: Annotated[Optional[str], typer.Option(help="Training fractions, e.g. 1,0.5,0.25,0.1.")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help="A count (3) or a list (0,1,2).")] = None,
+    backbone: Annotated[Optional[str], typer.Option(help="Any timm model name.")] = None,
+    weights: Annotated[Optional[str], typer.Option(help="imagenet or a .safetensors/.pth file.")] = None,
+    input_size: Annotated[Optional[int], typer.Option(help="Images are resized to this square size.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate of the tuned layers.")] = None,
+    checkpoints: Annotated[Optional[str], typer.Option(help="best (per strategy), all, or none.")] = None,
+    new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
+    device: DeviceOpt = "auto",
+    label_column: LabelColumnOpt = None,
+    path_column: PathColumnOpt = None,
+    window: WindowOpt = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Scratch vs. every fine-tuning depth × training-set sizes × seeds, with a recommended depth. Resumable."""
+    from medtransfer.errors import ConfigError
+    from medtransfer.study import StudyConfig
+
+    train_overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+    seed_list = None
+    if seeds is not None:
+        seed_list = _split_list(seeds, int, "--seeds")
+        if len(seed_list) == 1 and "," not in seeds:
+            seed_list = list(range(seed_list[0]))
+    overrides = {
+        "data": data, "strategies": _split_list(strategies, str, "--strategies"),
+        "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
+        "weights": weights, "input_size": input_size, "checkpoints": checkpoints,
+        "source_options": _source_options(label_column, path_column, window) or None,
+        "train": train_overrides or None,
+    }
+    if config is not None:
+        cfg = StudyConfig.from_yaml(config, **overrides)
+    else:
+        if data is None:
+            raise ConfigError("give --data (or --config with a 'data' entry)")
+        given = {k: v for k, v in overrides.items() if v is not None}
+        if "train" in given:
+            from medtransfer.training import TrainConfig
+
+            given["train"] = TrainConfig(**given["train"])
+        cfg = StudyConfig(**given)
+    _run_study(cfg, out, device, new_folder, quiet)
+
+
+@app.command()
+def demo(
+    data: Annotated[str, typer.Option("--data", "-d", help="BreastMNIST by name (medmnist cache) or a path.")] = "breastmnist",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Study folder.")] = Path("studies/demo"),
+    device: DeviceOpt = "auto",
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈10 minutes on a CPU)."""
+    from medtransfer.study.demo import demo_config
+
+    _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet)
+
+
 @app.command()
 def evaluate(
     run: Annotated[Path, typer.Argument(help="A run folder written by 'medtransfer train'.")],
@@ -149,11 +240,16 @@ def main() -> None:
     try:
         app()
     except MedTransferError as e:
+        from medtransfer.study import StudyInterrupted
+
         console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
-        sys.exit(2)
+        sys.exit(130 if isinstance(e, StudyInterrupted) else 2)
     except KeyboardInterrupt:
         console.print("interrupted.")
         sys.exit(130)
+    except OSError as e:  # disk full, permissions: one line, not a traceback
+        console.print(f"[bold red]error:[/bold red] {e.filename or ''}: {e.strerror or e}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,14 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -39,3 +46,44 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
     for name, m in metrics.items():
         table.add_row(name.replace("_", " "), f"{m['value']:.3f}", f"{m['ci_low']:.3f} – {m['ci_high']:.3f}")
     return table
+
+
+def study_table(summary) -> Table:
+    """Strategies (rows, shallow to deep) × training fractions (columns): mean test AUC (95 % CI)."""
+    table = Table(title="Test AUC by fine-tuning depth and training-set size (mean over seeds, 95 % CI)")
+    t = summary.table
+    fractions = sorted(t.fraction.unique(), reverse=True)
+    table.add_column("strategy")
+    for f in fractions:
+        table.add_column(f"{f:.0%} of train", justify="right")
+    table.add_column("val AUC @ top", justify="right")
+    from medtransfer.study.summary import strategy_order
+
+    for strategy in sorted(t.strategy.unique(), key=strategy_order):
+        cells = []
+        for f in fractions:
+            row = t[(t.strategy == strategy) & (t.fraction == f)]
+            cells.append("–" if row.empty else
+                         f"{row.test_auc.iloc[0]:.3f} ({row.test_auc_low.iloc[0]:.2f}–{row.test_auc_high.iloc[0]:.2f})")
+        top = t[(t.strategy == strategy) & (t.fraction == fractions[0])]
+        mark = " ★" if strategy == summary.recommended else ""
+        table.add_row(f"{strategy}{mark}", *cells, "–" if top.empty else f"{top.val_auc.iloc[0]:.3f}")
+    return table
+
+
+def print_study(summary, folder) -> None:
+    stdout.print(study_table(summary))
+    if summary.recommended:
+        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (best mean validation AUC at "
+                     f"{summary.recommended_fraction:.0%} of the training data; the test split was not used to choose).")
+    for c in summary.comparisons:
+        stdout.print("  • " + c.sentence())
+    if summary.scratch_vs_best:
+        stdout.print("Fine-tuning against scratch, at each training-set size:")
+        for c in summary.scratch_vs_best:
+            stdout.print("  • " + c.sentence())
+    if len(summary.failed):
+        stdout.print(f"[red]{len(summary.failed)} trial(s) failed:[/red]")
+        for r in summary.failed.itertuples():
+            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}")
+    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv, models/")

@@ -20,12 +20,19 @@ import torch
 from torch.utils.data import DataLoader
 
 from medtransfer.backbones import DEFAULT_BACKBONE, create_backbone
-from medtransfer.data import Augmentation, ImageTensorDataset, LabelledImages, load_images, make_split, open_source
+from medtransfer.data import (
+    Augmentation,
+    ImageTensorDataset,
+    LabelledImages,
+    load_images,
+    make_split,
+    open_source,
+)
 from medtransfer.data.splits import DataSplit, check_split, training_subset
 from medtransfer.errors import ConfigError, DataError, TrainingDiverged
+from medtransfer.files import atomic_write
 from medtransfer.networks import TransferNet
 from medtransfer.report import plot_training_curve
-from medtransfer.files import atomic_write
 from medtransfer.saved_model import load_model, save_model
 from medtransfer.strategies import Strategy, parse_strategy
 from medtransfer.tasks import ClassificationTask, balanced_class_weights
@@ -140,7 +147,8 @@ def build_network(config: RunConfig, strategy: Strategy, data: LabelledImages, t
     """The backbone (seeded), the task and the network cut for ``strategy``."""
     seed_everything(config.seed)
     weights = config.weights if strategy.pretrained else "scratch"
-    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes)
+    options = {k: v for k, v in (("drop_rate", config.train.drop_rate), ("drop_path_rate", config.train.drop_path_rate)) if v}
+    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **options)
     strategy.validate(backbone.num_groups)
     weights_vec = balanced_class_weights(train_targets, data.num_classes, data.label_kind) if config.train.class_weighting else None
     task = ClassificationTask(data.class_names, data.label_kind, weights_vec, label_smoothing=config.train.label_smoothing)
@@ -168,36 +176,61 @@ def _predictions_csv(indices: np.ndarray, targets: np.ndarray, probs: np.ndarray
     return buf.getvalue()
 
 
-def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = None, progress=None) -> RunResult:
-    """Train one network as ``config`` says and write the run folder ``out``.
+@dataclass
+class TrialImages:
+    """The images of one dataset, decoded and resized once, shared by every trial of a study."""
 
-    The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
-    ``test_predictions.csv``. On a non-finite loss the best checkpoint is kept there and
-    :class:`~medtransfer.errors.TrainingDiverged` is raised.
-    """
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{out}: cannot create the run folder ({e.strerror})") from None
-    started = time.perf_counter()
+    images: torch.Tensor  # uint8 N×C×S×S, indexed like data.samples (only split members are loaded)
+    targets: np.ndarray
+    index: dict[int, int]  # sample index -> row of ``images``
+
+    @classmethod
+    def load(cls, prepared: PreparedData, size: int, progress=None) -> TrialImages:
+        idx = np.concatenate([prepared.split.train, prepared.split.val, prepared.split.test])
+        bar = progress.add_task("loading images", total=len(idx)) if progress else None
+        tick = (lambda: progress.advance(bar)) if progress else None
+        images = load_images(prepared.data, idx, size, progress=tick)
+        if bar is not None:
+            progress.remove_task(bar)
+        return cls(images, prepared.data.targets(), {int(i): r for r, i in enumerate(idx)})
+
+    def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+        r = torch.as_tensor([self.index[int(i)] for i in indices], dtype=torch.long)
+        return self.images[r], self.targets[np.asarray(indices)]
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial produced, before anything is written."""
+
+    strategy: Strategy
+    fit: FitResult
+    test_probs: np.ndarray
+    test_targets: np.ndarray
+    val_score: float
+    test_metrics: dict
+    net: TransferNet
+    backbone_model: torch.nn.Module
+    spec: dict
+    device: str
+    diverged: TrainingDiverged | None = None
+    trainable_parameters: int = 0
+
+
+def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
+              on_best=None) -> TrialOutcome:
+    """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best."""
     strategy = parse_strategy(config.strategy)
     device = resolve_device(config.device)
-    prepared = prepare_data(config, data)
     data = prepared.data
-    targets = data.targets()
-    backbone, task, net = build_network(config, strategy, data, targets[prepared.train_idx])
-
-    sizes = config.input_size
-    train_x = load_images(data, prepared.train_idx, sizes)
-    val_x = load_images(data, prepared.split.val, sizes)
-    test_x = load_images(data, prepared.split.test, sizes)
+    train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
+    check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
+    backbone, task, net = build_network(config, strategy, data, data.targets()[train_idx])
     bs = config.train.batch_size
     aug = Augmentation.preset(config.augmentation)
-    train_loader = _loader(train_x, targets[prepared.train_idx], bs, transform=aug.build(), shuffle=True, seed=config.seed)
-    val_loader = _loader(val_x, targets[prepared.split.val], 2 * bs)
-    test_loader = _loader(test_x, targets[prepared.split.test], 2 * bs)
-
+    train_loader = _loader(*images.rows(train_idx), bs, transform=aug.build(), shuffle=True, seed=config.seed)
+    val_loader = _loader(*images.rows(prepared.split.val), 2 * bs)
+    test_loader = _loader(*images.rows(prepared.split.test), 2 * bs)
     spec = {
         "task": task.name,
         "backbone": config.backbone,
@@ -214,43 +247,71 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
         "mean": list(backbone.mean),
         "std": list(backbone.std),
     }
-
-    def on_best(net_: TransferNet, epoch: int) -> None:
-        save_model(out, net_, backbone.model, {**spec, "epoch": epoch})
-
+    callback = (lambda _net, epoch: on_best(backbone.model, epoch, spec)) if on_best else None
     trainer = Trainer(task, config.train, device, progress=progress)
     diverged: TrainingDiverged | None = None
     try:
-        fit = trainer.fit(net, train_loader, val_loader, on_best=on_best)
+        fit = trainer.fit(net, train_loader, val_loader, on_best=callback)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     val_probs, val_targets, _ = trainer.predict(net, val_loader)
     test_probs, test_targets, _ = trainer.predict(net, test_loader)
+    return TrialOutcome(
+        strategy=strategy, fit=fit, test_probs=test_probs, test_targets=test_targets,
+        val_score=task.score(val_probs, val_targets), test_metrics=task.evaluate(test_probs, test_targets, seed=config.seed),
+        net=net, backbone_model=backbone.model, spec=spec, device=str(device), diverged=diverged,
+        trainable_parameters=sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
+    )
+
+
+def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = None, progress=None) -> RunResult:
+    """Train one network as ``config`` says and write the run folder ``out``.
+
+    The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
+    ``test_predictions.csv``. On a non-finite loss the best checkpoint is kept there and
+    :class:`~medtransfer.errors.TrainingDiverged` is raised.
+    """
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{out}: cannot create the run folder ({e.strerror})") from None
+    started = time.perf_counter()
+    resolve_device(config.device)  # a bad --device fails before the data is read
+    prepared = prepare_data(config, data)
+    images = TrialImages.load(prepared, config.input_size, progress)
+
+    def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
+        save_model(out, model, {**spec, "epoch": epoch})
+
+    outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best)
+    fit = outcome.fit
     metrics = {
-        "strategy": strategy.name,
+        "strategy": outcome.strategy.name,
         "seed": config.seed,
         "train_fraction": config.train_fraction,
-        "test": task.evaluate(test_probs, test_targets, seed=config.seed),
-        "val": {task.selection_metric: task.score(val_probs, val_targets)},
+        "test": outcome.test_metrics,
+        "val": {"auc": outcome.val_score},
         "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history),
         "stopped": fit.stopped,
         "train_seconds": fit.seconds,
         "total_seconds": time.perf_counter() - started,
-        "trainable_parameters": sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
-        "device": str(device),
+        "trainable_parameters": outcome.trainable_parameters,
+        "device": outcome.device,
         "data": prepared.card(),
         "config": config.to_dict(),
         "environment": environment(),
     }
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write(out / "history.csv", _history_csv(fit.history))
-    atomic_write(out / "test_predictions.csv", _predictions_csv(prepared.split.test, test_targets, test_probs, data.class_names))
+    atomic_write(out / "test_predictions.csv",
+                 _predictions_csv(prepared.split.test, outcome.test_targets, outcome.test_probs, prepared.data.class_names))
     if fit.history:
-        plot_training_curve(fit.history, out / "curve.png", metric=task.selection_metric,
-                            title=f"{data.name} · {config.backbone} · {strategy.name} · seed {config.seed}")
-    if diverged is not None:
-        raise diverged
+        plot_training_curve(fit.history, out / "curve.png", metric="auc",
+                            title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · seed {config.seed}")
+    if outcome.diverged is not None:
+        raise outcome.diverged
     return RunResult(out=out, metrics=metrics, fit=fit)
 
 

@@ -34,8 +34,8 @@ class SavedModel:
         return int(self.spec["input_size"])
 
 
-def save_model(run_dir: Path, net: TransferNet, model: torch.nn.Module, spec: dict) -> None:
-    """Store ``model``'s state (the timm model inside ``net``) and ``spec`` in ``run_dir``."""
+def save_model(run_dir: Path, model: torch.nn.Module, spec: dict) -> None:
+    """Store ``model``'s state (the timm model inside a network) and ``spec`` in ``run_dir``."""
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

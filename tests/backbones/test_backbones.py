@@ -19,7 +19,6 @@ def test_efficientnet_lite0_has_eight_ordered_groups():
 
 
 def test_groups_run_in_sequence_like_the_model():
-    b = create_backbone("resnet18", weights="scratch", num_classes=2).model.eval()
     b2 = create_backbone("resnet18", weights="scratch", num_classes=2)
     b2.model.eval()
     x = torch.randn(2, 3, 64, 64)

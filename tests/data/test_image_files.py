@@ -18,7 +18,11 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from medtransfer.data.sources.image_files import IMAGE_SUFFIXES, is_image_file, read_image_file
+from medtransfer.data.sources.image_files import (
+    IMAGE_SUFFIXES,
+    is_image_file,
+    read_image_file,
+)
 from medtransfer.errors import ConfigError, DataError
 
 

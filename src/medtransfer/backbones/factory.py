@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from medtransfer.backbones.groups import LayerGroup, TimmHead, check_sequential, layer_groups
+from medtransfer.backbones.groups import (
+    LayerGroup,
+    TimmHead,
+    check_sequential,
+    layer_groups,
+)
 from medtransfer.backbones.weights import BUNDLED, initialise
 from medtransfer.errors import ConfigError, did_you_mean
 
@@ -49,13 +54,17 @@ def _check_name(name: str) -> None:
         )
 
 
-def create_backbone(name: str = DEFAULT_BACKBONE, weights: str = "imagenet", num_classes: int = 2) -> Backbone:
-    """Build ``name`` with ``weights`` ('imagenet', 'scratch' or a file path) and a new ``num_classes`` classifier."""
+def create_backbone(name: str = DEFAULT_BACKBONE, weights: str = "imagenet", num_classes: int = 2,
+                    **model_options) -> Backbone:
+    """Build ``name`` with ``weights`` ('imagenet', 'scratch' or a file path) and a new ``num_classes`` classifier.
+
+    ``model_options`` go to ``timm.create_model`` (e.g. ``drop_rate``, ``drop_path_rate``).
+    """
     import timm
     from timm.data import resolve_data_config
 
     _check_name(name)
-    model = timm.create_model(name, pretrained=False)
+    model = timm.create_model(name, pretrained=False, **model_options)
     classifier = model.pretrained_cfg.get("classifier", "classifier")
     described = initialise(model, name, weights, classifier)
     model.reset_classifier(num_classes)

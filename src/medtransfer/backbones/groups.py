@@ -16,7 +16,6 @@ from torch import nn
 
 from medtransfer.errors import ConfigError
 
-
 SUPPORTED_HINT = "choose another backbone (EfficientNet/-Lite, ResNet, RegNet, DenseNet families work)."
 
 

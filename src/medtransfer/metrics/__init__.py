@@ -1,5 +1,10 @@
 """Metrics, each with a bootstrap confidence interval."""
 
-from medtransfer.metrics.classification import METRICS, auc_score, bootstrap_metrics, classification_metrics
+from medtransfer.metrics.classification import (
+    METRICS,
+    auc_score,
+    bootstrap_metrics,
+    classification_metrics,
+)
 
 __all__ = ["METRICS", "auc_score", "bootstrap_metrics", "classification_metrics"]

@@ -18,6 +18,7 @@ class TrainConfig:
     optimizer: str = "adamw"
     lr: float = 1e-3
     head_lr_multiplier: float = 10.0  # the paper gave the new last layer 10x the rate of the tuned layers
+    layer_decay: float = 1.0  # each trainable group gets this times the rate of the group above it
     weight_decay: float = 1e-4
     momentum: float = 0.9  # SGD only
     warmup_epochs: int = 2  # capped at epochs - 1
@@ -25,6 +26,8 @@ class TrainConfig:
     class_weighting: bool = True
     label_smoothing: float = 0.0
     ema_decay: float | None = None
+    drop_rate: float = 0.0  # dropout before the classifier
+    drop_path_rate: float = 0.0  # stochastic depth in the backbone, where the architecture has it
 
     def __post_init__(self) -> None:
         checks = [
@@ -39,6 +42,8 @@ class TrainConfig:
             (self.patience is None or self.patience >= 1, "patience must be >= 1 (or None to never stop early)"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
+            (0 < self.layer_decay <= 1, "layer_decay must be in (0, 1]"),
+            (0 <= self.drop_rate < 1 and 0 <= self.drop_path_rate < 1, "drop_rate and drop_path_rate must be in [0, 1)"),
         ]
         for ok, message in checks:
             if not ok:

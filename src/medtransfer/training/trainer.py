@@ -37,9 +37,16 @@ class FitResult:
 
 
 def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
-    """Trainable backbone groups at ``lr``, the new head at ``lr * head_lr_multiplier``; no decay on norms/biases."""
+    """Per-group learning rates; no weight decay on norms and biases.
+
+    The new head gets ``lr * head_lr_multiplier``; the deepest trainable group ``lr``; each group below it
+    ``layer_decay`` times the rate of the one above.
+    """
+    layers = list(net.suffix.layers)
+    parts = [(m, cfg.lr * cfg.layer_decay ** (len(layers) - 1 - i)) for i, m in enumerate(layers)]
+    parts.append((net.suffix.head, cfg.lr * cfg.head_lr_multiplier))
     groups = []
-    for part, lr in ((net.suffix.layers, cfg.lr), (net.suffix.head, cfg.lr * cfg.head_lr_multiplier)):
+    for part, lr in parts:
         decay = [p for p in part.parameters() if p.requires_grad and p.ndim > 1]
         no_decay = [p for p in part.parameters() if p.requires_grad and p.ndim <= 1]
         groups += [
@@ -158,7 +165,7 @@ class Trainer:
                     "train_loss": total / max(n, 1),
                     "val_loss": val_loss,
                     f"val_{self.task.selection_metric}": score,
-                    "lr": optimizer.param_groups[0]["lr"],
+                    "lr": optimizer.param_groups[-1]["lr"] / cfg.head_lr_multiplier,
                     "seconds": time.perf_counter() - t0,
                 }
                 result.history.append(record)

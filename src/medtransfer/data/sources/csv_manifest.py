@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from medtransfer.data.sources.base import SPLITS, LabelledImages, Sample, Source, register_source
+from medtransfer.data.sources.base import (
+    SPLITS,
+    LabelledImages,
+    Sample,
+    Source,
+    register_source,
+)
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import read_image_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean

@@ -10,8 +10,18 @@ import os
 from functools import partial
 from pathlib import Path
 
-from medtransfer.data.sources.base import SPLITS, LabelledImages, Sample, Source, register_source
-from medtransfer.data.sources.image_files import IMAGE_SUFFIXES, is_image_file, read_image_file
+from medtransfer.data.sources.base import (
+    SPLITS,
+    LabelledImages,
+    Sample,
+    Source,
+    register_source,
+)
+from medtransfer.data.sources.image_files import (
+    IMAGE_SUFFIXES,
+    is_image_file,
+    read_image_file,
+)
 from medtransfer.errors import DataError
 
 #: Folder or CSV split names (lower case) and the split they stand for.

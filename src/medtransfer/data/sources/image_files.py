@@ -14,7 +14,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medtransfer.data.sources.base import to_uint8_image
-from medtransfer.data.sources.dicom import DICOM_SUFFIXES, check_window, has_dicom_preamble, read_dicom
+from medtransfer.data.sources.dicom import (
+    DICOM_SUFFIXES,
+    check_window,
+    has_dicom_preamble,
+    read_dicom,
+)
 from medtransfer.errors import DataError
 
 #: Suffixes (lower case) of the files read by Pillow.

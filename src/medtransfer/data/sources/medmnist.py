@@ -9,7 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from medtransfer.data.sources.base import LabelledImages, Sample, Source, register_source, to_uint8_image
+from medtransfer.data.sources.base import (
+    LabelledImages,
+    Sample,
+    Source,
+    register_source,
+    to_uint8_image,
+)
 from medtransfer.errors import DataError, did_you_mean
 
 _NAME = re.compile(r"^(?P<flag>[a-z]+mnist(?:3d)?)(?:_(?P<size>\d+))?$")

@@ -1,0 +1,14 @@
+"""The demo: the whole layer-wise study on BreastMNIST, on a grid small enough for 10 minutes on 2 CPU cores."""
+
+from __future__ import annotations
+
+from medtransfer.study.config import StudyConfig
+from medtransfer.training import TrainConfig
+
+#: every strategy, 2 training-set sizes, 1 seed; short schedules at a small input size (measured in the README).
+DEMO_INPUT_SIZE = 64
+DEMO_TRAIN = TrainConfig(epochs=12, patience=6, warmup_epochs=1)
+
+
+def demo_config(data: str = "breastmnist") -> StudyConfig:
+    return StudyConfig(data=data, input_size=DEMO_INPUT_SIZE, fractions=[1.0, 0.25], seeds=[0], train=DEMO_TRAIN)
