@@ -7,6 +7,7 @@ This is the unit a study repeats for every (strategy, training fraction, seed). 
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import platform
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from medtransfer.backbones import DEFAULT_BACKBONE, create_backbone
+from medtransfer.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
+from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images_fingerprint
 from medtransfer.data import (
     Augmentation,
     ImageTensorDataset,
@@ -59,8 +61,15 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     device: str = "auto"
     source_options: dict = field(default_factory=dict)
+    cache: bool = True  # frozen-prefix cache for linear / tune:K
+    cache_views: int = 8  # augmented views cached per training image (1 when augmentation is off)
+    cache_dtype: str = "float16"
 
     def __post_init__(self) -> None:
+        if self.cache_dtype not in ("float16", "float32"):
+            raise ConfigError(f"cache_dtype {self.cache_dtype!r} must be float16 or float32")
+        if self.cache_views < 1:
+            raise ConfigError(f"cache_views {self.cache_views} must be >= 1")
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
         self.strategy = parse_strategy(self.strategy).name
@@ -194,6 +203,10 @@ class TrialImages:
             progress.remove_task(bar)
         return cls(images, prepared.data.targets(), {int(i): r for r, i in enumerate(idx)})
 
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return images_fingerprint(self.images)
+
     def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         r = torch.as_tensor([self.index[int(i)] for i in indices], dtype=torch.long)
         return self.images[r], self.targets[np.asarray(indices)]
@@ -217,8 +230,42 @@ class TrialOutcome:
     trainable_parameters: int = 0
 
 
+def cache_views(config: RunConfig) -> int:
+    return config.cache_views if Augmentation.preset(config.augmentation).enabled else 1
+
+
+def cache_key(config: RunConfig, backbone: Backbone, images: TrialImages) -> CacheKey:
+    weights = config.weights
+    if weights not in ("imagenet", "scratch") and Path(weights).is_file():
+        stat = Path(weights).stat()
+        weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return CacheKey(backbone=config.backbone, weights=weights, input_size=config.input_size, mean=backbone.mean,
+                    std=backbone.std, augmentation=config.augmentation, views=cache_views(config),
+                    images=images.fingerprint)
+
+
+def build_cache(config: RunConfig, prepared: PreparedData, images: TrialImages, strategies: list[Strategy], *,
+                memory_budget: int | None = None, spill_dir: Path | None = None, progress=None,
+                log=None) -> FrozenPrefixCache | None:
+    """One pass of the pre-trained backbone over the images, keeping every boundary ``strategies`` read at."""
+    cacheable = [s for s in strategies if s.kind in ("linear", "tune")]
+    if not config.cache or not cacheable:
+        return None
+    options = {"drop_rate": config.train.drop_rate} if config.train.drop_rate else {}
+    backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes, **options)
+    boundaries = [s.frozen_groups(backbone.num_groups) for s in cacheable]
+    cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), boundaries, views=cache_views(config),
+                              dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
+    eval_idx = np.concatenate([prepared.split.val, prepared.split.test])
+    ok = cache.build(images.images, prepared.split.train, eval_idx, images.index,
+                     Augmentation.preset(config.augmentation), seed=config.split_seed, progress=progress)
+    if cache.notice and log is not None:
+        log(cache.notice)
+    return cache if ok else None
+
+
 def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
-              on_best=None) -> TrialOutcome:
+              on_best=None, cache: FrozenPrefixCache | None = None) -> TrialOutcome:
     """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best."""
     strategy = parse_strategy(config.strategy)
     device = resolve_device(config.device)
@@ -227,10 +274,22 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
     backbone, task, net = build_network(config, strategy, data, data.targets()[train_idx])
     bs = config.train.batch_size
-    aug = Augmentation.preset(config.augmentation)
-    train_loader = _loader(*images.rows(train_idx), bs, transform=aug.build(), shuffle=True, seed=config.seed)
-    val_loader = _loader(*images.rows(prepared.split.val), 2 * bs)
-    test_loader = _loader(*images.rows(prepared.split.test), 2 * bs)
+    targets = data.targets()
+    k = net.num_frozen
+    cached = (cache is not None and strategy.kind in ("linear", "tune")
+              and cache.covers(cache_key(config, backbone, images), k))
+    if cached:
+        train_loader = cached_loader(cache.train_dataset(k, train_idx, targets[train_idx], config.seed), bs,
+                                     shuffle=True, seed=config.seed)
+        val_loader, test_loader = (
+            cached_loader(cache.eval_dataset(k, idx, targets[idx]), 2 * bs, shuffle=False, seed=0)
+            for idx in (prepared.split.val, prepared.split.test)
+        )
+    else:
+        aug = Augmentation.preset(config.augmentation)
+        train_loader = _loader(*images.rows(train_idx), bs, transform=aug.build(), shuffle=True, seed=config.seed)
+        val_loader = _loader(*images.rows(prepared.split.val), 2 * bs)
+        test_loader = _loader(*images.rows(prepared.split.test), 2 * bs)
     spec = {
         "task": task.name,
         "backbone": config.backbone,
@@ -251,11 +310,12 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     trainer = Trainer(task, config.train, device, progress=progress)
     diverged: TrainingDiverged | None = None
     try:
-        fit = trainer.fit(net, train_loader, val_loader, on_best=callback)
+        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
-    val_probs, val_targets, _ = trainer.predict(net, val_loader)
-    test_probs, test_targets, _ = trainer.predict(net, test_loader)
+    fit.cached = cached
+    val_probs, val_targets, _ = trainer.predict(net, val_loader, cached=cached)
+    test_probs, test_targets, _ = trainer.predict(net, test_loader, cached=cached)
     return TrialOutcome(
         strategy=strategy, fit=fit, test_probs=test_probs, test_targets=test_targets,
         val_score=task.score(val_probs, val_targets), test_metrics=task.evaluate(test_probs, test_targets, seed=config.seed),
@@ -284,7 +344,8 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
     def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
         save_model(out, model, {**spec, "epoch": epoch})
 
-    outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best)
+    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=print)
+    outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
     fit = outcome.fit
     metrics = {
         "strategy": outcome.strategy.name,
@@ -295,6 +356,7 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
         "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history),
         "stopped": fit.stopped,
+        "cached_prefix": fit.cached,
         "train_seconds": fit.seconds,
         "total_seconds": time.perf_counter() - started,
         "trainable_parameters": outcome.trainable_parameters,

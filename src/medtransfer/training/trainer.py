@@ -34,6 +34,7 @@ class FitResult:
     best_score: float = float("-inf")
     stopped: str = "completed"  # completed | early_stopped | diverged
     seconds: float = 0.0
+    cached: bool = False  # trained on cached prefix outputs
 
 
 def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:

@@ -1,0 +1,224 @@
+"""The frozen-prefix cache: compute the frozen layers once per image, not every epoch.
+
+In ``linear`` and ``tune:K`` trials the frozen prefix (normalisation + the bottom groups, BatchNorm in eval mode) is
+a fixed function of the image. One pass of the pre-trained backbone over the study's images stores the output at
+every group boundary the plan needs; each trial then reads the cache at its own boundary and trains only its
+suffix. With augmentation on, V augmented views of every training image are cached and each epoch draws one view
+per image at random; with augmentation off, exactly one view is cached. Validation and test images are cached
+un-augmented.
+
+Features are kept in RAM (float16 or float32) within a memory budget; past it they spill to a memory-mapped file,
+or, without a folder for one, the cache is not used (said in one line). ``scratch`` and ``full`` never use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from medtransfer.backbones import Backbone
+from medtransfer.data import Augmentation
+from medtransfer.networks import Normalize
+
+DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+def default_memory_budget() -> int:
+    """A quarter of the memory available now (bytes); 2 GiB when it cannot be read."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+        return info.get("MemAvailable", 8 << 30) // 4
+    except (OSError, ValueError, IndexError):
+        return 2 << 30
+
+
+def parse_memory(text: str | int | None) -> int:
+    """``'4GB'``, ``'512MB'``, ``'0.25'`` (share of available RAM) or bytes."""
+    from medtransfer.errors import ConfigError
+
+    if text is None:
+        return default_memory_budget()
+    if isinstance(text, int):
+        return text
+    t = str(text).strip().upper().removesuffix("B")
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        value = float(t)
+        return int(value * default_memory_budget() * 4) if value <= 1 else int(value)
+    except ValueError:
+        raise ConfigError(f"--cache-memory {text!r}: give a size like 4GB or 512MB, or a share like 0.25") from None
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """Everything that changes the prefix's output. A trial may read the cache only if its key is equal."""
+
+    backbone: str
+    weights: str
+    input_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augmentation: str
+    views: int
+    images: str  # fingerprint of the decoded, resized images
+
+    def digest(self) -> str:
+        return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
+
+
+def images_fingerprint(images: torch.Tensor) -> str:
+    h = hashlib.sha256()
+    h.update(str(tuple(images.shape)).encode())
+    h.update(images.contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class _Storage:
+    """One boundary's features: a tensor in RAM, or a memory-mapped file."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: torch.dtype, path: Path | None):
+        self.path = path
+        if path is None:
+            self.tensor = torch.empty(shape, dtype=dtype)
+        else:
+            np_dtype = np.float16 if dtype == torch.float16 else np.float32
+            self.array = np.lib.format.open_memmap(path, mode="w+", dtype=np_dtype, shape=shape)
+            self.tensor = torch.from_numpy(self.array)
+
+
+class FrozenPrefixCache:
+    """Prefix outputs at several group boundaries for the train (V views) and val/test images of a study."""
+
+    def __init__(self, backbone: Backbone, key: CacheKey, boundaries: list[int], *, views: int, dtype: str = "float16",
+                 memory_budget: int | None = None, spill_dir: str | Path | None = None):
+        self.backbone = backbone
+        self.key = key
+        self.boundaries = sorted(set(boundaries))
+        self.views = views
+        self.dtype = DTYPES[dtype]
+        self.memory_budget = default_memory_budget() if memory_budget is None else memory_budget
+        self.spill_dir = Path(spill_dir) if spill_dir is not None else None
+        self.train: dict[int, torch.Tensor] = {}  # boundary -> (N_train, V, C, H, W)
+        self.eval: dict[int, torch.Tensor] = {}  # boundary -> (N_eval, C, H, W)
+        self.train_rows: dict[int, int] = {}
+        self.eval_rows: dict[int, int] = {}
+        self.storage = "none"
+        self.notice = ""
+
+    # -- building ----------------------------------------------------------------------------------------
+    def _shapes(self, size: int, channels: int) -> dict[int, tuple[int, ...]]:
+        x = torch.zeros(1, channels, size, size, dtype=torch.uint8)
+        shapes = {}
+        with torch.no_grad():
+            y = Normalize(self.backbone.mean, self.backbone.std)(x)
+            for b, g in enumerate(self.backbone.groups, start=1):
+                y = g.module.eval()(y)
+                if b in self.boundaries:
+                    shapes[b] = tuple(y.shape[1:])
+        return shapes
+
+    def build(self, images: torch.Tensor, train_idx: np.ndarray, eval_idx: np.ndarray, index: dict[int, int],
+              augmentation: Augmentation, *, seed: int = 0, batch_size: int = 64, progress=None) -> bool:
+        """Compute every boundary in one pass. Returns False (with :attr:`notice`) if the cache cannot be used."""
+        shapes = self._shapes(images.shape[-1], images.shape[1])
+        n_train, n_eval = len(train_idx), len(eval_idx)
+        item = torch.tensor([], dtype=self.dtype).element_size()
+        need = sum(int(np.prod(s)) * item * (n_train * self.views + n_eval) for s in shapes.values())
+        spill = need > self.memory_budget
+        if spill and self.spill_dir is None:
+            self.notice = (f"frozen-prefix cache off: it needs {need / 2**30:.1f} GiB, over the "
+                           f"{self.memory_budget / 2**30:.1f} GiB budget (--cache-memory), and there is no folder to spill to")
+            return False
+        folder = None
+        if spill:
+            self.spill_dir.mkdir(parents=True, exist_ok=True)
+            folder = Path(tempfile.mkdtemp(prefix=f"prefix-{self.key.digest()}-", dir=self.spill_dir))
+            self.notice = f"frozen-prefix cache: {need / 2**30:.1f} GiB spilled to {folder}"
+        self.storage = "memmap" if spill else "ram"
+        for b, s in shapes.items():
+            self.train[b] = _Storage((n_train, self.views, *s), self.dtype, folder / f"train-{b}.npy" if folder else None).tensor
+            self.eval[b] = _Storage((n_eval, *s), self.dtype, folder / f"eval-{b}.npy" if folder else None).tensor
+        self.train_rows = {int(i): r for r, i in enumerate(train_idx)}
+        self.eval_rows = {int(i): r for r, i in enumerate(eval_idx)}
+
+        transform = augmentation.build() if self.views > 1 or augmentation.enabled else None
+        total = n_train * self.views + n_eval
+        bar = progress.add_task("caching frozen layers", total=total) if progress else None
+        rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)  # noqa: E731
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for v in range(self.views):
+                self._fill(images, rows(train_idx), transform, lambda b, sl, y: self.train[b][sl, v].copy_(y),
+                           batch_size, progress, bar)
+            self._fill(images, rows(eval_idx), None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
+        if bar is not None:
+            progress.remove_task(bar)
+        return True
+
+    @torch.no_grad()
+    def _fill(self, images, rows, transform, put, batch_size, progress, bar) -> None:
+        normalize = Normalize(self.backbone.mean, self.backbone.std)
+        groups = [g.module.eval() for g in self.backbone.groups[: max(self.boundaries)]]
+        for start in range(0, len(rows), batch_size):
+            x = images[rows[start:start + batch_size]]
+            if transform is not None:
+                x = torch.stack([transform(im) for im in x])
+            y = normalize(x)
+            sl = slice(start, start + len(x))
+            for b, g in enumerate(groups, start=1):
+                y = g(y)
+                if b in self.train:
+                    put(b, sl, y.to(self.dtype))
+            if bar is not None:
+                progress.advance(bar, len(x))
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def covers(self, key: CacheKey, boundary: int) -> bool:
+        return key == self.key and boundary in self.train
+
+    def train_dataset(self, boundary: int, indices: np.ndarray, targets: np.ndarray, seed: int) -> Dataset:
+        rows = torch.as_tensor([self.train_rows[int(i)] for i in indices], dtype=torch.long)
+        return _CachedViews(self.train[boundary], rows, targets, self.views, seed)
+
+    def eval_dataset(self, boundary: int, indices: np.ndarray, targets: np.ndarray) -> Dataset:
+        rows = torch.as_tensor([self.eval_rows[int(i)] for i in indices], dtype=torch.long)
+        return _CachedViews(self.eval[boundary][:, None], rows, targets, 1, 0)
+
+
+class _CachedViews(Dataset):
+    """``(features, target)``; for training, one of the V cached views drawn at random on each access."""
+
+    def __init__(self, features: torch.Tensor, rows: torch.Tensor, targets: np.ndarray, views: int, seed: int):
+        self.features, self.rows, self.views = features, rows, views
+        self.targets = torch.as_tensor(np.asarray(targets))
+        self.generator = torch.Generator().manual_seed(seed + 7919)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int):
+        v = int(torch.randint(self.views, (1,), generator=self.generator)) if self.views > 1 else 0
+        return self.features[self.rows[i], v].float(), self.targets[i]
+
+
+def cached_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
+    """Batches in the same order as the image loader with the same seed (same sampler, same generator)."""
+    g = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g,
+                      drop_last=shuffle and len(dataset) > batch_size, collate_fn=_collate)
+
+
+def _collate(batch):
+    x = torch.stack([b[0] for b in batch]).contiguous(memory_format=torch.channels_last)
+    return x, torch.stack([b[1] for b in batch])
+
+
