@@ -97,11 +97,12 @@ def _split_list(text: str | None, cast, flag: str):
         raise ConfigError(f"{flag} {text!r}: give a comma-separated list") from None
 
 
-def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool) -> None:
+def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None) -> None:
+    from medtransfer.cache import parse_memory
     from medtransfer.console import print_study, progress_bars, stdout
     from medtransfer.study import Study
 
-    study = Study(config, out, device=device, new_folder=new_folder)
+    study = Study(config, out, device=device, new_folder=new_folder, cache_memory=parse_memory(cache_memory))
     plan, pending = study.plan(), study.pending()
     stdout.print(f"Study in {study.folder}: {len(plan)} trials ({len(study.strategies())} strategies × "
                  f"{len(config.fractions)} training fractions × {len(config.seeds)} seeds); {len(plan) - len(pending)} "
@@ -110,6 +111,9 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool) ->
         log = progress.console.print if progress is not None else stdout.print
         summary = study.run(progress=progress, log=log)
     print_study(summary, study.folder)
+    from medtransfer.report import write_report
+
+    stdout.print(f"Report: {write_report(study.folder)}")
 
 
 @app.command()
@@ -127,6 +131,9 @@ def study(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the tuned layers.")] = None,
     checkpoints: Annotated[Optional[str], typer.Option(help="best (per strategy), all, or none.")] = None,
     new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
+    cache: Annotated[Optional[bool], typer.Option("--cache/--no-cache", help="Compute frozen layers once (default on).")] = None,
+    cache_views: Annotated[Optional[int], typer.Option(help="Augmented views cached per training image (default 8).")] = None,
+    cache_memory: Annotated[Optional[str], typer.Option(help="RAM for the cache, e.g. 4GB or 0.25 (default: a quarter of free RAM).")] = None,
     device: DeviceOpt = "auto",
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
@@ -146,7 +153,8 @@ def study(
     overrides = {
         "data": data, "strategies": _split_list(strategies, str, "--strategies"),
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
-        "weights": weights, "input_size": input_size, "checkpoints": checkpoints,
+        "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
+        "cache_views": cache_views,
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
     }
@@ -161,7 +169,7 @@ def study(
 
             given["train"] = TrainConfig(**given["train"])
         cfg = StudyConfig(**given)
-    _run_study(cfg, out, device, new_folder, quiet)
+    _run_study(cfg, out, device, new_folder, quiet, cache_memory=cache_memory)
 
 
 @app.command()
@@ -175,6 +183,18 @@ def demo(
     from medtransfer.study.demo import demo_config
 
     _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet)
+
+
+@app.command()
+def report(
+    study_dir: Annotated[Path, typer.Argument(help="A study folder written by 'medtransfer study'.")],
+    show_filenames: Annotated[bool, typer.Option(help="Name the image files shown in the heat maps.")] = False,
+) -> None:
+    """Write STUDY_DIR/report.html: the answers, the recommendation, tables and figures, in one self-contained page."""
+    from medtransfer.console import stdout
+    from medtransfer.report import write_report
+
+    stdout.print(f"Report: {write_report(study_dir, show_filenames=show_filenames)}")
 
 
 @app.command()

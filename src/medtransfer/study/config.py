@@ -41,6 +41,9 @@ class StudyConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoints: str = "best"
     source_options: dict = field(default_factory=dict)
+    cache: bool = True  # frozen-prefix cache for linear / tune:K trials
+    cache_views: int = 8
+    cache_dtype: str = "float16"
 
     def __post_init__(self) -> None:
         if isinstance(self.train, dict):
@@ -74,6 +77,10 @@ class StudyConfig:
             Augmentation.preset(self.augmentation)
         except ConfigError as e:
             errors.append(str(e))
+        if self.cache_dtype not in ("float16", "float32"):
+            errors.append(f"cache_dtype {self.cache_dtype!r} must be float16 or float32")
+        if not isinstance(self.cache_views, int) or self.cache_views < 1:
+            errors.append(f"cache_views {self.cache_views!r} must be an integer >= 1")
         if not 16 <= self.input_size <= 1024:
             errors.append(f"input_size {self.input_size} must be between 16 and 1024 pixels")
         if errors:
@@ -122,6 +129,7 @@ class StudyConfig:
             data=self.data, strategy=strategy, backbone=self.backbone, weights=self.weights,
             input_size=self.input_size, seed=seed, train_fraction=fraction, split_seed=self.split_seed,
             augmentation=self.augmentation, train=self.train, device=device, source_options=self.source_options,
+            cache=self.cache, cache_views=self.cache_views, cache_dtype=self.cache_dtype,
         )
 
 

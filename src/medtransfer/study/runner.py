@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import pandas as pd
 from medtransfer.backbones import create_backbone
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.files import StorageError, atomic_write
-from medtransfer.run import PreparedData, RunConfig, TrialImages, environment, prepare_data, run_trial
+from medtransfer.run import PreparedData, RunConfig, TrialImages, build_cache, environment, prepare_data, run_trial
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
@@ -60,8 +61,10 @@ class Study:
     writes to ``folder-2`` (``-3``, …) instead. Results of two configurations are never mixed.
     """
 
-    def __init__(self, config: StudyConfig, folder: str | Path, *, device: str = "auto", new_folder: bool = False):
+    def __init__(self, config: StudyConfig, folder: str | Path, *, device: str = "auto", new_folder: bool = False,
+                 cache_memory: int | None = None):
         self.config = config
+        self.cache_memory = cache_memory
         self.device = str(resolve_device(device))
         self.folder = self._choose_folder(Path(folder), new_folder)
         self.store = StudyStore(self.folder)
@@ -119,22 +122,33 @@ class Study:
             prepared = prepare_data(self._run_config(pending[0]))
             images = TrialImages.load(prepared, self.config.input_size, progress)
             self.store.set_meta("data", prepared.card() | {"source": str(self.config.data)})
+            started = time.perf_counter()
+            cache = build_cache(self._run_config(pending[0]), prepared, images,
+                                [parse_strategy(t.strategy) for t in pending], memory_budget=self.cache_memory,
+                                spill_dir=self.folder / "cache", progress=progress, log=log)
+            if cache is not None:
+                log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
+                    f"({cache.storage})")
             overall = progress.add_task("trials", total=len(plan), completed=len(plan) - len(pending)) if progress else None
-            for trial in pending:
+            try:
+                for trial in pending:
+                    if progress is not None:
+                        progress.update(overall, description=f"trials · {trial.label()}")
+                    try:
+                        self._run_one(trial, prepared, images, progress, log, cache)
+                    except KeyboardInterrupt:
+                        done = len(self.store.finished_ids())
+                        raise StudyInterrupted(
+                            f"interrupted: {done} of {len(plan)} trials are saved in {self.folder}; the trial in flight "
+                            f"({trial.label()}) was not. Run the same command again to resume."
+                        ) from None
+                    if progress is not None:
+                        progress.advance(overall)
+            finally:
                 if progress is not None:
-                    progress.update(overall, description=f"trials · {trial.label()}")
-                try:
-                    self._run_one(trial, prepared, images, progress, log)
-                except KeyboardInterrupt:
-                    done = len(self.store.finished_ids())
-                    raise StudyInterrupted(
-                        f"interrupted: {done} of {len(plan)} trials are saved in {self.folder}; the trial in flight "
-                        f"({trial.label()}) was not. Run the same command again to resume."
-                    ) from None
-                if progress is not None:
-                    progress.advance(overall)
-            if progress is not None:
-                progress.remove_task(overall)
+                    progress.remove_task(overall)
+                if cache is not None and cache.storage == "memmap":
+                    shutil.rmtree(self.folder / "cache", ignore_errors=True)
         summary = self.summary()
         self._write_summary(summary)
         return summary
@@ -142,10 +156,10 @@ class Study:
     def _run_config(self, trial: Trial) -> RunConfig:
         return self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
 
-    def _run_one(self, trial: Trial, prepared: PreparedData, images: TrialImages, progress, log) -> None:
+    def _run_one(self, trial: Trial, prepared: PreparedData, images: TrialImages, progress, log, cache) -> None:
         started = time.perf_counter()
         try:
-            outcome = run_trial(self._run_config(trial), prepared, images, progress=progress)
+            outcome = run_trial(self._run_config(trial), prepared, images, progress=progress, cache=cache)
         except (KeyboardInterrupt, StorageError, StoreError):
             raise
         except Exception as e:  # a failed trial is recorded and the study goes on

@@ -142,6 +142,7 @@ class Trainer:
                 t0 = time.perf_counter()
                 net.train()  # the prefix stays in eval mode whatever is asked of it
                 total, n = 0.0, 0
+                t_train = time.perf_counter()
                 for x, y in train:
                     out = net.suffix(self._inputs(net, x, cached))
                     y = y.to(self.device)
@@ -158,6 +159,7 @@ class Trainer:
                     n += len(y)
                     if bar is not None:
                         self.progress.update(bar, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {total / n:.3f}")
+                train_seconds = time.perf_counter() - t_train
                 evaluated = ema.module if ema is not None else net.suffix
                 probs, targets, val_loss = self.predict(net, val, cached=cached, suffix=evaluated)
                 score = self.task.score(probs, targets)
@@ -168,6 +170,8 @@ class Trainer:
                     f"val_{self.task.selection_metric}": score,
                     "lr": optimizer.param_groups[-1]["lr"] / cfg.head_lr_multiplier,
                     "seconds": time.perf_counter() - t0,
+                    "train_seconds": train_seconds,
+                    "train_images": n,
                 }
                 result.history.append(record)
                 improved = np.isfinite(score) and score > result.best_score
@@ -175,10 +179,10 @@ class Trainer:
                     result.best_epoch, result.best_score = epoch, float(score) if np.isfinite(score) else result.best_score
                     best_state = copy.deepcopy(evaluated.state_dict())
                     since_best = 0
-                    if ema is not None:
-                        net.suffix.load_state_dict(best_state)  # what is saved is what was scored
-                    if on_best is not None:
+                    if on_best is not None and ema is None:
                         on_best(net, epoch)
+                    elif on_best is not None:
+                        self._save_best(net, best_state, epoch, on_best)
                 else:
                     since_best += 1
                 if bar is not None:
@@ -197,6 +201,16 @@ class Trainer:
         if best_state is not None:
             net.suffix.load_state_dict(best_state)
         return result
+
+    @staticmethod
+    def _save_best(net: TransferNet, best_state: dict, epoch: int, on_best) -> None:
+        """Hand ``on_best`` the network holding the scored weights (the EMA's, if any), then carry on training."""
+        live = copy.deepcopy(net.suffix.state_dict())
+        net.suffix.load_state_dict(best_state)
+        try:
+            on_best(net, epoch)
+        finally:
+            net.suffix.load_state_dict(live)
 
     def _diverged(self, net: TransferNet, best_state, result: FitResult, epoch: int) -> None:
         result.stopped = "diverged"

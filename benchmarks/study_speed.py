@@ -1,0 +1,119 @@
+"""How much the frozen-prefix cache saves: the same grid twice in one run, cache on then off.
+
+    python benchmarks/study_speed.py [--data breastmnist] [--input-size 64] [--epochs 5]
+
+BreastMNIST, every strategy, one training fraction (100 %), one seed, fixed epochs, no early stopping. Prints, per
+strategy, the trial's wall time with and without the cache, the speed-up and the test AUC both ways; then the
+grid's totals (the cached total includes building the cache) and the training throughput of `full` next to a plain
+PyTorch loop over the same model, data, augmentation and loss. Ratios are measured within this one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from medtransfer import RunConfig, TrainConfig
+from medtransfer.data import Augmentation
+from medtransfer.run import TrialImages, _loader, build_cache, build_network, prepare_data, run_trial
+from medtransfer.strategies import layerwise_strategies, parse_strategy
+from medtransfer.study.demo import DEMO_INPUT_SIZE
+
+
+def run_grid(cfg: RunConfig, prepared, images, strategies, cached: bool):
+    started = time.perf_counter()
+    build = 0.0
+    cache = None
+    if cached:
+        cache = build_cache(cfg, prepared, images, [parse_strategy(s) for s in strategies])
+        build = time.perf_counter() - started
+    rows = {}
+    for s in strategies:
+        t = time.perf_counter()
+        out = run_trial(RunConfig(**{**cfg.__dict__, "strategy": s}), prepared, images, cache=cache)
+        rows[s] = {"seconds": time.perf_counter() - t, "auc": out.test_metrics["auc"]["value"], "cached": out.fit.cached,
+                   "history": out.fit.history}
+    return rows, build, time.perf_counter() - started
+
+
+def plain_loop_throughput(cfg: RunConfig, prepared, images, epochs: int) -> float:
+    """Images per second of a plain PyTorch loop: timm model, AdamW, the same batches, augmentation and loss."""
+    import timm
+
+    from medtransfer.backbones.weights import initialise
+
+    data = prepared.data
+    targets = data.targets()
+    _, task, _ = build_network(cfg, parse_strategy("full"), data, targets[prepared.split.train])
+    torch.manual_seed(cfg.seed)
+    model = timm.create_model(cfg.backbone, pretrained=False)
+    initialise(model, cfg.backbone, "imagenet", "classifier")
+    model.reset_classifier(data.num_classes)
+    model = model.to(memory_format=torch.channels_last).train()
+    cfgm = timm.data.resolve_data_config({}, model=model)
+    mean = torch.tensor(cfgm["mean"]).view(1, 3, 1, 1) * 255
+    std = torch.tensor(cfgm["std"]).view(1, 3, 1, 1) * 255
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    loader = _loader(*images.rows(prepared.split.train), cfg.train.batch_size,
+                     transform=Augmentation.preset(cfg.augmentation).build(), shuffle=True, seed=cfg.seed)
+    seen, seconds = 0, 0.0
+    for _ in range(epochs):
+        t = time.perf_counter()
+        for x, y in loader:
+            x = ((x.float().expand(-1, 3, -1, -1) - mean) / std).contiguous(memory_format=torch.channels_last)
+            loss = task.loss(model(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen += len(y)
+        seconds += time.perf_counter() - t
+    return seen / seconds
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="breastmnist")
+    p.add_argument("--input-size", type=int, default=DEMO_INPUT_SIZE)
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--augmentation", default="light")
+    args = p.parse_args()
+
+    cfg = RunConfig(data=args.data, input_size=args.input_size, augmentation=args.augmentation, device="cpu",
+                    train=TrainConfig(epochs=args.epochs, patience=None))
+    prepared = prepare_data(cfg)
+    images = TrialImages.load(prepared, cfg.input_size)
+    from medtransfer.backbones import create_backbone
+
+    strategies = [s.name for s in layerwise_strategies(create_backbone(cfg.backbone, "scratch").num_groups)]
+    cached, build, total_cached = run_grid(cfg, prepared, images, strategies, cached=True)
+    plain, _, total_plain = run_grid(cfg, prepared, images, strategies, cached=False)
+    loop_ips = plain_loop_throughput(cfg, prepared, images, args.epochs)
+
+    console = Console()
+    table = Table(title=f"{args.data} at {args.input_size} px, {args.epochs} epochs, one seed, 100 % of train "
+                        f"(augmentation {args.augmentation}); cache built once in {build:.1f} s")
+    for col in ("strategy", "cached s", "uncached s", "speed-up", "AUC cached", "AUC uncached"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for s in strategies:
+        c, u = cached[s], plain[s]
+        table.add_row(s + ("" if c["cached"] else " (not cacheable)"), f"{c['seconds']:.1f}", f"{u['seconds']:.1f}",
+                      f"{u['seconds'] / c['seconds']:.1f}×", f"{c['auc']:.3f}", f"{u['auc']:.3f}")
+    table.add_row("whole grid", f"{total_cached:.1f}", f"{total_plain:.1f}", f"{total_plain / total_cached:.2f}×", "", "",
+                  end_section=True)
+    console.print(table)
+
+    def ips(history):
+        return sum(h["train_images"] for h in history) / sum(h["train_seconds"] for h in history)
+
+    ours = np.mean([ips(plain["full"]["history"]), ips(cached["full"]["history"])])
+    console.print(f"`full` training throughput: medtransfer {ours:.1f} images/s, plain PyTorch loop {loop_ips:.1f} "
+                  f"images/s: ratio {ours / loop_ips:.3f}")
+
+
+if __name__ == "__main__":
+    main()
