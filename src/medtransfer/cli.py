@@ -10,6 +10,10 @@ from typing import Annotated, Optional
 import typer
 
 from medtransfer.errors import MedTransferError
+from medtransfer.training.config import (  # no torch import at start-up
+    DEFAULT_INPUT_SIZE,
+    TrainConfig,
+)
 
 app = typer.Typer(
     help="Full training or fine-tuning? Layer-wise transfer-learning studies for small medical image datasets.",
@@ -52,12 +56,12 @@ def train(
     seed: int = 0,
     backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="imagenet, scratch, or a .safetensors/.pth file.")] = "imagenet",
-    input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = 128,
-    epochs: int = 40,
-    lr: float = 1e-3,
-    batch_size: int = 32,
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = "adamw",
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without val AUC gain (0: never).")] = 12,
+    input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = DEFAULT_INPUT_SIZE,
+    epochs: int = TrainConfig.epochs,
+    lr: float = TrainConfig.lr,
+    batch_size: int = TrainConfig.batch_size,
+    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = TrainConfig.optimizer,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without val AUC gain (0: never).")] = TrainConfig.patience or 0,
     fraction: Annotated[float, typer.Option("--train-fraction", "--fraction", help="Share of the training split used.")] = 1.0,
     augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
     hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
@@ -71,7 +75,6 @@ def train(
     from medtransfer.console import metrics_table, progress_bars, stdout
     from medtransfer.run import RunConfig
     from medtransfer.run import train as run_train
-    from medtransfer.training import TrainConfig
 
     config = RunConfig(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,

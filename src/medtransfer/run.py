@@ -21,7 +21,12 @@ import torch
 from torch.utils.data import DataLoader
 
 from medtransfer.backbones import DEFAULT_BACKBONE, Backbone, create_backbone
-from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images_fingerprint
+from medtransfer.cache import (
+    CacheKey,
+    FrozenPrefixCache,
+    cached_loader,
+    images_fingerprint,
+)
 from medtransfer.data import (
     Augmentation,
     ImageTensorDataset,
@@ -39,10 +44,7 @@ from medtransfer.saved_model import load_model, save_model
 from medtransfer.strategies import Strategy, parse_strategy
 from medtransfer.tasks import ClassificationTask, balanced_class_weights
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
-
-#: BreastMNIST's 28 px images upsampled to 128 px: EfficientNet downsamples 32x, so 128 px leaves a 4x4 final
-#: feature map, and ImageNet features are learned at object scales near that. Measured in the README's table.
-DEFAULT_INPUT_SIZE = 128
+from medtransfer.training.config import DEFAULT_INPUT_SIZE
 
 
 @dataclass

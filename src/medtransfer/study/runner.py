@@ -19,7 +19,15 @@ import pandas as pd
 from medtransfer.backbones import create_backbone
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.files import StorageError, atomic_write
-from medtransfer.run import PreparedData, RunConfig, TrialImages, build_cache, environment, prepare_data, run_trial
+from medtransfer.run import (
+    PreparedData,
+    RunConfig,
+    TrialImages,
+    build_cache,
+    environment,
+    prepare_data,
+    run_trial,
+)
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig

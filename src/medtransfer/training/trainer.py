@@ -131,7 +131,7 @@ class Trainer:
         if cfg.ema_decay:
             from timm.utils import ModelEmaV3
 
-            ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, device=self.device)
+            ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, use_warmup=True, device=self.device)
         result = FitResult()
         best_state: dict[str, torch.Tensor] | None = None
         since_best = 0
