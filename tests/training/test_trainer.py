@@ -55,3 +55,16 @@ def test_invalid_settings_are_named():
         TrainConfig(optimizer="adam")
     with pytest.raises(ConfigError, match="unknown training setting.*epoch"):
         TrainConfig.from_dict({"epoch": 3})
+
+
+def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
+    assert TrainConfig(epochs=30).earliest_stop == 15 and TrainConfig(epochs=30, min_epochs=3).earliest_stop == 3
+    data = read_source(shape_folder)
+    targets = data.targets()
+    cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, augmentation="none",
+                    train=TrainConfig(epochs=6, batch_size=8, patience=1, min_epochs=4, lr=1e-12, ema_decay=None))
+    _, task, net = build_network(cfg, parse_strategy("linear"), data, targets)
+    loader = _loader(load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
+    result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader)
+    # a learning rate of 1e-12 never improves on epoch 1: stopped at the earliest allowed epoch, not before
+    assert result.stopped == "early_stopped" and len(result.history) == 4

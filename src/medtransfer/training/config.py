@@ -27,6 +27,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD only
     warmup_epochs: int = 2  # capped at epochs - 1
     patience: int | None = 10  # epochs without validation improvement before stopping; None: never stop early
+    min_epochs: int | None = None  # no early stop before this epoch; None: half the epochs (scratch starts slowly)
     class_weighting: bool = True
     label_smoothing: float = 0.0
     ema_decay: float | None = 0.99  # validate, keep and export an exponential moving average of the weights
@@ -44,6 +45,7 @@ class TrainConfig:
             (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
             (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
             (self.patience is None or self.patience >= 1, "patience must be >= 1 (or None to never stop early)"),
+            (self.min_epochs is None or self.min_epochs >= 0, "min_epochs must be >= 0"),
             (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
             (0 < self.layer_decay <= 1, "layer_decay must be in (0, 1]"),
@@ -52,6 +54,11 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def earliest_stop(self) -> int:
+        """The first epoch after which early stopping may end training."""
+        return self.epochs // 2 if self.min_epochs is None else self.min_epochs
 
     def to_dict(self) -> dict:
         return asdict(self)

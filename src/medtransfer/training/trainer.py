@@ -191,7 +191,7 @@ class Trainer:
                         description=f"epoch {epoch}/{cfg.epochs} loss {record['train_loss']:.3f} "
                         f"val {self.task.selection_metric} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
                     )
-                if cfg.patience is not None and since_best >= cfg.patience:
+                if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop:
                     result.stopped = "early_stopped"
                     break
         finally:
