@@ -58,7 +58,7 @@ def test_invalid_settings_are_named():
 
 
 def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
-    assert TrainConfig(epochs=30).earliest_stop == 15 and TrainConfig(epochs=30, min_epochs=3).earliest_stop == 3
+    assert TrainConfig(epochs=30).earliest_stop == 20 and TrainConfig(epochs=30, min_epochs=3).earliest_stop == 3
     data = read_source(shape_folder)
     targets = data.targets()
     cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, augmentation="none",

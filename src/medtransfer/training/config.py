@@ -27,7 +27,7 @@ class TrainConfig:
     momentum: float = 0.9  # SGD only
     warmup_epochs: int = 2  # capped at epochs - 1
     patience: int | None = 10  # epochs without validation improvement before stopping; None: never stop early
-    min_epochs: int | None = None  # no early stop before this epoch; None: half the epochs (scratch starts slowly)
+    min_epochs: int | None = None  # no early stop before this epoch; None: 2/3 of the epochs (scratch starts slowly)
     class_weighting: bool = True
     label_smoothing: float = 0.0
     ema_decay: float | None = 0.99  # validate, keep and export an exponential moving average of the weights
@@ -58,7 +58,7 @@ class TrainConfig:
     @property
     def earliest_stop(self) -> int:
         """The first epoch after which early stopping may end training."""
-        return self.epochs // 2 if self.min_epochs is None else self.min_epochs
+        return self.epochs * 2 // 3 if self.min_epochs is None else self.min_epochs
 
     def to_dict(self) -> dict:
         return asdict(self)
