@@ -71,21 +71,54 @@ def classification_metrics(probs: np.ndarray, targets: np.ndarray, label_kind: s
 def bootstrap_metrics(
     probs: np.ndarray, targets: np.ndarray, label_kind: str, *, n_resamples: int = 1000, seed: int = 0, level: float = 0.95
 ) -> dict[str, dict[str, float]]:
-    """``{metric: {"value", "ci_low", "ci_high"}}``: point estimate and percentile bootstrap interval over cases."""
-    probs, targets = np.asarray(probs), np.asarray(targets)
-    point = classification_metrics(probs, targets, label_kind)
-    rng = np.random.default_rng(seed)
-    n = len(targets)
-    draws: dict[str, list[float]] = {k: [] for k in point}
-    for _ in range(n_resamples):
-        idx = rng.integers(0, n, n)
-        for k, v in classification_metrics(probs[idx], targets[idx], label_kind).items():
-            draws[k].append(v)
+    """``{metric: {"value", "ci_low", "ci_high"}}``: point estimate and percentile bootstrap interval over cases.
+
+    All resamples are scored at once (vectorised); the definitions are those of :func:`classification_metrics`.
+    """
+    from medtransfer.metrics.paired import batched_auc, resample_cases
+
+    probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
+    idx = resample_cases(len(targets), n_resamples, seed)  # row 0: the cases as they are
+    draws = {"auc": batched_auc(probs, targets, label_kind, idx), **_batched_threshold_metrics(probs, targets, label_kind, idx)}
     alpha = (1 - level) / 2
     out = {}
-    for k, v in point.items():
-        d = np.asarray(draws[k], dtype=np.float64)
+    for k in METRICS:
+        d = draws[k][1:]
         d = d[np.isfinite(d)]
-        lo, hi = (np.quantile(d, [alpha, 1 - alpha]) if len(d) else (float("nan"), float("nan")))
-        out[k] = {"value": v, "ci_low": float(lo), "ci_high": float(hi)}
+        lo, hi = np.quantile(d, [alpha, 1 - alpha]) if len(d) else (float("nan"), float("nan"))
+        out[k] = {"value": float(draws[k][0]), "ci_low": float(lo), "ci_high": float(hi)}
+    return out
+
+
+def _rate(hit: np.ndarray, member: np.ndarray) -> np.ndarray:
+    """Per resample: share of ``member`` cases that are ``hit`` (NaN where there are none)."""
+    n = member.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, (hit & member).sum(1) / np.maximum(n, 1), np.nan)
+
+
+def _nanmean(stacked: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(stacked, axis=0)
+
+
+def _batched_threshold_metrics(probs, targets, label_kind, idx) -> dict[str, np.ndarray]:
+    """Accuracy, balanced accuracy, sensitivity, specificity on each resample (rows of ``idx``)."""
+    if label_kind == "multilabel":
+        pred = probs >= 0.5
+        t, p = targets[idx].astype(bool), pred[idx]  # R×N×L
+        sens = _nanmean(np.stack([_rate(p[..., j], t[..., j]) for j in range(t.shape[-1])]))
+        spec = _nanmean(np.stack([_rate(~p[..., j], ~t[..., j]) for j in range(t.shape[-1])]))
+        return {"accuracy": (p == t).mean((1, 2)), "sensitivity": sens, "specificity": spec,
+                "balanced_accuracy": (sens + spec) / 2}
+    pred = probs.argmax(1)
+    t, p = targets[idx], pred[idx]  # R×N
+    recalls = np.stack([_rate(p == c, t == c) for c in range(probs.shape[1])])
+    out = {"accuracy": (p == t).mean(1), "balanced_accuracy": _nanmean(recalls)}
+    if label_kind == "binary":
+        out["sensitivity"], out["specificity"] = recalls[1], recalls[0]
+    else:
+        out["sensitivity"] = _nanmean(recalls)
+        out["specificity"] = _nanmean(np.stack([_rate(p != c, t != c) for c in range(probs.shape[1])]))
     return out
