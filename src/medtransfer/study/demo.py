@@ -6,8 +6,8 @@ from medtransfer.study.config import StudyConfig
 from medtransfer.training import TrainConfig
 
 #: every strategy, 2 training-set sizes, 1 seed; short schedules at a small input size (measured in the README).
-DEMO_INPUT_SIZE = 64
-DEMO_TRAIN = TrainConfig(epochs=12, patience=6, warmup_epochs=1)
+DEMO_INPUT_SIZE = 80
+DEMO_TRAIN = TrainConfig(epochs=14, patience=6, warmup_epochs=1)
 
 
 def demo_config(data: str = "breastmnist") -> StudyConfig:
