@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli, shape_image, write_shape_folder
+from generated import run_cli, shape_image, write_shape_folder
 from PIL import Image
 
 QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]

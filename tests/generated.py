@@ -1,0 +1,50 @@
+"""Test helpers: generated images and the in-process command line (importable from any test module)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def shape_image(kind: str, rng: np.random.Generator, size: int = 40) -> np.ndarray:
+    """A gray image: noise with a bright disk or a dimmer square at a random place."""
+    img = rng.normal(70, 20, (size, size))
+    r = size // 5
+    cy, cx = rng.integers(r + 2, size - r - 2, 2)
+    yy, xx = np.mgrid[:size, :size]
+    if kind == "disk":
+        mask = (yy - cy) ** 2 + (xx - cx) ** 2 <= r**2
+    else:
+        mask = (abs(yy - cy) <= r * 0.8) & (abs(xx - cx) <= r * 0.8)
+    img[mask] += 150 if kind == "disk" else 90
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_shape_folder(root: Path, n_per_class: int = 30, seed: int = 0, classes=("disk", "square")) -> Path:
+    """``root/<class>/<i>.png`` with generated images."""
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            Image.fromarray(shape_image(c, rng)).save(root / c / f"{c}_{i:03d}.png")
+    return root
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run the ``medtransfer`` entry point in-process; (exit code, stdout, stderr)."""
+    from medtransfer.cli import main
+
+    old = sys.argv
+    sys.argv = ["medtransfer", *map(str, args)]
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = old
+    out = capsys.readouterr()
+    return code, out.out, out.err
