@@ -69,7 +69,8 @@ def test_same_seed_same_run(shape_folder, tmp_path):
 def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(shape_folder, tmp_path):
     data = read_source(shape_folder)
     targets = data.targets()
-    cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, train=FAST)
+    no_ema = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1, ema_decay=None)
+    cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, train=no_ema)
     backbone, task, net = build_network(cfg, parse_strategy("linear"), data, targets)
     loader = _loader(load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
     saved = {}
