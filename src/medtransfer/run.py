@@ -154,12 +154,17 @@ def _loader(images: torch.Tensor, targets: np.ndarray, batch_size: int, *, trans
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=shuffle and len(ds) > batch_size)
 
 
+def _model_options(config: RunConfig) -> dict:
+    """Architecture options for ``timm.create_model`` (regularisation that acts in training mode only)."""
+    t = config.train
+    return {k: v for k, v in (("drop_rate", t.drop_rate), ("drop_path_rate", t.drop_path_rate)) if v}
+
+
 def build_network(config: RunConfig, strategy: Strategy, data: LabelledImages, train_targets: np.ndarray):
     """The backbone (seeded), the task and the network cut for ``strategy``."""
     seed_everything(config.seed)
     weights = config.weights if strategy.pretrained else "scratch"
-    options = {k: v for k, v in (("drop_rate", config.train.drop_rate), ("drop_path_rate", config.train.drop_path_rate)) if v}
-    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **options)
+    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **_model_options(config))
     strategy.validate(backbone.num_groups)
     weights_vec = balanced_class_weights(train_targets, data.num_classes, data.label_kind) if config.train.class_weighting else None
     task = ClassificationTask(data.class_names, data.label_kind, weights_vec, label_smoothing=config.train.label_smoothing)
@@ -253,8 +258,8 @@ def build_cache(config: RunConfig, prepared: PreparedData, images: TrialImages, 
     cacheable = [s for s in strategies if s.kind in ("linear", "tune")]
     if not config.cache or not cacheable:
         return None
-    options = {"drop_rate": config.train.drop_rate} if config.train.drop_rate else {}
-    backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes, **options)
+    backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes,
+                               **_model_options(config))
     boundaries = [s.frozen_groups(backbone.num_groups) for s in cacheable]
     cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), boundaries, views=cache_views(config),
                               dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)

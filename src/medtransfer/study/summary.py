@@ -65,12 +65,11 @@ class StudySummary:
         }
 
 
-def _runs(store: StudyStore, done: pd.DataFrame, strategy: str, fraction: float, seeds=None):
+def _runs(store: StudyStore, done: pd.DataFrame, strategy: str, fraction: float) -> dict[int, tuple]:
+    """seed -> (test probabilities, test targets) of the finished trials of one strategy and fraction."""
     rows = done[(done.strategy == strategy) & (done.fraction == fraction)]
     runs = {}
     for seed in rows.seed:
-        if seeds is not None and seed not in seeds:
-            continue
         pred = store.predictions(trial_id(strategy, fraction, int(seed)))
         if pred is not None:
             runs[int(seed)] = (pred[2], pred[1])
