@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
 
 from medtransfer.backbones import Backbone
 from medtransfer.data import Augmentation
@@ -195,7 +195,8 @@ class FrozenPrefixCache:
 
 
 class _CachedViews(Dataset):
-    """``(features, target)``; for training, one of the V cached views drawn at random on each access."""
+    """Batches of ``(features, targets)`` by a list of positions; for training, one of the V cached views of each
+    image is drawn at random on every access. Indexed by whole batches, so no per-image Python work."""
 
     def __init__(self, features: torch.Tensor, rows: torch.Tensor, targets: np.ndarray, views: int, seed: int):
         self.features, self.rows, self.views = features, rows, views
@@ -205,20 +206,19 @@ class _CachedViews(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int):
-        v = int(torch.randint(self.views, (1,), generator=self.generator)) if self.views > 1 else 0
-        return self.features[self.rows[i], v].float(), self.targets[i]
+    def __getitem__(self, positions: list[int]):
+        idx = torch.as_tensor(positions, dtype=torch.long)
+        if self.views > 1:
+            view = torch.randint(self.views, (len(idx),), generator=self.generator)
+        else:
+            view = torch.zeros(len(idx), dtype=torch.long)
+        x = self.features[self.rows[idx], view].float().contiguous(memory_format=torch.channels_last)
+        return x, self.targets[idx]
 
 
 def cached_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:
-    """Batches in the same order as the image loader with the same seed (same sampler, same generator)."""
-    g = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g,
-                      drop_last=shuffle and len(dataset) > batch_size, collate_fn=_collate)
-
-
-def _collate(batch):
-    x = torch.stack([b[0] for b in batch]).contiguous(memory_format=torch.channels_last)
-    return x, torch.stack([b[1] for b in batch])
-
-
+    """Batches in the same order as the image loader with the same seed (the same sampler and generator)."""
+    g = torch.Generator().manual_seed(seed)  # shared by loader and sampler, exactly as DataLoader(shuffle=True) does
+    sampler = RandomSampler(dataset, generator=g) if shuffle else SequentialSampler(dataset)
+    batches = BatchSampler(sampler, batch_size, drop_last=shuffle and len(dataset) > batch_size)
+    return DataLoader(dataset, sampler=batches, batch_size=None, generator=g)
