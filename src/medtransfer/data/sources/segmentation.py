@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import warnings
-from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medtransfer.data.sources.base import SPLITS
+from medtransfer.data.sources.base import SPLITS, Source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import PILLOW_SUFFIXES, is_image_file, read_image_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
@@ -88,19 +87,9 @@ class SegmentedImages:
         return len(self.class_names)
 
 
-class SegmentationSource(ABC):
-    """Reads one layout of image + mask pairs."""
-
-    kind: str = ""
-
-    @classmethod
-    @abstractmethod
-    def can_open(cls, spec: str) -> bool:
-        """Whether this source recognises ``spec`` (a path)."""
-
-    @abstractmethod
-    def read(self) -> SegmentedImages:
-        """Read the pairs; raise :class:`~medtransfer.errors.DataError` naming the file and reason on failure."""
+class SegmentationSource(Source):
+    """Reads one layout of image + mask pairs: the same interface as every source, but ``read()`` returns
+    :class:`SegmentedImages`. Kept out of the classification registry; :func:`open_segmentation_source` picks one."""
 
 
 # -- mask values -------------------------------------------------------------------------------------------------
