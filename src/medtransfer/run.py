@@ -331,6 +331,12 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     )
 
 
+def _notice(message: str) -> None:
+    from medtransfer.console import console
+
+    console.print(message, highlight=False)
+
+
 def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = None, progress=None) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 
@@ -351,7 +357,7 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
     def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
         save_model(out, model, {**spec, "epoch": epoch})
 
-    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=print)
+    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
     outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
     fit = outcome.fit
     metrics = {
