@@ -6,17 +6,30 @@ import os
 from pathlib import Path
 
 import pytest
-from generated import write_shape_folder
+from generated import write_mask_folder, write_shape_folder
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDTRANSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
 BREASTMNIST = SHARED_DATA / "medmnist" / "breastmnist.npz"
-
+KVASIR = SHARED_DATA / "kvasir-seg"
 
 
 @pytest.fixture(scope="session")
 def shape_folder(tmp_path_factory) -> Path:
     return write_shape_folder(tmp_path_factory.mktemp("shapes") / "data")
+
+
+@pytest.fixture(scope="session")
+def blob_folder(tmp_path_factory) -> Path:
+    """Generated segmentation data: ``images/`` + ``masks/`` with one bright ellipse per image."""
+    return write_mask_folder(tmp_path_factory.mktemp("blobs") / "data")
+
+
+@pytest.fixture
+def kvasir() -> Path:
+    if not (KVASIR / "images").is_dir():
+        pytest.skip(f"real data not available: {KVASIR} is absent (../shared/data)")
+    return KVASIR
 
 
 @pytest.fixture

@@ -33,6 +33,29 @@ def write_shape_folder(root: Path, n_per_class: int = 30, seed: int = 0, classes
     return root
 
 
+def blob_pair(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB image of textured noise with one brighter ellipse, and its mask ({0, 255})."""
+    yy, xx = np.mgrid[:size, :size]
+    cy, cx = rng.uniform(0.3, 0.7, 2) * size
+    ry, rx = rng.uniform(0.12, 0.25, 2) * size
+    mask = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    img = rng.normal(80, 25, (size, size, 3))
+    img[mask] += (110, 60, 40)
+    return np.clip(img, 0, 255).astype(np.uint8), (mask * 255).astype(np.uint8)
+
+
+def write_mask_folder(root: Path, n: int = 40, seed: int = 0, size: int = 64) -> Path:
+    """``root/images/<i>.png`` + ``root/masks/<i>.png``: generated blobs and their binary masks."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, mask = blob_pair(rng, size)
+        Image.fromarray(img).save(root / "images" / f"case_{i:03d}.png")
+        Image.fromarray(mask).save(root / "masks" / f"case_{i:03d}.png")
+    return root
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the ``medtransfer`` entry point in-process; (exit code, stdout, stderr)."""
     from medtransfer.cli import main

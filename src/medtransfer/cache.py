@@ -7,6 +7,10 @@ suffix. With augmentation on, V augmented views of every training image are cach
 per image at random; with augmentation off, exactly one view is cached. Validation and test images are cached
 un-augmented.
 
+A U-Net's decoder also reads the frozen encoder's intermediate maps (its skip features). A trial then reads several
+boundaries at once, the tapped ones within its prefix and its cut, as the tuple its frozen prefix would return. For
+per-pixel targets (masks) every cached view keeps its own mask, transformed with the image.
+
 Features are kept in RAM (float16 or float32) within a memory budget; past it they spill to a memory-mapped file,
 or, without a folder for one, the cache is not used (said in one line). ``scratch`` and ``full`` never use it.
 """
@@ -20,10 +24,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    SequentialSampler,
+)
 
 from medtransfer.backbones import Backbone
+from medtransfer.backbones.groups import LayerGroup
 from medtransfer.data import Augmentation
+from medtransfer.data.dataset import joint_transform
 from medtransfer.networks import Normalize
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -96,19 +108,29 @@ class _Storage:
 
 
 class FrozenPrefixCache:
-    """Prefix outputs at several group boundaries for the train (V views) and val/test images of a study."""
+    """Prefix outputs at several group boundaries for the train (V views) and val/test images of a study.
 
-    def __init__(self, backbone: Backbone, key: CacheKey, boundaries: list[int], *, views: int, dtype: str = "float16",
-                 memory_budget: int | None = None, spill_dir: str | Path | None = None):
+    ``reads`` maps each cut (frozen groups) a trial may use to what it reads: one boundary (a tensor), or a tuple
+    of boundaries (a tuple of tensors, for a decoder's skip features). ``groups`` are the backbone groups the task's
+    network runs (default: all of them).
+    """
+
+    def __init__(self, backbone: Backbone, key: CacheKey, reads: dict[int, int | tuple[int, ...]], *, views: int,
+                 groups: list[LayerGroup] | None = None, dtype: str = "float16", memory_budget: int | None = None,
+                 spill_dir: str | Path | None = None):
         self.backbone = backbone
+        self.groups = groups if groups is not None else backbone.groups
         self.key = key
-        self.boundaries = sorted(set(boundaries))
+        self.reads = dict(reads)
+        self.boundaries = sorted({b for r in self.reads.values() for b in ((r,) if isinstance(r, int) else r)})
         self.views = views
         self.dtype = DTYPES[dtype]
         self.memory_budget = default_memory_budget() if memory_budget is None else memory_budget
         self.spill_dir = Path(spill_dir) if spill_dir is not None else None
         self.train: dict[int, torch.Tensor] = {}  # boundary -> (N_train, V, C, H, W)
         self.eval: dict[int, torch.Tensor] = {}  # boundary -> (N_eval, C, H, W)
+        self.train_targets: torch.Tensor | None = None  # (N_train, V, ...) as each view was drawn
+        self.eval_targets: torch.Tensor | None = None
         self.train_rows: dict[int, int] = {}
         self.eval_rows: dict[int, int] = {}
         self.storage = "none"
@@ -120,16 +142,18 @@ class FrozenPrefixCache:
         shapes = {}
         with torch.no_grad():
             y = Normalize(self.backbone.mean, self.backbone.std)(x)
-            for b, g in enumerate(self.backbone.groups, start=1):
+            for b, g in enumerate(self.groups, start=1):
                 y = g.module.eval()(y)
                 if b in self.boundaries:
                     shapes[b] = tuple(y.shape[1:])
         return shapes
 
-    def build(self, images: torch.Tensor, train_idx: np.ndarray, eval_idx: np.ndarray, index: dict[int, int],
-              augmentation: Augmentation, *, seed: int = 0, batch_size: int = 64, progress=None) -> bool:
-        """Compute every boundary in one pass. Returns False (with :attr:`notice`) if the cache cannot be used."""
-        shapes = self._shapes(images.shape[-1], images.shape[1])
+    def build(self, images, train_idx: np.ndarray, eval_idx: np.ndarray, augmentation: Augmentation, *,
+              seed: int = 0, batch_size: int = 64, progress=None) -> bool:
+        """Compute every boundary in one pass over ``images`` (a :class:`~medtransfer.run.TrialImages`).
+        Returns False (with :attr:`notice`) if the cache cannot be used."""
+        pixels, targets, index = images.images, torch.as_tensor(np.asarray(images.targets)), images.index
+        shapes = self._shapes(pixels.shape[-1], pixels.shape[1])
         n_train, n_eval = len(train_idx), len(eval_idx)
         item = torch.tensor([], dtype=self.dtype).element_size()
         need = sum(int(np.prod(s)) * item * (n_train * self.views + n_eval) for s in shapes.values())
@@ -149,31 +173,41 @@ class FrozenPrefixCache:
             self.eval[b] = _Storage((n_eval, *s), self.dtype, folder / f"eval-{b}.npy" if folder else None).tensor
         self.train_rows = {int(i): r for r, i in enumerate(train_idx)}
         self.eval_rows = {int(i): r for r, i in enumerate(eval_idx)}
+        rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)
+        train_rows, eval_rows = rows(train_idx), rows(eval_idx)
+        self.train_targets = targets[train_rows][:, None].repeat(1, self.views, *[1] * (targets.ndim - 1))
+        self.eval_targets = targets[eval_rows]
 
         transform = augmentation.build() if self.views > 1 or augmentation.enabled else None
         total = n_train * self.views + n_eval
         bar = progress.add_task("caching frozen layers", total=total) if progress else None
-        rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)  # noqa: E731
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for v in range(self.views):
-                self._fill(images, rows(train_idx), transform, lambda b, sl, y: self.train[b][sl, v].copy_(y),
-                           batch_size, progress, bar)
-            self._fill(images, rows(eval_idx), None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
+                self._fill(pixels, train_rows, self.train_targets[:, v], transform,
+                           lambda b, sl, y, v=v: self.train[b][sl, v].copy_(y), batch_size, progress, bar)
+            self._fill(pixels, eval_rows, None, None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
         if bar is not None:
             progress.remove_task(bar)
         return True
 
     @torch.no_grad()
-    def _fill(self, images, rows, transform, put, batch_size, progress, bar) -> None:
+    def _fill(self, images, rows, view_targets, transform, put, batch_size, progress, bar) -> None:
+        """Run the frozen groups over ``images[rows]``; with per-pixel targets, each drawn view's mask is written
+        into ``view_targets`` (transformed with its image)."""
         normalize = Normalize(self.backbone.mean, self.backbone.std)
-        groups = [g.module.eval() for g in self.backbone.groups[: max(self.boundaries)]]
+        groups = [g.module.eval() for g in self.groups[: max(self.boundaries)]]
+        per_pixel = view_targets is not None and view_targets.ndim > 1
         for start in range(0, len(rows), batch_size):
             x = images[rows[start:start + batch_size]]
-            if transform is not None:
+            sl = slice(start, start + len(x))
+            if transform is not None and per_pixel:
+                pairs = [joint_transform(transform, im, m) for im, m in zip(x, view_targets[sl])]
+                x = torch.stack([p[0] for p in pairs])
+                view_targets[sl] = torch.stack([p[1] for p in pairs])
+            elif transform is not None:
                 x = torch.stack([transform(im) for im in x])
             y = normalize(x)
-            sl = slice(start, start + len(x))
             for b, g in enumerate(groups, start=1):
                 y = g(y)
                 if b in self.train:
@@ -182,25 +216,33 @@ class FrozenPrefixCache:
                 progress.advance(bar, len(x))
 
     # -- reading -----------------------------------------------------------------------------------------
-    def covers(self, key: CacheKey, boundary: int) -> bool:
-        return key == self.key and boundary in self.train
+    def covers(self, key: CacheKey, frozen: int) -> bool:
+        return key == self.key and frozen in self.reads and all(b in self.train for b in self._read(frozen))
 
-    def train_dataset(self, boundary: int, indices: np.ndarray, targets: np.ndarray, seed: int) -> Dataset:
+    def _read(self, frozen: int) -> tuple[int, ...]:
+        r = self.reads[frozen]
+        return (r,) if isinstance(r, int) else r
+
+    def _features(self, store: dict[int, torch.Tensor], frozen: int, view_axis: bool):
+        maps = tuple(store[b] if view_axis else store[b][:, None] for b in self._read(frozen))
+        return maps[0] if isinstance(self.reads[frozen], int) else maps
+
+    def train_dataset(self, frozen: int, indices: np.ndarray, seed: int) -> Dataset:
         rows = torch.as_tensor([self.train_rows[int(i)] for i in indices], dtype=torch.long)
-        return _CachedViews(self.train[boundary], rows, targets, self.views, seed)
+        return _CachedViews(self._features(self.train, frozen, True), rows, self.train_targets, self.views, seed)
 
-    def eval_dataset(self, boundary: int, indices: np.ndarray, targets: np.ndarray) -> Dataset:
+    def eval_dataset(self, frozen: int, indices: np.ndarray) -> Dataset:
         rows = torch.as_tensor([self.eval_rows[int(i)] for i in indices], dtype=torch.long)
-        return _CachedViews(self.eval[boundary][:, None], rows, targets, 1, 0)
+        return _CachedViews(self._features(self.eval, frozen, False), rows, self.eval_targets[:, None], 1, 0)
 
 
 class _CachedViews(Dataset):
     """Batches of ``(features, targets)`` by a list of positions; for training, one of the V cached views of each
-    image is drawn at random on every access. Indexed by whole batches, so no per-image Python work."""
+    image is drawn at random on every access (with that view's mask, for per-pixel targets). ``features`` is one
+    ``N×V×…`` tensor or a tuple of them. Indexed by whole batches, so no per-image Python work."""
 
-    def __init__(self, features: torch.Tensor, rows: torch.Tensor, targets: np.ndarray, views: int, seed: int):
-        self.features, self.rows, self.views = features, rows, views
-        self.targets = torch.as_tensor(np.asarray(targets))
+    def __init__(self, features, rows: torch.Tensor, targets: torch.Tensor, views: int, seed: int):
+        self.features, self.rows, self.views, self.targets = features, rows, views, targets
         self.generator = torch.Generator().manual_seed(seed + 7919)
 
     def __len__(self) -> int:
@@ -212,8 +254,13 @@ class _CachedViews(Dataset):
             view = torch.randint(self.views, (len(idx),), generator=self.generator)
         else:
             view = torch.zeros(len(idx), dtype=torch.long)
-        x = self.features[self.rows[idx], view].float().contiguous(memory_format=torch.channels_last)
-        return x, self.targets[idx]
+        r = self.rows[idx]
+
+        def take(f: torch.Tensor) -> torch.Tensor:
+            return f[r, view].float().contiguous(memory_format=torch.channels_last)
+
+        x = take(self.features) if isinstance(self.features, torch.Tensor) else tuple(take(f) for f in self.features)
+        return x, self.targets[r, view]
 
 
 def cached_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:

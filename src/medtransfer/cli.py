@@ -24,7 +24,12 @@ app = typer.Typer(
 backbones_app = typer.Typer(help="List backbones and show their layer groups.", no_args_is_help=True)
 app.add_typer(backbones_app, name="backbones")
 
-DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, or image folder.")]
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder; "
+                                      "for segmentation a folder with images/ + masks/ (or NIfTI images/ + labels/), "
+                                      "or a CSV image,mask.")]
+TaskOpt = Annotated[str, typer.Option(help="classification, segmentation, or auto (told by the data's layout).")]
+TestFractionOpt = Annotated[Optional[float], typer.Option(
+    help="Share of the data in a seeded test split when the source gives none (default 0.2; 0.1 for segmentation).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
 LabelColumnOpt = Annotated[Optional[str], typer.Option(help="CSV label column (default: 'label').")]
 PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path column (default: 'path').")]
@@ -54,6 +59,7 @@ def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     strategy: Annotated[str, typer.Option(help="scratch, linear, tune:K or full.")] = "full",
     seed: int = 0,
+    task: TaskOpt = "auto",
     backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="imagenet, scratch, or a .safetensors/.pth file.")] = "imagenet",
     input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = DEFAULT_INPUT_SIZE,
@@ -61,10 +67,12 @@ def train(
     lr: float = TrainConfig.lr,
     batch_size: int = TrainConfig.batch_size,
     optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = TrainConfig.optimizer,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without val AUC gain (0: never).")] = TrainConfig.patience or 0,
+    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a gain in the validation score (val AUC or Dice; 0: never).")] = TrainConfig.patience or 0,
     fraction: Annotated[float, typer.Option("--train-fraction", "--fraction", help="Share of the training split used.")] = 1.0,
+    test_fraction: TestFractionOpt = None,
     augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
     hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
+    vflip: Annotated[bool, typer.Option(help="Allow up-down flips (e.g. endoscopy, microscopy).")] = False,
     device: DeviceOpt = "auto",
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
@@ -78,7 +86,8 @@ def train(
 
     config = RunConfig(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
-        train_fraction=fraction, augmentation=augment + ("+hflip" if hflip else ""), device=device,
+        train_fraction=fraction, augmentation=augment + ("+hflip" if hflip else "") + ("+vflip" if vflip else ""),
+        device=device, task=task, test_fraction=test_fraction,
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, patience=patience or None),
         source_options=_source_options(label_column, path_column, window),
     )
@@ -121,8 +130,11 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
 
 @app.command()
 def study(
-    data: Annotated[Optional[str], typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, or image folder.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder, or image + mask pairs.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (rerun the same command to resume).")] = Path("studies/study"),
+    task: Annotated[Optional[str], typer.Option(help="classification, segmentation, or auto (default: told by the data).")] = None,
+    test_fraction: TestFractionOpt = None,
+    augment: Annotated[Optional[str], typer.Option(help="none, light or strong, with +hflip/+vflip (default light).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
     fractions: Annotated[Optional[str], typer.Option(help="Training fractions, e.g. 1,0.5,0.25,0.1.")] = None,
@@ -157,7 +169,7 @@ def study(
         "data": data, "strategies": _split_list(strategies, str, "--strategies"),
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
-        "cache_views": cache_views,
+        "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
     }

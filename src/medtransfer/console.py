@@ -49,39 +49,40 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
 
 
 def study_table(summary) -> Table:
-    """Strategies (rows, shallow to deep) × training fractions (columns): mean test AUC (95 % CI)."""
-    table = Table(title="Test AUC by fine-tuning depth and training-set size (mean over seeds, 95 % CI)")
+    """Strategies (rows, shallow to deep) × training fractions (columns): mean test AUC or Dice (95 % CI)."""
+    m, label = summary.metric, summary.metric_label
+    table = Table(title=f"Test {label} by fine-tuning depth and training-set size (mean over seeds, 95 % CI)")
     t = summary.table
     fractions = sorted(t.fraction.unique(), reverse=True)
     table.add_column("strategy")
     for f in fractions:
         table.add_column(f"{f:.0%} of train", justify="right")
-    table.add_column("val AUC @ top", justify="right")
+    table.add_column(f"val {label} @ top", justify="right")
     from medtransfer.study.summary import strategy_order
 
     for strategy in sorted(t.strategy.unique(), key=strategy_order):
         cells = []
         for f in fractions:
             row = t[(t.strategy == strategy) & (t.fraction == f)]
-            cells.append("–" if row.empty else
-                         f"{row.test_auc.iloc[0]:.3f} ({row.test_auc_low.iloc[0]:.2f}–{row.test_auc_high.iloc[0]:.2f})")
+            cells.append("–" if row.empty else f"{row[f'test_{m}'].iloc[0]:.3f} "
+                         f"({row[f'test_{m}_low'].iloc[0]:.2f}–{row[f'test_{m}_high'].iloc[0]:.2f})")
         top = t[(t.strategy == strategy) & (t.fraction == fractions[0])]
         mark = " ★" if strategy == summary.recommended else ""
-        table.add_row(f"{strategy}{mark}", *cells, "–" if top.empty else f"{top.val_auc.iloc[0]:.3f}")
+        table.add_row(f"{strategy}{mark}", *cells, "–" if top.empty else f"{top[f'val_{m}'].iloc[0]:.3f}")
     return table
 
 
 def print_study(summary, folder) -> None:
     stdout.print(study_table(summary))
     if summary.recommended:
-        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (best mean validation AUC at "
+        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (best mean validation {summary.metric_label} at "
                      f"{summary.recommended_fraction:.0%} of the training data; the test split was not used to choose).")
     for c in summary.comparisons:
-        stdout.print("  • " + c.sentence())
+        stdout.print("  • " + c.sentence(summary.metric_label))
     if summary.scratch_vs_best:
         stdout.print("Fine-tuning against scratch, at each training-set size:")
         for c in summary.scratch_vs_best:
-            stdout.print("  • " + c.sentence())
+            stdout.print("  • " + c.sentence(summary.metric_label))
     if len(summary.failed):
         stdout.print(f"[red]{len(summary.failed)} trial(s) failed:[/red]")
         for r in summary.failed.itertuples():

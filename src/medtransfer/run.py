@@ -1,7 +1,8 @@
 """One training run: data → split → backbone cut by the strategy → training → test metrics → run folder.
 
 This is the unit a study repeats for every (strategy, training fraction, seed). The CLI's ``train`` and
-``evaluate`` are thin wrappers over :func:`train` and :func:`evaluate`.
+``evaluate`` are thin wrappers over :func:`train` and :func:`evaluate`. Nothing here depends on the task: the
+:class:`~medtransfer.tasks.Task` (classification, segmentation) brings its targets, network head, loss and metrics.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from medtransfer.data import (
     Augmentation,
     ImageTensorDataset,
     LabelledImages,
+    SegmentedImages,
     load_images,
     make_split,
-    open_source,
+    read_data,
 )
 from medtransfer.data.splits import DataSplit, check_split, training_subset
 from medtransfer.errors import ConfigError, DataError, TrainingDiverged
@@ -42,7 +44,7 @@ from medtransfer.networks import TransferNet
 from medtransfer.report import plot_training_curve
 from medtransfer.saved_model import load_model, save_model
 from medtransfer.strategies import Strategy, parse_strategy
-from medtransfer.tasks import ClassificationTask, balanced_class_weights
+from medtransfer.tasks import TASKS, Task, task_of
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
 from medtransfer.training.config import DEFAULT_INPUT_SIZE
 
@@ -66,8 +68,14 @@ class RunConfig:
     cache: bool = True  # frozen-prefix cache for linear / tune:K
     cache_views: int = 8  # augmented views cached per training image (1 when augmentation is off)
     cache_dtype: str = "float16"
+    task: str = "auto"  # classification, segmentation, or told by the data's layout
+    test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
 
     def __post_init__(self) -> None:
+        if self.task != "auto" and self.task not in TASKS:
+            raise ConfigError(f"unknown task {self.task!r}; choose {', '.join(TASKS)} or auto")
+        if self.test_fraction is not None and not 0 < self.test_fraction < 0.9:
+            raise ConfigError(f"test_fraction {self.test_fraction} must be in (0, 0.9)")
         if self.cache_dtype not in ("float16", "float32"):
             raise ConfigError(f"cache_dtype {self.cache_dtype!r} must be float16 or float32")
         if self.cache_views < 1:
@@ -117,38 +125,38 @@ def environment() -> dict:
 class PreparedData:
     """A source read and split, with the training subset for one (fraction, seed)."""
 
-    data: LabelledImages
+    data: LabelledImages | SegmentedImages
     split: DataSplit
     train_idx: np.ndarray
 
+    @property
+    def task(self) -> type[Task]:
+        return task_of(self.data)
+
     def card(self) -> dict:
-        t = self.data.targets()
-
-        def per_class(idx):
-            if t.ndim == 1:
-                return {n: int(c) for n, c in zip(self.data.class_names, np.bincount(t[idx], minlength=self.data.num_classes))}
-            return {n: int(c) for n, c in zip(self.data.class_names, t[idx].sum(0))}
-
         return {
             "name": self.data.name,
+            "task": self.task.name,
             "modality": self.data.modality,
-            "label_kind": self.data.label_kind,
             "classes": self.data.class_names,
             "split_given": self.split.given,
             "counts": {"train_used": len(self.train_idx), **self.split.counts()},
-            "per_class": {"train_used": per_class(self.train_idx), "val": per_class(self.split.val), "test": per_class(self.split.test)},
+            **self.task.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
         }
 
 
-def prepare_data(config: RunConfig, data: LabelledImages | None = None) -> PreparedData:
-    data = data if data is not None else open_source(config.data, **config.source_options).read()
-    split = make_split(data, seed=config.split_seed)
+def prepare_data(config: RunConfig, data: LabelledImages | SegmentedImages | None = None) -> PreparedData:
+    data = data if data is not None else read_data(config.data, task=config.task, **config.source_options)
+    task = task_of(data)
+    if config.task not in ("auto", task.name):
+        raise ConfigError(f"{config.data}: the task is {config.task}, but the data are laid out for {task.name}")
+    split = make_split(data, seed=config.split_seed, test_fraction=config.test_fraction or task.test_fraction)
     train_idx = training_subset(data, split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, split.val, split.test, split.given))
     return PreparedData(data, split, train_idx)
 
 
-def _loader(images: torch.Tensor, targets: np.ndarray, batch_size: int, *, transform=None, shuffle=False, seed=0):
+def _loader(images: torch.Tensor, targets, batch_size: int, *, transform=None, shuffle=False, seed=0):
     g = torch.Generator().manual_seed(seed)
     ds = ImageTensorDataset(images, targets, transform)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, drop_last=shuffle and len(ds) > batch_size)
@@ -160,14 +168,13 @@ def _model_options(config: RunConfig) -> dict:
     return {k: v for k, v in (("drop_rate", t.drop_rate), ("drop_path_rate", t.drop_path_rate)) if v}
 
 
-def build_network(config: RunConfig, strategy: Strategy, data: LabelledImages, train_targets: np.ndarray):
+def build_network(config: RunConfig, strategy: Strategy, data, train_targets):
     """The backbone (seeded), the task and the network cut for ``strategy``."""
     seed_everything(config.seed)
     weights = config.weights if strategy.pretrained else "scratch"
     backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **_model_options(config))
-    strategy.validate(backbone.num_groups)
-    weights_vec = balanced_class_weights(train_targets, data.num_classes, data.label_kind) if config.train.class_weighting else None
-    task = ClassificationTask(data.class_names, data.label_kind, weights_vec, label_smoothing=config.train.label_smoothing)
+    task = task_of(data).for_data(data, train_targets, config.train)
+    strategy.validate(len(task.groups(backbone)))
     net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
     return backbone, task, net
 
@@ -182,41 +189,32 @@ def _history_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _predictions_csv(indices: np.ndarray, targets: np.ndarray, probs: np.ndarray, class_names: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    t = targets.reshape(len(targets), -1)
-    w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in class_names]])
-    for i, tt, p in zip(indices, t, probs):
-        w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p)])
-    return buf.getvalue()
-
-
 @dataclass
 class TrialImages:
-    """The images of one dataset, decoded and resized once, shared by every trial of a study."""
+    """The images (and targets) of one dataset, decoded and resized once, shared by every trial of a study."""
 
-    images: torch.Tensor  # uint8 N×C×S×S, indexed like data.samples (only split members are loaded)
-    targets: np.ndarray
+    images: torch.Tensor  # uint8 N×C×S×S, only split members, in the order of ``index``
+    targets: torch.Tensor | np.ndarray  # aligned with ``images``: labels, or uint8 N×S×S masks
     index: dict[int, int]  # sample index -> row of ``images``
 
     @classmethod
     def load(cls, prepared: PreparedData, size: int, progress=None) -> TrialImages:
         idx = np.concatenate([prepared.split.train, prepared.split.val, prepared.split.test])
+        task = prepared.task
         bar = progress.add_task("loading images", total=len(idx)) if progress else None
         tick = (lambda: progress.advance(bar)) if progress else None
         images = load_images(prepared.data, idx, size, progress=tick)
         if bar is not None:
             progress.remove_task(bar)
-        return cls(images, prepared.data.targets(), {int(i): r for r, i in enumerate(idx)})
+        return cls(images, task.load_targets(prepared.data, idx, size), {int(i): r for r, i in enumerate(idx)})
 
     @functools.cached_property
     def fingerprint(self) -> str:
         return images_fingerprint(self.images)
 
-    def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        r = torch.as_tensor([self.index[int(i)] for i in indices], dtype=torch.long)
-        return self.images[r], self.targets[np.asarray(indices)]
+    def rows(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor | np.ndarray]:
+        r = np.asarray([self.index[int(i)] for i in indices], dtype=np.int64)
+        return self.images[torch.as_tensor(r)], self.targets[r]
 
 
 @dataclass
@@ -224,17 +222,22 @@ class TrialOutcome:
     """What one trial produced, before anything is written."""
 
     strategy: Strategy
+    task: Task
     fit: FitResult
     test_probs: np.ndarray
     test_targets: np.ndarray
     val_score: float
     test_metrics: dict
     net: TransferNet
-    backbone_model: torch.nn.Module
     spec: dict
     device: str
     diverged: TrainingDiverged | None = None
     trainable_parameters: int = 0
+
+    @property
+    def weights_module(self) -> torch.nn.Module:
+        """What a saved model holds (the timm model, or encoder + decoder)."""
+        return self.net.weights_module
 
 
 def cache_views(config: RunConfig) -> int:
@@ -260,12 +263,14 @@ def build_cache(config: RunConfig, prepared: PreparedData, images: TrialImages, 
         return None
     backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes,
                                **_model_options(config))
-    boundaries = [s.frozen_groups(backbone.num_groups) for s in cacheable]
-    cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), boundaries, views=cache_views(config),
-                              dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
+    task = prepared.task
+    groups, taps = task.layout(backbone)
+    reads = {s.frozen_groups(len(groups)): task.cache_reads(s.frozen_groups(len(groups)), taps) for s in cacheable}
+    cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), reads, views=cache_views(config),
+                              groups=groups, dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
     eval_idx = np.concatenate([prepared.split.val, prepared.split.test])
-    ok = cache.build(images.images, prepared.split.train, eval_idx, images.index,
-                     Augmentation.preset(config.augmentation), seed=config.split_seed, progress=progress)
+    ok = cache.build(images, prepared.split.train, eval_idx, Augmentation.preset(config.augmentation),
+                     seed=config.split_seed, progress=progress)
     if cache.notice and log is not None:
         log(cache.notice)
     return cache if ok else None
@@ -279,41 +284,38 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     data = prepared.data
     train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
-    backbone, task, net = build_network(config, strategy, data, data.targets()[train_idx])
+    train_images, train_targets = images.rows(train_idx)
+    backbone, task, net = build_network(config, strategy, data, train_targets)
     bs = config.train.batch_size
-    targets = data.targets()
     k = net.num_frozen
     cached = (cache is not None and strategy.kind in ("linear", "tune")
               and cache.covers(cache_key(config, backbone, images), k))
     if cached:
-        train_loader = cached_loader(cache.train_dataset(k, train_idx, targets[train_idx], config.seed), bs,
-                                     shuffle=True, seed=config.seed)
+        train_loader = cached_loader(cache.train_dataset(k, train_idx, config.seed), bs, shuffle=True, seed=config.seed)
         val_loader, test_loader = (
-            cached_loader(cache.eval_dataset(k, idx, targets[idx]), 2 * bs, shuffle=False, seed=0)
+            cached_loader(cache.eval_dataset(k, idx), 2 * bs, shuffle=False, seed=0)
             for idx in (prepared.split.val, prepared.split.test)
         )
     else:
         aug = Augmentation.preset(config.augmentation)
-        train_loader = _loader(*images.rows(train_idx), bs, transform=aug.build(), shuffle=True, seed=config.seed)
+        train_loader = _loader(train_images, train_targets, bs, transform=aug.build(), shuffle=True, seed=config.seed)
         val_loader = _loader(*images.rows(prepared.split.val), 2 * bs)
         test_loader = _loader(*images.rows(prepared.split.test), 2 * bs)
     spec = {
-        "task": task.name,
+        **task.config(),
         "backbone": config.backbone,
         "weights": config.weights if strategy.pretrained else "scratch",
         "weights_description": backbone.weights_description,
         "strategy": strategy.name,
-        "num_groups": backbone.num_groups,
+        "num_groups": len(task.groups(backbone)),
         "frozen_groups": net.num_frozen,
-        "class_names": data.class_names,
-        "label_kind": data.label_kind,
         "input_size": config.input_size,
         "input": "uint8 tensor B×C×H×W (C = 1 or 3), resized to input_size×input_size (bicubic, aspect not kept); "
         "the network normalises it itself",
         "mean": list(backbone.mean),
         "std": list(backbone.std),
     }
-    callback = (lambda _net, epoch: on_best(backbone.model, epoch, spec)) if on_best else None
+    callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
     trainer = Trainer(task, config.train, device, progress=progress)
     diverged: TrainingDiverged | None = None
     try:
@@ -324,9 +326,9 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     val_probs, val_targets, _ = trainer.predict(net, val_loader, cached=cached)
     test_probs, test_targets, _ = trainer.predict(net, test_loader, cached=cached)
     return TrialOutcome(
-        strategy=strategy, fit=fit, test_probs=test_probs, test_targets=test_targets,
+        strategy=strategy, task=task, fit=fit, test_probs=test_probs, test_targets=test_targets,
         val_score=task.score(val_probs, val_targets), test_metrics=task.evaluate(test_probs, test_targets, seed=config.seed),
-        net=net, backbone_model=backbone.model, spec=spec, device=str(device), diverged=diverged,
+        net=net, spec=spec, device=str(device), diverged=diverged,
         trainable_parameters=sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
     )
 
@@ -337,12 +339,13 @@ def _notice(message: str) -> None:
     console.print(message, highlight=False)
 
 
-def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = None, progress=None) -> RunResult:
+def train(config: RunConfig, out: str | Path, *, data: LabelledImages | SegmentedImages | None = None,
+          progress=None) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 
     The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
-    ``test_predictions.csv``. On a non-finite loss the best checkpoint is kept there and
-    :class:`~medtransfer.errors.TrainingDiverged` is raised.
+    ``test_predictions.csv`` (per-image scores for segmentation). On a non-finite loss the best checkpoint is kept
+    there and :class:`~medtransfer.errors.TrainingDiverged` is raised.
     """
     out = Path(out)
     try:
@@ -359,13 +362,14 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
 
     cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
     outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
-    fit = outcome.fit
+    fit, task = outcome.fit, outcome.task
     metrics = {
+        "task": task.name,
         "strategy": outcome.strategy.name,
         "seed": config.seed,
         "train_fraction": config.train_fraction,
         "test": outcome.test_metrics,
-        "val": {"auc": outcome.val_score},
+        "val": {task.selection_metric: outcome.val_score},
         "best_epoch": fit.best_epoch,
         "epochs_run": len(fit.history),
         "stopped": fit.stopped,
@@ -380,10 +384,9 @@ def train(config: RunConfig, out: str | Path, *, data: LabelledImages | None = N
     }
     atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
     atomic_write(out / "history.csv", _history_csv(fit.history))
-    atomic_write(out / "test_predictions.csv",
-                 _predictions_csv(prepared.split.test, outcome.test_targets, outcome.test_probs, prepared.data.class_names))
+    atomic_write(out / "test_predictions.csv", task.predictions_csv(prepared.split.test, outcome.test_targets, outcome.test_probs))
     if fit.history:
-        plot_training_curve(fit.history, out / "curve.png", metric="auc",
+        plot_training_curve(fit.history, out / "curve.png", metric=task.selection_metric,
                             title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · seed {config.seed}")
     if outcome.diverged is not None:
         raise outcome.diverged
@@ -397,7 +400,7 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
         raise ConfigError(f"split {split!r} must be train, val, test or all")
     dev = resolve_device(device)
     saved = load_model(run_dir, dev)
-    images = open_source(data, **(source_options or {})).read()
+    images = read_data(data, task=saved.task.name, **(source_options or {}))
     if images.class_names != saved.task.class_names:
         raise DataError(
             f"{data}: classes {images.class_names} differ from the model's {saved.task.class_names}; "
@@ -407,11 +410,12 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
         idx = np.arange(len(images.samples))
     else:
         run_metrics = Path(run_dir) / "metrics.json"
-        seed = split_seed if split_seed is not None else (
-            json.loads(run_metrics.read_text())["config"]["split_seed"] if run_metrics.is_file() else 0)
-        idx = getattr(make_split(images, seed=seed), split)
+        config = json.loads(run_metrics.read_text())["config"] if run_metrics.is_file() else {}
+        seed = split_seed if split_seed is not None else config.get("split_seed", 0)
+        test_fraction = config.get("test_fraction") or saved.task.test_fraction
+        idx = getattr(make_split(images, seed=seed, test_fraction=test_fraction), split)
     x = load_images(images, idx, saved.input_size)
-    loader = _loader(x, images.targets()[idx], 64)
+    loader = _loader(x, saved.task.load_targets(images, idx, saved.input_size), 64)
     trainer = Trainer(saved.task, TrainConfig(), dev)
     probs, targets, _ = trainer.predict(saved.net, loader)
     return {"data": str(data), "split": split, "n": int(len(idx)), "metrics": saved.task.evaluate(probs, targets)}

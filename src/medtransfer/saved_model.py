@@ -1,7 +1,8 @@
-"""A trained model on disk: ``model.safetensors`` (timm state_dict keys) + ``model.json``. Never a pickle.
+"""A trained model on disk: ``model.safetensors`` + ``model.json``. Never a pickle.
 
-The JSON holds everything needed to rebuild the network and preprocess its input, so that
-``timm.create_model(backbone, num_classes=C)`` plus the safetensors file also works without medtransfer.
+The JSON holds everything needed to rebuild the network and preprocess its input. For classification the tensors
+have timm's state_dict keys, so ``timm.create_model(backbone, num_classes=C)`` plus the safetensors file also works
+without medtransfer; for segmentation they are ``encoder.<group>.*`` and ``decoder.*`` (smp's U-Net decoder and head).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from medtransfer.errors import DataError
 from medtransfer.files import atomic_write
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
-from medtransfer.tasks import ClassificationTask
+from medtransfer.tasks import TASKS, Task
 
 FORMAT = "medtransfer-model/1"
 
@@ -26,7 +27,7 @@ FORMAT = "medtransfer-model/1"
 @dataclass
 class SavedModel:
     net: TransferNet
-    task: ClassificationTask
+    task: Task
     spec: dict
 
     @property
@@ -58,9 +59,12 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -
         raise DataError(f"{meta}: not valid JSON ({e})") from None
     if spec.get("format") != FORMAT:
         raise DataError(f"{meta}: format {spec.get('format')!r} is not {FORMAT!r}")
+    task_name = spec.get("task", "classification")
+    if task_name not in TASKS:
+        raise DataError(f"{meta}: task {task_name!r} is not one of {', '.join(TASKS)}")
+    task = TASKS[task_name].from_spec(spec)
     backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))
-    backbone.model.load_state_dict(load_file(str(weights)))
-    task = ClassificationTask(spec["class_names"], spec["label_kind"])
     net = task.build_network(backbone, parse_strategy(spec["strategy"]))
+    net.weights_module.load_state_dict(load_file(str(weights)))
     net.to(device).eval()
     return SavedModel(net=net, task=task, spec=spec)

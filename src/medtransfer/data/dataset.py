@@ -1,4 +1,9 @@
-"""Loaded images as tensors: decode and resize once, augment per draw."""
+"""Loaded images (and masks) as tensors: decode and resize once, augment per draw.
+
+For segmentation the transform is applied jointly: geometric transforms move the image and its mask alike (the mask
+with nearest-neighbour interpolation), intensity transforms touch the image only — torchvision's v2 transforms do
+this when the mask is a ``tv_tensors.Mask``.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from medtransfer.data.sources.base import LabelledImages
-from medtransfer.data.transforms import resize_image
+from medtransfer.data.transforms import resize_image, resize_mask
 
 
 def load_images(data: LabelledImages, indices: Sequence[int], size: int, progress=None) -> torch.Tensor:
@@ -29,8 +34,21 @@ def load_images(data: LabelledImages, indices: Sequence[int], size: int, progres
     return torch.stack(images)
 
 
+def load_masks(data, indices: Sequence[int], size: int, progress=None) -> torch.Tensor:
+    """Read and resize (nearest neighbour) the masks of ``data.samples[indices]``: ``uint8`` ``N×size×size``."""
+    masks = []
+    for i in indices:
+        masks.append(resize_mask(data.samples[i].load_mask(), size))
+        if progress is not None:
+            progress()
+    return torch.stack(masks) if masks else torch.empty((0, size, size), dtype=torch.uint8)
+
+
 class ImageTensorDataset(Dataset):
-    """``(image, target)`` pairs from preloaded ``uint8`` images, with an optional per-draw transform."""
+    """``(image, target)`` pairs from preloaded ``uint8`` images, with an optional per-draw transform.
+
+    Targets with more than one dimension per sample (``N×H×W`` masks) are transformed together with the image.
+    """
 
     def __init__(self, images: torch.Tensor, targets: np.ndarray, transform=None):
         self.images = images
@@ -41,7 +59,17 @@ class ImageTensorDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, i: int):
-        x = self.images[i]
+        x, y = self.images[i], self.targets[i]
         if self.transform is not None:
+            if y.ndim >= 2:
+                return joint_transform(self.transform, x, y)
             x = self.transform(x)
-        return x, self.targets[i]
+        return x, y
+
+
+def joint_transform(transform, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Apply a v2 ``transform`` to an image and its mask together (geometry to both, intensity to the image)."""
+    from torchvision import tv_tensors
+
+    x, m = transform(image, tv_tensors.Mask(mask))
+    return x, m.as_subclass(torch.Tensor)

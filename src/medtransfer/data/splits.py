@@ -31,15 +31,6 @@ class DataSplit:
         return {"train": len(self.train), "val": len(self.val), "test": len(self.test)}
 
 
-def _strata(data: LabelledImages) -> np.ndarray:
-    t = data.targets()
-    if t.ndim == 1:
-        return t
-    # multi-label: stratify on the label combination
-    _, codes = np.unique(t, axis=0, return_inverse=True)
-    return codes.ravel()
-
-
 def _groups(data: LabelledImages) -> np.ndarray:
     return np.asarray([s.patient_id if s.patient_id is not None else f"\0{i}" for i, s in enumerate(data.samples)])
 
@@ -60,7 +51,7 @@ def make_split(data: LabelledImages, *, seed: int = 0, val_fraction: float = 0.1
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise ConfigError(f"val_fraction {val_fraction} and test_fraction {test_fraction} must be in (0, 1), sum < 1")
     splits = np.asarray([s.split or "" for s in data.samples])
-    strata, groups = _strata(data), _groups(data)
+    strata, groups = data.strata(), _groups(data)
     if len(data.samples) < 10:
         raise DataError(f"{data.name}: only {len(data.samples)} images; at least 10 are needed to train and test")
     if all(splits != ""):
@@ -82,7 +73,10 @@ def make_split(data: LabelledImages, *, seed: int = 0, val_fraction: float = 0.1
 
 
 def check_split(data: LabelledImages, split: DataSplit) -> None:
-    """Every class must have training images; a class seen only in test is named as such."""
+    """Every class must have training images; a class seen only in test is named as such. (Image labels only:
+    a segmentation class may be absent from some images by nature.)"""
+    if not isinstance(data, LabelledImages):
+        return
     t = data.targets()
     if t.ndim == 1:
         per = {k: np.bincount(t[getattr(split, k)], minlength=data.num_classes) for k in ("train", "val", "test")}
@@ -108,7 +102,7 @@ def training_subset(data: LabelledImages, train: np.ndarray, fraction: float, se
         raise ConfigError(f"training fraction {fraction} must be in (0, 1]")
     if fraction == 1:
         return np.asarray(train)
-    strata = _strata(data)[train]
+    strata = data.strata()[train]
     order = np.random.default_rng([seed, 0x5EED]).permutation(len(train))
     keep = []
     for s in np.unique(strata):

@@ -81,3 +81,11 @@ def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
         t = F.interpolate(t[None].float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
         t = t.round().clamp_(0, 255).to(torch.uint8)
     return t
+
+
+def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
+    """``uint8`` ``H×W`` class-index mask to ``uint8`` ``size×size`` (nearest neighbour: no new label values)."""
+    t = torch.tensor(np.asarray(mask, dtype=np.uint8))
+    if t.shape != (size, size):
+        t = F.interpolate(t[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0].to(torch.uint8)
+    return t

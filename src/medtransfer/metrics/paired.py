@@ -1,12 +1,15 @@
-"""AUC on many bootstrap resamples at once, and paired comparisons of two models on the same test cases.
+"""A metric on many bootstrap resamples at once, and paired comparisons of two models on the same test cases.
 
-Used by study summaries: the mean AUC over seeds with a case-bootstrap interval, and the paired difference between
-two strategies (the same resampled cases scored by both), with its interval and a two-sided bootstrap p-value.
+Used by study summaries: the mean metric over seeds with a case-bootstrap interval, and the paired difference between
+two strategies (the same resampled cases scored by both), with its interval and a two-sided bootstrap p-value. The
+metric is AUC for classification (from stored probabilities) and the mean per-image Dice for segmentation (from
+stored per-image scores): see :func:`resampled_metric`.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import rankdata
@@ -48,22 +51,45 @@ def resample_cases(n: int, n_resamples: int, seed: int) -> np.ndarray:
     return idx
 
 
-def mean_auc_interval(runs: list[tuple[np.ndarray, np.ndarray]], label_kind: str, *, n_resamples: int = 1000,
-                      seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """Mean AUC over runs (seeds) scored on the same cases, with a case-bootstrap interval."""
+#: ``metric(values, targets, resamples)`` -> one value per resample (``R×N`` case indices).
+ResampledMetric = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def resampled_metric(task: str = "classification", label_kind: str = "binary") -> ResampledMetric:
+    """The study metric on resampled cases: AUC from ``N×C`` probabilities (classification), or the mean of
+    ``N×1`` per-case scores (segmentation: each test image's Dice)."""
+    if task == "segmentation":
+        def mean_score(values: np.ndarray, targets: np.ndarray, resamples: np.ndarray) -> np.ndarray:
+            return _nanmean(np.asarray(values, dtype=np.float64)[resamples, 0].T)
+
+        return mean_score
+    return lambda probs, targets, resamples: batched_auc(probs, targets, label_kind, resamples)
+
+
+def _as_metric(metric: ResampledMetric | str) -> ResampledMetric:
+    return resampled_metric("classification", metric) if isinstance(metric, str) else metric
+
+
+def mean_interval(runs: list[tuple[np.ndarray, np.ndarray]], metric: ResampledMetric | str, *, n_resamples: int = 1000,
+                  seed: int = 0, level: float = 0.95) -> dict[str, float]:
+    """Mean metric over runs (seeds) scored on the same cases, with a case-bootstrap interval. ``metric``: a
+    :func:`resampled_metric`, or a label kind for AUC."""
+    metric = _as_metric(metric)
     n = len(runs[0][1])
     idx = resample_cases(n, n_resamples, seed)
-    means = _nanmean(np.stack([batched_auc(p, t, label_kind, idx) for p, t in runs]))
+    means = _nanmean(np.stack([metric(p, t, idx) for p, t in runs]))
     return _interval(means, level)
 
 
-def paired_difference(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]], label_kind: str,
-                      *, n_resamples: int = 2000, seed: int = 0, level: float = 0.95) -> dict[str, float]:
-    """Mean AUC of runs ``a`` minus that of runs ``b``, on the same resampled cases: value, interval, p-value."""
+def paired_difference(a: list[tuple[np.ndarray, np.ndarray]], b: list[tuple[np.ndarray, np.ndarray]],
+                      metric: ResampledMetric | str, *, n_resamples: int = 2000, seed: int = 0,
+                      level: float = 0.95) -> dict[str, float]:
+    """Mean metric of runs ``a`` minus that of runs ``b``, on the same resampled cases: value, interval, p-value."""
+    metric = _as_metric(metric)
     n = len(a[0][1])
     idx = resample_cases(n, n_resamples, seed)
-    mean_a = _nanmean(np.stack([batched_auc(p, t, label_kind, idx) for p, t in a]))
-    mean_b = _nanmean(np.stack([batched_auc(p, t, label_kind, idx) for p, t in b]))
+    mean_a = _nanmean(np.stack([metric(p, t, idx) for p, t in a]))
+    mean_b = _nanmean(np.stack([metric(p, t, idx) for p, t in b]))
     out = _interval(mean_a - mean_b, level)
     draws = (mean_a - mean_b)[1:]
     draws = draws[np.isfinite(draws)]

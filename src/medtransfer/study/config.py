@@ -23,6 +23,8 @@ from medtransfer.training import TrainConfig
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
+#: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`).
+_LATER_SETTINGS = {"task": "auto", "test_fraction": None}
 
 
 @dataclass
@@ -44,8 +46,12 @@ class StudyConfig:
     cache: bool = True  # frozen-prefix cache for linear / tune:K trials
     cache_views: int = 8
     cache_dtype: str = "float16"
+    task: str = "auto"  # classification, segmentation, or told by the data's layout
+    test_fraction: float | None = None  # seeded test split share (default: the task's)
 
     def __post_init__(self) -> None:
+        from medtransfer.tasks import TASKS
+
         if isinstance(self.train, dict):
             self.train = TrainConfig.from_dict(self.train)
         if isinstance(self.seeds, int):
@@ -83,6 +89,10 @@ class StudyConfig:
             errors.append(f"cache_views {self.cache_views!r} must be an integer >= 1")
         if not 16 <= self.input_size <= 1024:
             errors.append(f"input_size {self.input_size} must be between 16 and 1024 pixels")
+        if self.task != "auto" and self.task not in TASKS:
+            errors.append(f"task {self.task!r} must be one of {', '.join(TASKS)} or auto")
+        if self.test_fraction is not None and not (isinstance(self.test_fraction, (int, float)) and 0 < self.test_fraction < 0.9):
+            errors.append(f"test_fraction {self.test_fraction!r} must be a number in (0, 0.9)")
         if errors:
             raise ConfigError("; ".join(errors))
         self.fractions = sorted((float(f) for f in self.fractions), reverse=True)
@@ -120,8 +130,10 @@ class StudyConfig:
         return d
 
     def hash(self) -> str:
-        """A digest of everything that changes results (not the device)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """A digest of everything that changes results (not the device). Settings added after a study was made
+        count only when they differ from their defaults, so older study folders still resume."""
+        d = {k: v for k, v in self.to_dict().items() if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k])}
+        canonical = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def run_config(self, strategy: str, fraction: float, seed: int, device: str) -> RunConfig:
@@ -129,8 +141,16 @@ class StudyConfig:
             data=self.data, strategy=strategy, backbone=self.backbone, weights=self.weights,
             input_size=self.input_size, seed=seed, train_fraction=fraction, split_seed=self.split_seed,
             augmentation=self.augmentation, train=self.train, device=device, source_options=self.source_options,
-            cache=self.cache, cache_views=self.cache_views, cache_dtype=self.cache_dtype,
+            cache=self.cache, cache_views=self.cache_views, cache_dtype=self.cache_dtype, task=self.task,
+            test_fraction=self.test_fraction,
         )
+
+    @property
+    def task_name(self) -> str:
+        """The task: as set, or told by the data's layout."""
+        from medtransfer.data import infer_task
+
+        return infer_task(self.data) if self.task == "auto" else self.task
 
 
 def _parses(s: str) -> bool:

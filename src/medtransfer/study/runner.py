@@ -6,6 +6,7 @@ scored on the same validation and test splits. Finished trials are skipped when 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import shutil
@@ -14,6 +15,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from medtransfer.backbones import create_backbone
@@ -32,7 +34,13 @@ from medtransfer.saved_model import save_model
 from medtransfer.strategies import layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.store import StoreError, StudyStore, trial_id
-from medtransfer.study.summary import StudySummary, strategy_order, summarize
+from medtransfer.study.summary import (
+    StudySummary,
+    metric_label,
+    strategy_order,
+    summarize,
+)
+from medtransfer.tasks import TASKS, Task
 from medtransfer.training import resolve_device
 
 
@@ -99,10 +107,15 @@ class Study:
             raise ConfigError(f"{folder} is not empty and holds no study; choose an empty or new folder")
         return folder
 
+    @functools.cached_property
+    def task(self) -> type[Task]:
+        return TASKS[self.config.task_name]
+
     @property
     def num_groups(self) -> int:
         if self._num_groups is None:
-            self._num_groups = create_backbone(self.config.backbone, weights="scratch").num_groups
+            backbone = create_backbone(self.config.backbone, weights="scratch")
+            self._num_groups = len(self.task.layout(backbone)[0])
         return self._num_groups
 
     def strategies(self) -> list[str]:
@@ -188,27 +201,36 @@ class Study:
             epochs_run=len(fit.history), stopped=fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
             trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
-            device=outcome.device, history=fit.history, samples=prepared.split.test,
-            targets=outcome.test_targets, probs=outcome.test_probs,
+            device=outcome.device, history=fit.history, samples=prepared.split.test, **self._predictions(outcome),
         )
-        auc = outcome.test_metrics["auc"]["value"]
-        log(f"[green]✓[/green] {trial.label()}: test AUC {auc:.3f}, val AUC {outcome.val_score:.3f}, "
+        metric = outcome.task.selection_metric
+        name = metric_label(metric)
+        log(f"[green]✓[/green] {trial.label()}: test {name} {outcome.test_metrics[metric]['value']:.3f}, "
+            f"val {name} {outcome.val_score:.3f}, "
             f"{len(fit.history)} epochs, {time.perf_counter() - started:.0f} s")
+
+    @staticmethod
+    def _predictions(outcome) -> dict:
+        """What the store keeps per test case: probabilities (for AUC), or each image's score (Dice)."""
+        scores = outcome.task.case_scores(outcome.test_probs, outcome.test_targets)
+        if scores is None:
+            return {"targets": outcome.test_targets, "probs": outcome.test_probs}
+        return {"targets": np.zeros(len(scores), dtype=np.int64), "probs": np.asarray(scores)[:, None]}
 
     def _keep_checkpoint(self, trial: Trial, outcome) -> None:
         policy = self.config.checkpoints
         if policy == "none":
             return
         if policy == "all":
-            save_model(self.folder / "models" / trial.id.replace("|", "_").replace(":", "-"), outcome.backbone_model,
+            save_model(self.folder / "models" / trial.id.replace("|", "_").replace(":", "-"), outcome.weights_module,
                        {**outcome.spec, "trial": trial.id})
             return
         trials = self.store.trials()
         previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
         if len(previous) and previous.val_score.max() >= outcome.val_score:
             return
-        save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.backbone_model,
-                   {**outcome.spec, "trial": trial.id, "val_auc": outcome.val_score})
+        save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.weights_module,
+                   {**outcome.spec, "trial": trial.id, f"val_{outcome.task.selection_metric}": outcome.val_score})
 
     def _log_traceback(self, trial: Trial) -> None:
         try:
@@ -224,8 +246,8 @@ class Study:
 
     def summary(self) -> StudySummary:
         data = self.store.meta().get("data")
-        label_kind = json.loads(data)["label_kind"] if data else "binary"
-        return summarize(self.store, label_kind)
+        label_kind = json.loads(data).get("label_kind", "binary") if data else "binary"
+        return summarize(self.store, label_kind, task=self.task.name)
 
     def _write_summary(self, summary: StudySummary) -> None:
         atomic_write(self.folder / "summary.csv", summary.table.to_csv(index=False))

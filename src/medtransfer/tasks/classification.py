@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,39 @@ class ClassificationTask(Task):
         self.label_kind = label_kind
         self.label_smoothing = label_smoothing
         self._weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+
+    @classmethod
+    def for_data(cls, data, train_targets, train_config) -> ClassificationTask:
+        weights = (balanced_class_weights(np.asarray(train_targets), data.num_classes, data.label_kind)
+                   if train_config.class_weighting else None)
+        return cls(data.class_names, data.label_kind, weights, label_smoothing=train_config.label_smoothing)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> ClassificationTask:
+        return cls(spec["class_names"], spec["label_kind"])
+
+    @staticmethod
+    def load_targets(data, indices: np.ndarray, size: int) -> np.ndarray:
+        return data.targets()[np.asarray(indices, dtype=np.int64)]
+
+    @classmethod
+    def describe(cls, data, parts: dict[str, np.ndarray]) -> dict:
+        t = data.targets()
+
+        def per_class(idx):
+            counts = np.bincount(t[idx], minlength=data.num_classes) if t.ndim == 1 else t[idx].sum(0)
+            return {n: int(c) for n, c in zip(data.class_names, counts)}
+
+        return {"label_kind": data.label_kind, "per_class": {k: per_class(idx) for k, idx in parts.items()}}
+
+    def predictions_csv(self, indices: np.ndarray, targets: np.ndarray, probs: np.ndarray) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        t = targets.reshape(len(targets), -1)
+        w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in self.class_names]])
+        for i, tt, p in zip(indices, t, probs):
+            w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p)])
+        return buf.getvalue()
 
     @property
     def num_classes(self) -> int:

@@ -86,7 +86,10 @@ class Trainer:
         self.progress = progress
 
     # -- one pass ---------------------------------------------------------------------------------------
-    def _inputs(self, net: TransferNet, x: torch.Tensor, cached: bool) -> torch.Tensor:
+    def _inputs(self, net: TransferNet, x, cached: bool):
+        """A batch of images through the frozen prefix, or cached prefix outputs (a tensor or a tuple) as they are."""
+        if isinstance(x, (tuple, list)):  # the default collate turns a tuple into a list
+            return tuple(t.to(self.device, non_blocking=True) for t in x)
         x = x.to(self.device, non_blocking=True)
         return x if cached else net.prefix(x)
 

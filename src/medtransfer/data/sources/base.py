@@ -52,6 +52,13 @@ class LabelledImages:
         """Targets as an array: ``(N,)`` of class indices, or ``(N, C)`` 0/1 for multi-label."""
         return np.asarray([s.target for s in self.samples], dtype=np.int64)
 
+    def strata(self) -> np.ndarray:
+        """One code per sample for stratified splits: the class, or the label combination when multi-label."""
+        t = self.targets()
+        if t.ndim == 1:
+            return t
+        return np.unique(t, axis=0, return_inverse=True)[1].ravel()
+
 
 class Source(ABC):
     """Reads one kind of input. Subclasses register themselves in :data:`SOURCES` via :func:`register_source`."""

@@ -44,7 +44,11 @@ from PIL import Image, UnidentifiedImageError
 
 from medtransfer.data.sources.base import SPLITS, Source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
-from medtransfer.data.sources.image_files import PILLOW_SUFFIXES, is_image_file, read_image_file
+from medtransfer.data.sources.image_files import (
+    PILLOW_SUFFIXES,
+    is_image_file,
+    read_image_file,
+)
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
 #: Suffixes (lower case) of mask files. DICOM masks are not read.
@@ -71,6 +75,11 @@ class SegmentationSample:
     patient_id: str | None = None
     mask_ref: str = ""
 
+    @property
+    def load(self) -> Callable[[], np.ndarray]:
+        """The image loader, under the name every sample uses."""
+        return self.load_image
+
 
 @dataclass
 class SegmentedImages:
@@ -85,6 +94,10 @@ class SegmentedImages:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def strata(self) -> np.ndarray:
+        """Splits are grouped by patient (volume) but not stratified: one stratum."""
+        return np.zeros(len(self.samples), dtype=np.int64)
 
 
 class SegmentationSource(Source):

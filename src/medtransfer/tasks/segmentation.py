@@ -1,0 +1,203 @@
+"""Semantic segmentation: a U-Net whose encoder is the pre-trained backbone, cut into the same layer groups.
+
+The encoder is the backbone's groups up to its deepest feature map (timm's ``feature_info``: reductions 2, 4, 8, 16
+and 32); layers after it (EfficientNet's ``conv_head``) are dropped. The outputs of the groups that end at those
+reductions are the skip features of segmentation-models-pytorch's ``UnetDecoder``. The strategies cut the *encoder*:
+``linear`` freezes the whole encoder, ``tune:K`` trains its top K groups, ``full`` all of them, ``scratch`` starts from
+a random encoder. The decoder and the segmentation head always train.
+
+Loss: cross-entropy + soft Dice (smp's ``DiceLoss``), over all classes including background. Validation score: mean
+per-image Dice of the foreground classes. Test metrics: Dice, IoU and HD95 (pixels, at the input size) with
+bootstrap intervals over test images.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medtransfer.backbones import Backbone
+from medtransfer.backbones.groups import SUPPORTED_HINT, LayerGroup
+from medtransfer.errors import ConfigError
+from medtransfer.metrics.segmentation import (
+    bootstrap_segmentation,
+    segmentation_metrics,
+)
+from medtransfer.networks import FrozenPrefix, Normalize, TrainableSuffix, TransferNet
+from medtransfer.strategies import Strategy
+from medtransfer.tasks.base import Task
+
+#: The reductions a U-Net reads, shallow to deep.
+REDUCTIONS = (2, 4, 8, 16, 32)
+DECODER_CHANNELS = (256, 128, 64, 32, 16)
+
+
+def encoder_groups(backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
+    """The backbone's groups cut after its deepest feature map, and the 0-based indices of the groups whose outputs
+    are the feature maps at :data:`REDUCTIONS`."""
+    info = getattr(backbone.model, "feature_info", None)
+    modules = [f["module"] for f in info or [] if f.get("reduction") in REDUCTIONS]
+    if info is None or [f["reduction"] for f in info if f.get("reduction") in REDUCTIONS] != list(REDUCTIONS):
+        raise ConfigError(f"{backbone.name}: no feature maps at reductions {REDUCTIONS} for a U-Net; {SUPPORTED_HINT}")
+    groups: list[LayerGroup] = []
+    taps: list[int] = []
+    for g in backbone.groups:
+        names = g.name.split("+")
+        keep = len(names)
+        for j, n in enumerate(names):
+            if n == modules[-1]:
+                keep = j + 1
+        names = names[:keep]
+        groups.append(LayerGroup("+".join(names), nn.Sequential(*list(g.module)[:keep])))
+        if names[-1] in modules:
+            taps.append(len(groups) - 1)
+        if names[-1] == modules[-1]:
+            break
+    if len(taps) != len(modules):
+        raise ConfigError(
+            f"{backbone.name}: its feature maps ({', '.join(modules)}) do not all end a layer group, so the U-Net's skip "
+            f"connections cannot be cut at group boundaries; {SUPPORTED_HINT}"
+        )
+    return groups, taps
+
+
+class UnetHead(nn.Module):
+    """smp's U-Net decoder + segmentation head on the tapped encoder maps (``/2`` … ``/32``)."""
+
+    def __init__(self, encoder_channels: list[int], num_classes: int, decoder_channels=DECODER_CHANNELS):
+        super().__init__()
+        from segmentation_models_pytorch.base import SegmentationHead
+        from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
+
+        # smp's encoders also return the input itself first; the decoder uses only its size
+        self.decoder = UnetDecoder(encoder_channels=[3, *encoder_channels], decoder_channels=decoder_channels,
+                                   n_blocks=len(decoder_channels))
+        self.segmentation = SegmentationHead(decoder_channels[-1], num_classes, kernel_size=3)
+
+    def forward(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        f = features[0]
+        full = f.new_empty((0, 0, 2 * f.shape[-2], 2 * f.shape[-1]))
+        return self.segmentation(self.decoder([full, *features]))
+
+
+def dice_per_image(pred: torch.Tensor, true: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``N×(C-1)`` Dice of each foreground class per image (1 where both masks are empty), as the metrics define it."""
+    pred, true = pred.reshape(len(pred), -1).long(), true.reshape(len(true), -1).long()
+    out = []
+    for c in range(1, num_classes):
+        p, t = pred == c, true == c
+        inter = (p & t).sum(1).double()
+        total = (p.sum(1) + t.sum(1)).double()
+        out.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
+    return torch.stack(out, 1)
+
+
+class SegmentationTask(Task):
+    name = "segmentation"
+    selection_metric = "dice"
+
+    def __init__(self, class_names: list[str], dice_weight: float = 1.0):
+        if len(class_names) < 2:
+            raise ConfigError(f"segmentation needs at least two classes (background first), got {class_names}")
+        self.class_names = list(class_names)
+        self.dice_weight = dice_weight
+        self._dice = None
+
+    test_fraction = 0.1  # 80/10/10, as is usual for segmentation benchmarks
+
+    @classmethod
+    def for_data(cls, data, train_targets, train_config) -> SegmentationTask:
+        return cls(data.class_names)
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> SegmentationTask:
+        return cls(spec["class_names"])
+
+    @staticmethod
+    def load_targets(data, indices: np.ndarray, size: int) -> torch.Tensor:
+        from medtransfer.data.dataset import load_masks
+
+        return load_masks(data, indices, size)
+
+    def predictions_csv(self, indices: np.ndarray, targets: np.ndarray, probs: np.ndarray) -> str:
+        """Per test image: the Dice of each foreground class (the predicted masks are not written)."""
+        d = dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes).numpy()
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["sample", *[f"dice_{n}" for n in self.class_names[1:]]])
+        for i, row in zip(indices, d):
+            w.writerow([int(i), *(f"{v:.6f}" for v in row)])
+        return buf.getvalue()
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @classmethod
+    def layout(cls, backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
+        return encoder_groups(backbone)
+
+    def head(self, backbone: Backbone) -> nn.Module:  # pragma: no cover - build_network builds it
+        raise NotImplementedError
+
+    def build_network(self, backbone: Backbone, strategy: Strategy) -> TransferNet:
+        groups, taps = encoder_groups(backbone)
+        k = strategy.frozen_groups(len(groups))
+        channels = self._channels(backbone, groups, taps)
+        head = UnetHead(channels, self.num_classes)
+        modules = [g.module for g in groups]
+        # prefix positions count Normalize as 0, so group i sits at i + 1
+        prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k], taps=[t + 1 for t in taps if t < k])
+        suffix = TrainableSuffix(modules[k:], head, taps=[t - k for t in taps if t >= k])
+        saved = nn.ModuleDict({"encoder": nn.ModuleList(modules), "decoder": head})
+        return TransferNet(prefix, suffix, num_frozen=k, weights_module=saved)
+
+    @staticmethod
+    @torch.no_grad()
+    def _channels(backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> list[int]:
+        y = torch.zeros(1, 3, 64, 64)
+        chans = []
+        was = [g.module.training for g in groups]
+        for i, g in enumerate(groups):
+            y = g.module.eval()(y)
+            if i in taps:
+                chans.append(int(y.shape[1]))
+        for g, w in zip(groups, was):
+            g.module.train(w)
+        return chans
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self._dice is None:
+            from segmentation_models_pytorch.losses import DiceLoss
+
+            self._dice = DiceLoss(mode="multiclass", from_logits=True)
+        targets = targets.long()
+        return F.cross_entropy(outputs, targets) + self.dice_weight * self._dice(outputs, targets)
+
+    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+        """The predicted class of every pixel (``uint8`` ``N×H×W``): what the metrics and the figures read."""
+        return outputs.argmax(1).to(torch.uint8)
+
+    def score(self, probs: np.ndarray, targets: np.ndarray) -> float:
+        d = dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes)
+        return float(d.mean()) if d.numel() else float("nan")
+
+    def case_scores(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        """Per-image foreground Dice (mean over foreground classes), the unit of the study's paired comparisons."""
+        return dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes).mean(1).numpy()
+
+    def evaluate(self, probs: np.ndarray, targets: np.ndarray, *, seed: int = 0) -> dict[str, dict[str, float]]:
+        m = segmentation_metrics(probs, targets, self.num_classes, class_names=self.class_names)
+        out = {name: bootstrap_segmentation(m["per_image"][name], seed=seed) for name in ("dice", "iou", "hd95")}
+        if self.num_classes > 2:
+            for j, cls in enumerate(self.class_names[1:]):
+                out[f"dice_{cls}"] = bootstrap_segmentation(m["per_image"]["dice"][:, j], seed=seed)
+        return out
+
+    def config(self) -> dict:
+        return {"task": self.name, "class_names": self.class_names}
