@@ -52,7 +52,7 @@ class DevTools:
         self.process = subprocess.Popen(
             [binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(3, 4), preexec_fn=as_fds_3_and_4,
+            pass_fds=(3, 4), preexec_fn=as_fds_3_and_4,  # noqa: PLW1509 - it only duplicates two fds
         )
         os.close(to_browser_r)
         os.close(from_browser_w)

@@ -7,7 +7,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_training_curve(history: list[dict], path: Path, *, metric: str = "auc", title: str = "") -> Path:
@@ -25,7 +25,10 @@ def plot_training_curve(history: list[dict], path: Path, *, metric: str = "auc",
         ax2.axvline(epochs[best], color="0.6", ls="--", lw=1)
         ax2.annotate(f"best {score[best]:.3f} @ {epochs[best]}", (epochs[best], score[best]), textcoords="offset points",
                      xytext=(4, -12), fontsize=8)
-    ax2.set(xlabel="epoch", ylabel=f"val {metric.upper()}", title=f"validation {metric.upper()}")
+    from medtransfer.study.summary import metric_label
+
+    label = metric_label(metric)
+    ax2.set(xlabel="epoch", ylabel=f"val {label}", title=f"validation {label}")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=110)

@@ -15,14 +15,19 @@ import numpy as np
 import pandas as pd
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator, NullLocator
+
+from medtransfer.study.summary import metric_label
 
 #: figure width in inches; at the saved resolution the PNG is about 990 px wide, shown at ≤ 900 px on the page
 WIDTH = 9.0
 DPI = 110
 SCRATCH_COLOR = "0.15"
 RECOMMENDED_COLOR = "#c0392b"
+#: segmentation overlays: the true mask's outline, and the fill of each foreground class (class 1 first)
+TRUTH_COLOR = "#ffd400"
+CLASS_COLORS = ("#00b4ff", "#ff7f0e", "#2ca02c", "#e377c2", "#9467bd", "#17becf", "#8c564b", "#bcbd22")
 
 
 @dataclass
@@ -35,7 +40,8 @@ class Figure:
     png: Path | None = None
     svg: Path | None = None
     note: str = ""  # why the figure (or part of it) is missing
-    image_refs: list[str] = field(default_factory=list)  # heat maps: where each image came from, left to right
+    image_refs: list[str] = field(default_factory=list)  # the images shown: where each came from, in image_order
+    image_order: str = "left to right"
 
 
 def save_figure(fig, out_dir: Path, name: str) -> tuple[Path, Path]:
@@ -81,10 +87,31 @@ def _label(strategy: str, recommended: str | None) -> str:
     return f"{strategy} (recommended)" if strategy == recommended else strategy
 
 
-# -- 1. test AUC against fine-tuning depth --------------------------------------------------------------------------
-def plot_auc_vs_depth(table: pd.DataFrame, order: list[str], recommended: str | None, recommended_fraction: float | None,
-                      out_dir: Path) -> Figure:
-    """Mean test AUC (95 % CI band) per strategy, shallow to deep, one line per training fraction."""
+# -- the study metric's axis ---------------------------------------------------------------------------------------
+def _metric_axis(ax, metric: str, values: list[float]) -> None:
+    """AUC: a dotted chance line at 0.5 and limits that keep it in view; Dice (no chance level): 0 to 1."""
+    if metric != "auc":
+        ax.set_ylim(-0.01, 1.01)
+        return
+    ax.axhline(0.5, color="0.6", ls=":", lw=1)
+    finite = [v for v in values if np.isfinite(v)]
+    low = min(finite) if finite else 0.5
+    ax.set_ylim(max(0.0, min(0.5, low) - 0.03), 1.01)
+
+
+def _test_values(table: pd.DataFrame, metric: str) -> list[float]:
+    """Every plotted test value and lower bound, for the axis limits."""
+    return table[f"test_{metric}_low"].tolist() + table[f"test_{metric}"].tolist()
+
+
+# -- 1. test metric against fine-tuning depth -----------------------------------------------------------------------
+def plot_metric_vs_depth(table: pd.DataFrame, metric: str, order: list[str], recommended: str | None,
+                         recommended_fraction: float | None, out_dir: Path, *, head: str = "classifier") -> Figure:
+    """Mean test metric (95 % CI band) per strategy, shallow to deep, one line per training fraction.
+
+    ``metric`` is the summary's (``auc`` or ``dice``); ``head`` names the new, always-trained part of the network.
+    """
+    label, test = metric_label(metric), f"test_{metric}"
     fig, ax = plt.subplots(figsize=(WIDTH, 4.4), constrained_layout=True)
     x = {s: i for i, s in enumerate(order)}
     fractions = sorted(table.fraction.unique(), reverse=True)
@@ -94,93 +121,93 @@ def plot_auc_vs_depth(table: pd.DataFrame, order: list[str], recommended: str | 
         rows["x"] = rows.strategy.map(x)
         rows = rows.sort_values("x")
         color = cmap(0.85 * j / max(1, len(fractions) - 1))
-        ax.plot(rows.x, rows.test_auc, "o-", color=color, lw=2, ms=5, label=f"{percent(f)} of training data")
-        ax.fill_between(rows.x, rows.test_auc_low, rows.test_auc_high, color=color, alpha=0.15, lw=0)
+        ax.plot(rows.x, rows[test], "o-", color=color, lw=2, ms=5, label=f"{percent(f)} of training data")
+        ax.fill_between(rows.x, rows[f"{test}_low"], rows[f"{test}_high"], color=color, alpha=0.15, lw=0)
     if recommended in x:
         i = x[recommended]
         ax.axvspan(i - 0.35, i + 0.35, color=RECOMMENDED_COLOR, alpha=0.08, lw=0)
         at = table[(table.strategy == recommended) & (table.fraction == recommended_fraction)]
         if len(at):
-            y = float(at.test_auc.iloc[0])
+            y = float(at[test].iloc[0])
             ax.plot([i], [y], marker="*", ms=18, color=RECOMMENDED_COLOR, mec="white", zorder=6)
             ax.annotate("recommended", (i, y), xytext=(0, 12), textcoords="offset points", ha="center",
                         color=RECOMMENDED_COLOR, fontsize=9, fontweight="bold")
-    ax.axhline(0.5, color="0.6", ls=":", lw=1)
+    _metric_axis(ax, metric, _test_values(table, metric))
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.5, len(order) - 0.5)
-    ax.set(xlabel="fine-tuning depth (shallow → deep; scratch: no pre-training)", ylabel="test AUC (mean over seeds)")
-    _auc_limits(ax, table.test_auc_low.tolist() + table.test_auc.tolist())
+    ax.set(xlabel="fine-tuning depth (shallow → deep; scratch: no pre-training)",
+           ylabel=f"test {label} (mean over seeds)")
     ax.grid(axis="y", alpha=0.3)
     ax.legend(loc="best", fontsize=9, frameon=False)
-    png, svg = save_figure(fig, out_dir, "auc_vs_depth")
-    return Figure("auc_vs_depth", "Test AUC by fine-tuning depth", png=png, svg=svg, caption=(
-        "Mean test AUC over seeds for each strategy, from training from scratch (left) through training only the new "
-        "classifier (linear) and tuning the last K layer groups (tune:K) to tuning every layer (full); one line per "
-        "training-set size. Shaded bands: 95 % case-bootstrap confidence intervals. The star marks the recommended "
-        "strategy (best mean validation AUC at the largest training set). Dotted line: chance (0.5)."))
+    name = f"{metric}_vs_depth"
+    png, svg = save_figure(fig, out_dir, name)
+    return Figure(name, f"Test {label} by fine-tuning depth", png=png, svg=svg, caption=(
+        f"Mean test {label} over seeds for each strategy, from training from scratch (left) through training only the "
+        f"new {head} (linear) and tuning the last K layer groups (tune:K) to tuning every layer (full); one line per "
+        f"training-set size. Shaded bands: 95 % case-bootstrap confidence intervals. The star marks the recommended "
+        f"strategy (best mean validation {label} at the largest training set)."
+        + (" Dotted line: chance (0.5)." if metric == "auc" else "")))
 
 
-def _auc_limits(ax, values: list[float]) -> None:
-    finite = [v for v in values if np.isfinite(v)]
-    low = min(finite) if finite else 0.5
-    ax.set_ylim(max(0.0, min(0.5, low) - 0.03), 1.01)
-
-
-# -- 2. test AUC against training-set size --------------------------------------------------------------------------
-def plot_auc_vs_fraction(table: pd.DataFrame, order: list[str], recommended: str | None, out_dir: Path) -> Figure:
-    """Mean test AUC per training fraction (log axis), one line per strategy; scratch and the recommendation bold."""
+# -- 2. test metric against training-set size -----------------------------------------------------------------------
+def plot_metric_vs_fraction(table: pd.DataFrame, metric: str, order: list[str], recommended: str | None,
+                            out_dir: Path) -> Figure:
+    """Mean test metric per training fraction (log axis), one line per strategy; scratch and the recommendation bold."""
+    label, test = metric_label(metric), f"test_{metric}"
     fig, ax = plt.subplots(figsize=(WIDTH, 4.4), constrained_layout=True)
     colors = strategy_colors(order, recommended)
     for s in order:
         rows = table[table.strategy == s].sort_values("fraction")
         style = _line_style(s, recommended)
-        ax.plot(rows.fraction, rows.test_auc, marker="o", ms=4 if style["lw"] < 2 else 6, color=colors[s],
+        ax.plot(rows.fraction, rows[test], marker="o", ms=4 if style["lw"] < 2 else 6, color=colors[s],
                 label=_label(s, recommended), **style)
         if s == "scratch" or s == recommended:
-            ax.fill_between(rows.fraction, rows.test_auc_low, rows.test_auc_high, color=colors[s], alpha=0.12, lw=0)
+            ax.fill_between(rows.fraction, rows[f"{test}_low"], rows[f"{test}_high"], color=colors[s], alpha=0.12,
+                            lw=0)
     fractions = sorted(table.fraction.unique())
     ax.set_xscale("log")
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(fractions, [percent(f) for f in fractions])
     if len(fractions) == 1:
         ax.set_xlim(fractions[0] / 1.5, fractions[0] * 1.5)
-    ax.axhline(0.5, color="0.6", ls=":", lw=1)
-    ax.set(xlabel="share of the training split used (log scale)", ylabel="test AUC (mean over seeds)")
-    _auc_limits(ax, table.test_auc_low.tolist() + table.test_auc.tolist())
+    _metric_axis(ax, metric, _test_values(table, metric))
+    ax.set(xlabel="share of the training split used (log scale)", ylabel=f"test {label} (mean over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
-    png, svg = save_figure(fig, out_dir, "auc_vs_fraction")
-    return Figure("auc_vs_fraction", "Test AUC by training-set size", png=png, svg=svg, caption=(
-        "Mean test AUC over seeds against the share of the training split used (logarithmic axis). Dashed black: "
+    name = f"{metric}_vs_fraction"
+    png, svg = save_figure(fig, out_dir, name)
+    return Figure(name, f"Test {label} by training-set size", png=png, svg=svg, caption=(
+        f"Mean test {label} over seeds against the share of the training split used (logarithmic axis). Dashed black: "
         "training from scratch; red: the recommended strategy (both with 95 % case-bootstrap bands); thin lines: the "
         "other fine-tuning depths. A flatter line loses less when the training set shrinks."))
 
 
-# -- 3. validation AUC per epoch ------------------------------------------------------------------------------------
-def plot_validation_curves(curves: pd.DataFrame, trials: pd.DataFrame, order: list[str], recommended: str | None,
-                           fraction: float, out_dir: Path) -> Figure:
-    """Validation AUC per epoch for each strategy at ``fraction``, the mean over seeds."""
-    name, title = "validation_curves", f"Validation AUC during training ({percent(fraction)} of the training data)"
+# -- 3. validation metric per epoch ---------------------------------------------------------------------------------
+def plot_validation_curves(curves: pd.DataFrame, trials: pd.DataFrame, metric: str, order: list[str],
+                           recommended: str | None, fraction: float, out_dir: Path) -> Figure:
+    """Validation metric per epoch for each strategy at ``fraction``, the mean over seeds."""
+    label, column = metric_label(metric), f"val_{metric}"
+    name, title = "validation_curves", f"Validation {label} during training ({percent(fraction)} of the training data)"
     done = trials[(trials.status == "done") & (trials.fraction == fraction)]
-    if curves.empty or "val_auc" not in curves or done.empty:
+    if curves.empty or column not in curves or done.empty:
         return Figure(name, title, note="No training curves were recorded at this training-set size.")
     merged = curves.merge(done[["id", "strategy", "seed"]], left_on="trial_id", right_on="id")
     fig, ax = plt.subplots(figsize=(WIDTH, 4.2), constrained_layout=True)
     colors = strategy_colors(order, recommended)
     for s in order:
-        per_epoch = merged[merged.strategy == s].groupby("epoch").val_auc.mean()
+        per_epoch = merged[merged.strategy == s].groupby("epoch")[column].mean()
         if per_epoch.empty:
             continue
         ax.plot(per_epoch.index, per_epoch.values, color=colors[s], label=_label(s, recommended),
                 **_line_style(s, recommended))
-    ax.set(xlabel="epoch", ylabel="validation AUC (mean over seeds)")
+    ax.set(xlabel="epoch", ylabel=f"validation {label} (mean over seeds)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9, frameon=False)
     png, svg = save_figure(fig, out_dir, name)
     seeds = done.seed.nunique()
     return Figure(name, title, png=png, svg=svg, caption=(
-        f"Validation AUC after each epoch for every strategy trained on {percent(fraction)} of the training split, "
+        f"Validation {label} after each epoch for every strategy trained on {percent(fraction)} of the training split, "
         f"averaged over {seeds} seed{'s' if seeds != 1 else ''} (a seed that stopped early no longer contributes to "
         f"later epochs). The model kept for each trial is the one from its best validation epoch."))
 
@@ -345,3 +372,101 @@ def plot_saliency(images: list[SaliencyImage], models: list[tuple[str, object]],
            else " With so few cells the maps place things only roughly; a larger input size gives finer maps."
            if cells < 4 else ""))
     return Figure(name, title, png=png, svg=svg, caption=caption, image_refs=[im.ref for im in images])
+
+
+# -- 6. segmentation: predicted masks over test images --------------------------------------------------------------
+@dataclass
+class OverlayImage:
+    """A test image as the models saw it (``uint8`` C×S×S), its true mask (``uint8`` S×S) and where it came from."""
+
+    image: np.ndarray
+    mask: np.ndarray
+    ref: str
+
+
+@dataclass
+class MaskPrediction:
+    """A model's predicted masks (``uint8`` N×S×S) of the overlay images, and each image's Dice against the truth."""
+
+    strategy: str
+    masks: np.ndarray
+    dice: np.ndarray
+
+
+def pick_overlay_images(data, test_idx: np.ndarray, size: int, count: int = 5) -> list[OverlayImage]:
+    """``count`` test images spread evenly through the test split, in its order (not chosen by any model's score)."""
+    from medtransfer.data import load_images, load_masks
+
+    n = len(test_idx)
+    positions = np.unique(np.linspace(0, n - 1, min(count, n)).round().astype(int)) if n else []
+    idx = [int(test_idx[i]) for i in positions]
+    images, masks = load_images(data, idx, size).numpy(), load_masks(data, idx, size).numpy()
+    return [OverlayImage(im, m, data.samples[i].ref) for im, m, i in zip(images, masks, idx)]
+
+
+def predict_masks(strategy: str, saved, images: list[OverlayImage]) -> MaskPrediction:
+    """The predicted class mask of each image by a :class:`~medtransfer.saved_model.SavedModel` of a segmentation
+    study, and its per-image Dice (the task's own case score, as in the study's tables)."""
+    import torch
+
+    x = torch.as_tensor(np.stack([im.image for im in images]))
+    with torch.no_grad():
+        masks = saved.task.probabilities(saved.net(x)).cpu().numpy()
+    truth = np.stack([im.mask for im in images])
+    return MaskPrediction(strategy, masks, np.asarray(saved.task.case_scores(masks, truth)))
+
+
+def _class_color(c: int) -> str:
+    return CLASS_COLORS[(c - 1) % len(CLASS_COLORS)]
+
+
+def _overlay(ax, image: np.ndarray, fill: np.ndarray, truth: np.ndarray, num_classes: int) -> None:
+    """``image`` with the classes of ``fill`` tinted and the border of each true class drawn over it."""
+    from matplotlib.colors import to_rgba
+
+    ax.imshow(np.transpose(np.broadcast_to(image, (3, *image.shape[1:])), (1, 2, 0)))
+    tint = np.zeros((*fill.shape, 4))
+    for c in range(1, num_classes):
+        tint[fill == c] = to_rgba(_class_color(c), 0.45)
+        if (truth == c).any():
+            ax.contour((truth == c).astype(float), levels=[0.5], colors=[TRUTH_COLOR], linewidths=1.3)
+    ax.imshow(tint)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_overlays(images: list[OverlayImage], predictions: list[MaskPrediction], class_names: list[str],
+                  out_dir: Path, *, recommended: str | None = None, models_note: str = "") -> Figure:
+    """One row per test image: the true mask, then each model's predicted mask, with that image's Dice."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    name, title = "overlay", "Predicted masks on test images"
+    if not images:
+        return Figure(name, title, note="The test split holds no images, so no masks were drawn.")
+    rows, cols, cell = len(images), 1 + len(predictions), 2.3
+    fig, axes = plt.subplots(rows, cols, figsize=(max(cell * cols, 4.5), cell * rows + 0.7), squeeze=False,
+                             constrained_layout=True)
+    for i, im in enumerate(images):
+        _overlay(axes[i, 0], im.image, im.mask, im.mask, len(class_names))
+        axes[i, 0].set_ylabel(f"image {i + 1}", fontsize=9)
+        for j, p in enumerate(predictions, start=1):
+            _overlay(axes[i, j], im.image, p.masks[i], im.mask, len(class_names))
+            head = f"{_label(p.strategy, recommended)}\n" if i == 0 else ""
+            color = RECOMMENDED_COLOR if p.strategy == recommended else SCRATCH_COLOR
+            axes[i, j].set_title(f"{head}Dice {p.dice[i]:.2f}", fontsize=9, color=color)
+    axes[0, 0].set_title("true mask", fontsize=9)
+    handles = [Patch(color=_class_color(c), alpha=0.6, label=class_names[c]) for c in range(1, len(class_names))]
+    handles.append(Line2D([], [], color=TRUTH_COLOR, lw=1.5, label="border of the true mask"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
+    png, svg = save_figure(fig, out_dir, name)
+    strategies = " and ".join(p.strategy for p in predictions)
+    size = images[0].mask.shape[-1]
+    caption = (
+        f"{rows} test images, spread evenly through the test split (in its order, not chosen by any model's score) "
+        f"and resized to {size} × {size} px as the models saw them. Left: the true mask (tinted); then the mask "
+        f"predicted by {strategies} (tinted). The yellow outline on every panel is the border of the true mask. "
+        f"'Dice' is that image's Dice of the prediction against the true mask (mean over foreground classes; 1 when "
+        f"both are empty). {models_note}")
+    return Figure(name, title, png=png, svg=svg, caption=caption.strip(), image_refs=[im.ref for im in images],
+                  image_order="top to bottom")

@@ -4,6 +4,10 @@
 3. How deep should one fine-tune?  The page also holds the recommendation and its paired evidence, the results
 table, a dataset card, the set-up and any failed trials. It loads nothing from the network.
 
+Every number is in the study's metric: AUC for classification, Dice for segmentation. The last figures show the
+recommended model beside scratch on a few test images: ROC curves and Grad-CAM heat maps for classification, the
+predicted masks over the images for segmentation.
+
 Privacy: the page never shows patient identifiers or image header values; file names appear only when asked for
 (``show_filenames=True``), and paths inside error messages are hidden otherwise.
 """
@@ -14,9 +18,11 @@ import base64
 import json
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +34,7 @@ from medtransfer.report.study_figures import Figure, percent
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.store import StudyStore, trial_id
 from medtransfer.study.summary import (
+    TASK_METRICS,
     Comparison,
     StudySummary,
     _training_cost,
@@ -35,8 +42,18 @@ from medtransfer.study.summary import (
     summarize,
 )
 
+if TYPE_CHECKING:
+    from medtransfer.run import PreparedData
+    from medtransfer.saved_model import SavedModel
+
 REPORT_NAME = "report.html"
 FIGURES_DIR = "figures"
+#: per task: what the new, always-trained part of the network is called
+HEADS = {"classification": "classifier", "segmentation": "decoder"}
+#: per metric: what its values mean, for the answers' note
+SCALES = {"auc": "0.5 = chance, 1 = perfect", "dice": "overlap of predicted and true masks: 0 = none, 1 = perfect"}
+#: column headings of the other test metrics, where the metric's name is not enough
+METRIC_HEADINGS = {"balanced_accuracy": "balanced accuracy", "iou": "IoU", "hd95": "HD95 (px)"}
 
 
 # -- what the report is built from ----------------------------------------------------------------------------------
@@ -52,7 +69,7 @@ class StudyFacts:
     trials: pd.DataFrame
     curves: pd.DataFrame
     summary: StudySummary
-    label_kind: str
+    label_kind: str  # classification only; "binary" otherwise
 
     @classmethod
     def read(cls, folder: Path) -> StudyFacts:
@@ -62,9 +79,30 @@ class StudyFacts:
         store.check()
         meta = store.meta()
         data = json.loads(meta["data"]) if meta.get("data") else {}
+        config = json.loads(meta["config"])
         label_kind = data.get("label_kind", "binary")
-        return cls(folder, store, json.loads(meta["config"]), json.loads(meta.get("environment", "{}")), data,
-                   store.trials(), store.curves(), summarize(store, label_kind), label_kind)
+        return cls(folder, store, config, json.loads(meta.get("environment", "{}")), data, store.trials(),
+                   store.curves(), summarize(store, label_kind, task=study_task(config, data)), label_kind)
+
+    @property
+    def task(self) -> str:
+        """``classification`` or ``segmentation``."""
+        return self.summary.task
+
+    @property
+    def metric(self) -> str:
+        """The study metric's column stem: ``auc`` or ``dice``."""
+        return self.summary.metric
+
+    @property
+    def metric_label(self) -> str:
+        """The study metric as written: ``AUC`` or ``Dice``."""
+        return self.summary.metric_label
+
+    @property
+    def head(self) -> str:
+        """What the new, always-trained part of the network is called: ``classifier`` or ``decoder``."""
+        return HEADS[self.task]
 
     @property
     def done(self) -> pd.DataFrame:
@@ -87,15 +125,16 @@ class StudyFacts:
         return None if rows.empty else rows.iloc[0]
 
     def best(self, fraction: float, *, pretrained_only: bool = False) -> str | None:
-        """The strategy with the best mean validation AUC at ``fraction``, ties broken as the recommendation does."""
+        """The strategy with the best mean validation metric at ``fraction``, ties broken as the recommendation does."""
         t = self.summary.table
         rows = t[(t.fraction == fraction) & ((t.strategy != "scratch") | (not pretrained_only))]
         if rows.empty:
             return None
-        return min(rows.itertuples(), key=lambda r: (-r.val_auc, _training_cost(r.strategy))).strategy
+        val = f"val_{self.metric}"
+        return min(rows.to_dict("records"), key=lambda r: (-r[val], _training_cost(r["strategy"])))["strategy"]
 
     def best_fine_tuned(self, fraction: float) -> str | None:
-        """The pre-trained strategy with the best mean validation AUC at ``fraction``."""
+        """The pre-trained strategy with the best mean validation metric at ``fraction``."""
         return self.best(fraction, pretrained_only=True)
 
     def pair(self) -> tuple[str | None, str | None]:
@@ -108,7 +147,10 @@ class StudyFacts:
         return rec, self.best_fine_tuned(self.summary.recommended_fraction)
 
     def runs(self, strategy: str, fraction: float) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """seed → (test sample indices, targets, probabilities) of the finished trials of one cell."""
+        """seed → (test sample indices, targets, probabilities) of the finished trials of one cell.
+
+        For segmentation the "probabilities" are each test image's Dice (N×1) and the targets are zeros.
+        """
         d = self.done
         seeds = d[(d.strategy == strategy) & (d.fraction == fraction)].seed
         out = {}
@@ -117,6 +159,12 @@ class StudyFacts:
             if pred is not None:
                 out[seed] = pred
         return out
+
+
+def study_task(config: dict, data: dict) -> str:
+    """The study's task: from the dataset card, else as configured; classification when neither tells."""
+    task = data.get("task") or config.get("task")
+    return task if task in TASK_METRICS else "classification"
 
 
 # -- numbers into words ---------------------------------------------------------------------------------------------
@@ -133,31 +181,32 @@ def ci_text(low: float, high: float, digits: int = 3) -> str:
     return f"95 % CI {signed(low, digits)} to {signed(high, digits)}"
 
 
-def auc_with_ci(row: pd.Series | None) -> str:
-    """'0.912 (95 % CI 0.880 to 0.940)'."""
+def metric_with_ci(row: pd.Series | None, metric: str) -> str:
+    """The mean test metric of a summary row with its interval: '0.912 (95 % CI 0.880 to 0.940)'."""
     if row is None:
         return "–"
-    return f"{fmt(row.test_auc)} ({ci_text(row.test_auc_low, row.test_auc_high)})"
+    test = f"test_{metric}"
+    return f"{fmt(row[test])} ({ci_text(row[f'{test}_low'], row[f'{test}_high'])})"
 
 
-def describe_strategy(name: str) -> str:
-    """What a strategy trains, in words."""
+def describe_strategy(name: str, head: str = "classifier") -> str:
+    """What a strategy trains, in words; ``head`` names the new part of the network (classifier, decoder)."""
     if name == "scratch":
         return "train every layer from random initialisation (no pre-training)"
     if name == "linear":
-        return "keep the pre-trained backbone frozen and train only the new classifier"
+        return f"keep the pre-trained backbone frozen and train only the new {head}"
     if name == "full":
         return "fine-tune every layer of the pre-trained backbone"
     k = name.split(":")[1]
-    return f"fine-tune the last {k} layer group{'s' if k != '1' else ''} of the pre-trained backbone and the new classifier"
+    return f"fine-tune the last {k} layer group{'s' if k != '1' else ''} of the pre-trained backbone and the new {head}"
 
 
-def difference_sentence(c: Comparison, winner_label: str | None = None) -> str:
+def difference_sentence(c: Comparison, metric_label: str, winner_label: str | None = None) -> str:
     """'At 25 % of the training data, tune:2 beat scratch by 0.080 AUC (95 % CI 0.030 to 0.130; p = 0.010).'"""
     d = c.difference
     a = winner_label or c.a
     verb = "beat" if d["value"] > 0 else "trailed"
-    return (f"At {percent(c.fraction)} of the training data, {a} {verb} {c.b} by {abs(d['value']):.3f} AUC "
+    return (f"At {percent(c.fraction)} of the training data, {a} {verb} {c.b} by {abs(d['value']):.3f} {metric_label} "
             f"({ci_text(d['ci_low'], d['ci_high'])}; p = {d['p_value']:.3f}; "
             f"{'significant' if d['significant'] else 'not significant'}).")
 
@@ -206,13 +255,13 @@ def answer_scratch(facts: StudyFacts) -> Answer:
         head = (f"Not clearly. Fine-tuning was ahead at {ahead} of {len(comps)} training-set sizes, but no "
                 f"difference was significant: the study cannot tell the two apart. More seeds or a larger test "
                 f"split would narrow the intervals.")
-    details = [difference_sentence(c, f"fine-tuning ({c.a})") for c in comps]
+    details = [difference_sentence(c, facts.metric_label, f"fine-tuning ({c.a})") for c in comps]
     return Answer(q, head, details)
 
 
 @dataclass
 class Drop:
-    """How much mean test AUC falls from the largest to the smallest training fraction, with a bootstrap CI."""
+    """How much the mean test metric falls from the largest to the smallest training fraction, with a bootstrap CI."""
 
     value: float
     low: float
@@ -230,12 +279,14 @@ def _interval(draws: np.ndarray) -> tuple[float, float, float]:
 
 def size_drops(facts: StudyFacts, scratch: str, tuned: str, top: float, small: float,
                n_resamples: int = 2000) -> tuple[Drop, Drop, tuple[float, float, float]] | None:
-    """The AUC drop of each strategy from ``top`` to ``small`` and the difference of the drops (scratch − tuned).
+    """Each strategy's metric drop from ``top`` to ``small``, and the difference of the drops (scratch − tuned).
 
     All four cells were scored on the same test cases, so one case bootstrap resamples them together; each cell's
-    AUC is the mean over its seeds. ``None`` when a cell has no predictions or the test cases differ.
+    metric is the mean over its seeds. ``None`` when a cell has no predictions or the test cases differ.
     """
-    from medtransfer.metrics.paired import batched_auc, resample_cases
+    from medtransfer.metrics.paired import resample_cases, resampled_metric
+
+    metric = resampled_metric(facts.task, facts.label_kind)
 
     cells = {(s, f): facts.runs(s, f) for s in (scratch, tuned) for f in (top, small)}
     if any(not runs for runs in cells.values()):
@@ -246,8 +297,7 @@ def size_drops(facts: StudyFacts, scratch: str, tuned: str, top: float, small: f
     idx = resample_cases(len(first[0]), n_resamples, seed=0)
     with warnings.catch_warnings(), np.errstate(all="ignore"):  # a resample with one class only has no AUC
         warnings.simplefilter("ignore", RuntimeWarning)
-        mean = {k: np.nanmean([batched_auc(p, t, facts.label_kind, idx) for _s, t, p in runs.values()], axis=0)
-                for k, runs in cells.items()}
+        mean = {k: np.nanmean([metric(p, t, idx) for _s, t, p in runs.values()], axis=0) for k, runs in cells.items()}
     drop_s = mean[(scratch, top)] - mean[(scratch, small)]
     drop_t = mean[(tuned, top)] - mean[(tuned, small)]
 
@@ -274,21 +324,22 @@ def answer_robustness(facts: StudyFacts) -> Answer:
         return Answer(q, "The cells needed for this comparison did not all finish, so it cannot be answered.", [])
     ds, dt, (diff, low, high) = drops
     span = f"from {percent(top)} to {percent(small)} of the training data"
+    m = facts.metric_label
 
     def lost(name, d):
         verb = "lost" if d.value >= 0 else "gained"
-        return (f"{name} {verb} {abs(d.value):.3f} AUC {span} ({fmt(d.top)} → {fmt(d.small)}; "
+        return (f"{name} {verb} {abs(d.value):.3f} {m} {span} ({fmt(d.top)} → {fmt(d.small)}; "
                 f"{ci_text(d.low, d.high)}).")
 
     if low > 0:
-        head = (f"Yes. Fine-tuning ({tuned}) lost {diff:.3f} AUC less than scratch when the training set shrank "
+        head = (f"Yes. Fine-tuning ({tuned}) lost {diff:.3f} {m} less than scratch when the training set shrank "
                 f"{span} ({ci_text(low, high)}).")
     elif high < 0:
-        head = (f"No. Scratch lost {abs(diff):.3f} AUC less than fine-tuning ({tuned}) when the training set shrank "
+        head = (f"No. Scratch lost {abs(diff):.3f} {m} less than fine-tuning ({tuned}) when the training set shrank "
                 f"{span} ({ci_text(low, high)}).")
     else:
         who = "Fine-tuning" if diff > 0 else "Scratch"
-        head = (f"Not clearly. {who} lost {abs(diff):.3f} AUC less {span}, but the 95 % CI of that difference "
+        head = (f"Not clearly. {who} lost {abs(diff):.3f} {m} less {span}, but the 95 % CI of that difference "
                 f"({signed(low)} to {signed(high)}) includes zero.")
     return Answer(q, head, [lost("Scratch", ds), lost(f"Fine-tuning ({tuned})", dt)])
 
@@ -299,13 +350,14 @@ def answer_depth(facts: StudyFacts) -> Answer:
     s = facts.summary
     if s.recommended is None:
         return Answer(q, "No trial finished, so there is no recommendation.", [])
-    row = facts.cell(s.recommended, s.recommended_fraction)
+    row, m = facts.cell(s.recommended, s.recommended_fraction), facts.metric_label
     if s.recommended == "scratch":
-        head = (f"Training from scratch had the best validation AUC at {percent(s.recommended_fraction)} of the "
+        head = (f"Training from scratch had the best validation {m} at {percent(s.recommended_fraction)} of the "
                 f"training data; no fine-tuning depth did better on this dataset.")
     else:
-        head = (f"{s.recommended}: {describe_strategy(s.recommended)}. It had the best mean validation AUC at "
-                f"{percent(s.recommended_fraction)} of the training data (test AUC {auc_with_ci(row)}).")
+        head = (f"{s.recommended}: {describe_strategy(s.recommended, facts.head)}. It had the best mean validation "
+                f"{m} at {percent(s.recommended_fraction)} of the training data (test {m} "
+                f"{metric_with_ci(row, facts.metric)}).")
     neighbours = [c for c in s.comparisons if c.b != "scratch"]
     better = [c for c in neighbours if c.difference["significant"] and c.difference["value"] < 0]
     if neighbours and not any(c.difference["significant"] for c in neighbours):
@@ -315,10 +367,10 @@ def answer_depth(facts: StudyFacts) -> Answer:
     elif better:
         head += (f" Note that {', '.join(c.b for c in better)} scored significantly higher on the test split; "
                  f"the recommendation was made on the validation split alone.")
-    details = [difference_sentence(c) for c in neighbours]
+    details = [difference_sentence(c, m) for c in neighbours]
     per_size = [f"{percent(f)}: {facts.best(f)}" for f in facts.fractions]
     if len(per_size) > 1:
-        details.append("Best strategy by validation AUC at each training-set size: " + "; ".join(per_size) + ".")
+        details.append(f"Best strategy by validation {m} at each training-set size: " + "; ".join(per_size) + ".")
     return Answer(q, head, details)
 
 
@@ -329,13 +381,15 @@ def build_figures(facts: StudyFacts, out_dir: Path, *, show_filenames: bool) -> 
     if s.table.empty:
         return [Figure("results", "Results", note="No trial has finished yet, so there is nothing to plot.")]
     top = facts.fractions[0]
-    return [
-        figs.plot_auc_vs_depth(s.table, facts.order, s.recommended, s.recommended_fraction, out_dir),
-        figs.plot_auc_vs_fraction(s.table, facts.order, s.recommended, out_dir),
-        figs.plot_validation_curves(facts.curves, facts.trials, facts.order, s.recommended, top, out_dir),
-        roc_figure(facts, top, out_dir),
-        saliency_figure(facts, out_dir, show_filenames=show_filenames),
+    figures = [
+        figs.plot_metric_vs_depth(s.table, s.metric, facts.order, s.recommended, s.recommended_fraction, out_dir,
+                                  head=facts.head),
+        figs.plot_metric_vs_fraction(s.table, s.metric, facts.order, s.recommended, out_dir),
+        figs.plot_validation_curves(facts.curves, facts.trials, s.metric, facts.order, s.recommended, top, out_dir),
     ]
+    if facts.task == "segmentation":
+        return [*figures, overlay_figure(facts, out_dir, show_filenames=show_filenames)]
+    return [*figures, roc_figure(facts, top, out_dir), saliency_figure(facts, out_dir, show_filenames=show_filenames)]
 
 
 def roc_figure(facts: StudyFacts, fraction: float, out_dir: Path) -> Figure:
@@ -364,37 +418,85 @@ def model_folder(facts: StudyFacts, strategy: str) -> Path | None:
     return None
 
 
-def saliency_figure(facts: StudyFacts, out_dir: Path, *, show_filenames: bool) -> Figure:
-    """Grad-CAM of the recommended model beside the scratch model on a few test images re-read from the source."""
+@dataclass
+class ModelInputs:
+    """The saved models of the recommended strategy and its reference, and the study's data to show them on."""
+
+    models: list[tuple[str, SavedModel]]  # the recommended strategy first
+    prepared: PreparedData  # the study's data, read and split again
+    input_size: int
+    models_note: str  # which trial each model comes from, for the caption
+    note: str  # which saved models are missing
+
+
+def model_inputs(facts: StudyFacts, name: str, title: str, drawn: str, *, show_filenames: bool) -> ModelInputs | Figure:
+    """Load the saved models of :meth:`StudyFacts.pair` and re-read the data; or, when neither model is there or the
+    data cannot be read, the figure ``name`` with a note saying so (``drawn``: what the figure draws per model)."""
     from medtransfer.run import prepare_data
     from medtransfer.saved_model import load_model
 
-    name, title = "saliency", "Where the models look: Grad-CAM on test images"
-    notes, models, probabilities, trained_on = [], [], {}, []
+    notes, models, trained_on = [], [], []
     for strategy in [s for s in facts.pair() if s]:
         folder = model_folder(facts, strategy)
         if folder is None:
             notes.append(f"The saved model of {strategy} (models/{strategy.replace(':', '-')}/) is missing, so its "
-                         f"heat maps are left out.")
+                         f"{drawn} are left out.")
             continue
         saved = load_model(folder)
-        models.append((strategy, saved.net))
-        probabilities[strategy] = saved.task.probabilities
+        models.append((strategy, saved))
         trained_on.append(_trained_on(strategy, saved.spec.get("trial")))
     if not models:
-        return Figure(name, title, note=" ".join(notes) or "No model to explain.")
+        return Figure(name, title, note=" ".join(notes) or "No model to show.")
     config = StudyConfig(**facts.config)
     try:
         prepared = prepare_data(config.run_config(models[0][0], 1.0, config.seeds[0], "cpu"))
     except (MedTransferError, OSError) as e:
         reason = str(e) if show_filenames else redact_paths(str(e))
         return Figure(name, title, note=f"The test images could not be re-read from the data source ({reason}), so "
-                                        f"no heat maps were drawn. " + " ".join(notes))
-    images = figs.pick_test_images(prepared.data, prepared.split.test, config.input_size)
-    note = "Models: " + "; ".join(trained_on) + " (each strategy's trial with the best validation AUC). "
-    figure = figs.plot_saliency(images, models, probabilities, out_dir, fraction_note=note)
-    figure.note = " ".join(notes)
+                                        f"no {drawn} were drawn. " + " ".join(notes))
+    models_note = (f"Models: {'; '.join(trained_on)} (each strategy's trial with the best validation "
+                   f"{facts.metric_label}). ")
+    return ModelInputs(models, prepared, config.input_size, models_note, " ".join(notes))
+
+
+def figure_of_models(facts: StudyFacts, name: str, title: str, drawn: str,
+                     draw: Callable[[ModelInputs], Figure], *, show_filenames: bool) -> Figure:
+    """``draw`` with the saved models of :meth:`StudyFacts.pair` and the re-read data, the missing models noted; or
+    figure ``name`` with only a note when there is nothing to draw with."""
+    inputs = model_inputs(facts, name, title, drawn, show_filenames=show_filenames)
+    if isinstance(inputs, Figure):
+        return inputs
+    figure = draw(inputs)
+    figure.note = " ".join(n for n in (figure.note, inputs.note) if n)
     return figure
+
+
+def saliency_figure(facts: StudyFacts, out_dir: Path, *, show_filenames: bool) -> Figure:
+    """Grad-CAM of the recommended model beside the scratch model on a few test images re-read from the source."""
+
+    def draw(inputs: ModelInputs) -> Figure:
+        images = figs.pick_test_images(inputs.prepared.data, inputs.prepared.split.test, inputs.input_size)
+        return figs.plot_saliency(images, [(s, saved.net) for s, saved in inputs.models],
+                                  {s: saved.task.probabilities for s, saved in inputs.models}, out_dir,
+                                  fraction_note=inputs.models_note)
+
+    return figure_of_models(facts, "saliency", "Where the models look: Grad-CAM on test images", "heat maps", draw,
+                            show_filenames=show_filenames)
+
+
+def overlay_figure(facts: StudyFacts, out_dir: Path, *, show_filenames: bool) -> Figure:
+    """The masks predicted by the recommended model and its reference (scratch, or the best fine-tuned strategy when
+    scratch won) over a few test images re-read from the source."""
+
+    def draw(inputs: ModelInputs) -> Figure:
+        data = inputs.prepared.data
+        images = figs.pick_overlay_images(data, inputs.prepared.split.test, inputs.input_size)
+        predictions = [figs.predict_masks(s, saved, images) for s, saved in inputs.models] if images else []
+        return figs.plot_overlays(images, predictions, data.class_names, out_dir,
+                                  recommended=facts.summary.recommended, models_note=inputs.models_note)
+
+    return figure_of_models(facts, "overlay", "Predicted masks on test images", "predicted masks", draw,
+                            show_filenames=show_filenames)
 
 
 def _trained_on(strategy: str, tid: str | None) -> str:
@@ -484,17 +586,18 @@ def section_recommendation(facts: StudyFacts) -> str:
     if s.recommended is None:
         return ('<section id="recommendation"><h2>Recommendation</h2><p class="note">No trial has finished, so '
                 'there is no recommendation yet.</p></section>')
-    row = facts.cell(s.recommended, s.recommended_fraction)
-    sd = "" if row is None or not np.isfinite(row.test_auc_sd) else f", SD over seeds {row.test_auc_sd:.3f}"
-    evidence = "".join(f"<li>{_h(c.sentence())}</li>" for c in s.comparisons)
+    row, m, label = facts.cell(s.recommended, s.recommended_fraction), s.metric, s.metric_label
+    sd = row[f"test_{m}_sd"] if row is not None else np.nan
+    sd = f", SD over seeds {sd:.3f}" if np.isfinite(sd) else ""
+    evidence = "".join(f"<li>{_h(c.sentence(label))}</li>" for c in s.comparisons)
     return (
         '<section id="recommendation"><h2>Recommendation</h2><div class="box">'
         f'<p class="big">Recommended strategy: {_h(s.recommended)}</p>'
-        f"<p>In words: {_h(describe_strategy(s.recommended))}.</p>"
-        f"<p>Mean test AUC at {_h(percent(s.recommended_fraction))} of the training data: "
-        f"<b>{_h(auc_with_ci(row))}</b> over {_h(_count(int(row.seeds) if row is not None else 0, 'seed'))}{_h(sd)}; "
-        f"mean validation AUC {_h(fmt(row.val_auc if row is not None else None))}.</p>"
-        '<p class="muted">Chosen as the strategy with the best mean validation AUC at the largest training set '
+        f"<p>In words: {_h(describe_strategy(s.recommended, facts.head))}.</p>"
+        f"<p>Mean test {label} at {_h(percent(s.recommended_fraction))} of the training data: "
+        f"<b>{_h(metric_with_ci(row, m))}</b> over {_h(_count(int(row.seeds) if row is not None else 0, 'seed'))}"
+        f"{_h(sd)}; mean validation {label} {_h(fmt(row[f'val_{m}'] if row is not None else None))}.</p>"
+        f'<p class="muted">Chosen as the strategy with the best mean validation {label} at the largest training set '
         "(ties go to the one that trains fewer layers); the test split was used only to report. Confidence "
         "intervals come from resampling the test cases (bootstrap); paired comparisons score both strategies on the "
         "same resampled cases.</p>"
@@ -509,8 +612,9 @@ def section_questions(facts: StudyFacts) -> str:
         details = "".join(f"<li>{_h(d)}</li>" for d in a.details)
         blocks.append(f'<div class="answer"><h3>{i}. {_h(a.question)}</h3><p class="headline">{_h(a.headline)}</p>'
                       + (f"<ul>{details}</ul>" if details else "") + "</div>")
-    return ('<section id="answers"><h2>Answers</h2><p class="muted">Differences are in AUC (0.5 = chance, 1 = '
-            "perfect), with 95 % confidence intervals; 'significant' means the interval excludes zero.</p>"
+    return ('<section id="answers"><h2>Answers</h2><p class="muted">Differences are in '
+            f"{_h(facts.metric_label)} ({_h(SCALES[facts.metric])}), with 95 % confidence intervals; 'significant' "
+            "means the interval excludes zero.</p>"
             + "".join(blocks) + "</section>")
 
 
@@ -518,38 +622,52 @@ def section_results(facts: StudyFacts) -> str:
     t = facts.summary.table
     if t.empty:
         return ""
-    fractions, rec = facts.fractions, facts.summary.recommended
+    fractions, rec, m, label = facts.fractions, facts.summary.recommended, facts.metric, facts.metric_label
     rows, classes = [], []
     for s in facts.order:
-        cells = []
-        for f in fractions:
-            row = facts.cell(s, f)
-            cells.append("–" if row is None else
-                         f"{fmt(row.test_auc)}<br><small>{signed(row.test_auc_low, 2)} to {signed(row.test_auc_high, 2)}</small>")
+        cells = [_result_cell(facts.cell(s, f), m) for f in fractions]
         top = facts.cell(s, fractions[0])
-        label = f"{_h(s)}{' ★' if s == rec else ''}"
-        rows.append([label, *cells, fmt(top.val_auc if top is not None else None), str(int(t[t.strategy == s].seeds.max()))])
+        name = f"{_h(s)}{' ★' if s == rec else ''}"
+        rows.append([name, *cells, fmt(top[f"val_{m}"] if top is not None else None),
+                     str(int(t[t.strategy == s].seeds.max()))])
         classes.append("recommended" if s == rec else "")
-    main = _table(["strategy", *[f"{_h(percent(f))} of train" for f in fractions], "val AUC at " + _h(percent(fractions[0])),
-                   "seeds"], rows, classes)
-    other = []
-    for s in facts.order:
-        row = facts.cell(s, fractions[0])
-        if row is not None:
-            other.append([_h(s), fmt(row.test_accuracy), fmt(row.test_balanced_accuracy), fmt(row.test_sensitivity),
-                          fmt(row.test_specificity), f"{row.seconds:.0f}"])
-    metrics = _table(["strategy", "accuracy", "balanced accuracy", "sensitivity", "specificity", "seconds / trial"],
-                     other)
+    main = _table(["strategy", *[f"{_h(percent(f))} of train" for f in fractions],
+                   f"val {label} at " + _h(percent(fractions[0])), "seeds"], rows, classes)
     return ('<section id="results"><h2>Results</h2>'
-            "<p>Mean test AUC over seeds for each strategy (rows, shallow to deep) and training-set size (columns), with "
-            "its 95 % case-bootstrap confidence interval below. ★ marks the recommended strategy.</p>" + main
-            + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
-            f"<p class='muted'>Means over seeds; {_h(_rates_note(facts))}</p>" + metrics + "</section>")
+            f"<p>Mean test {label} over seeds for each strategy (rows, shallow to deep) and training-set size "
+            "(columns), with its 95 % case-bootstrap confidence interval below. ★ marks the recommended strategy.</p>"
+            + main + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
+            f"<p class='muted'>Means over seeds; {_h(_metrics_note(facts))}</p>" + _other_metrics(facts)
+            + "</section>")
 
 
-def _rates_note(facts: StudyFacts) -> str:
-    """How the threshold metrics were computed, for the label kind at hand."""
+def _result_cell(row: pd.Series | None, metric: str) -> str:
+    """A results-table cell: the mean test metric, with its interval below."""
+    if row is None:
+        return "–"
+    test = f"test_{metric}"
+    return f"{fmt(row[test])}<br><small>{signed(row[f'{test}_low'], 2)} to {signed(row[f'{test}_high'], 2)}</small>"
+
+
+def _other_metrics(facts: StudyFacts) -> str:
+    """The task's other test metrics (accuracy …, or IoU and HD95) and the time per trial, at the largest fraction."""
+    names = TASK_METRICS[facts.task][2]
+    rows = []
+    for s in facts.order:
+        row = facts.cell(s, facts.fractions[0])
+        if row is not None:
+            rows.append([_h(s), *[fmt(row.get(f"test_{n}")) for n in names], f"{row.seconds:.0f}"])
+    return _table(["strategy", *[_h(METRIC_HEADINGS.get(n, n)) for n in names], "seconds / trial"], rows)
+
+
+def _metrics_note(facts: StudyFacts) -> str:
+    """How the other test metrics were computed, for the task and label kind at hand."""
     classes = facts.data.get("classes", [])
+    if facts.task == "segmentation":
+        return ("Dice and IoU compare each test image's predicted mask with the true one, per foreground class, and "
+                "are averaged over images (1 when both masks are empty); HD95 is the 95th percentile of the distances "
+                f"between the two masks' borders, in pixels at the {facts.config.get('input_size')} px input size, "
+                "over the images where neither mask is empty.")
     if facts.label_kind == "binary" and len(classes) == 2:
         return (f"each image is assigned its most probable class (threshold 0.5); sensitivity and specificity treat "
                 f"'{classes[1]}' as the positive class.")
@@ -559,8 +677,8 @@ def _rates_note(facts: StudyFacts) -> str:
 
 
 def section_figures(figures: list[Figure], show_filenames: bool, source: str) -> str:
-    parts = ['<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in the '
-             f"study folder under {FIGURES_DIR}/.</p>"]
+    parts = [('<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in '
+              f"the study folder under {FIGURES_DIR}/.</p>")]
     for n, f in enumerate(figures, start=1):
         parts.append(f'<figure id="fig-{_h(f.name)}">')
         if f.png is not None:
@@ -571,7 +689,7 @@ def section_figures(figures: list[Figure], show_filenames: bool, source: str) ->
             parts.append(f'<p class="note">{_h(f.note)}</p>')
         if f.image_refs and show_filenames:
             refs = "".join(f"<li>{_h(display_ref(r, source))}</li>" for r in f.image_refs)
-            parts.append(f'<p class="muted">Images, left to right:</p><ol class="refs">{refs}</ol>')
+            parts.append(f'<p class="muted">Images, {_h(f.image_order)}:</p><ol class="refs">{refs}</ol>')
         parts.append("</figure>")
     return "".join(parts) + "</section>"
 
@@ -594,26 +712,46 @@ def section_dataset(facts: StudyFacts) -> str:
     counts = d.get("counts", {})
     source = Path(str(d.get("source", ""))).name or d.get("name", "")
     items = [("name", d.get("name", "–")), ("source", source), ("modality", d.get("modality") or "not recorded"),
-             ("task", {"binary": "binary classification", "multiclass": "multi-class classification",
-                       "multilabel": "multi-label classification"}.get(d.get("label_kind"), d.get("label_kind", "–"))),
+             ("task", _task_text(facts)),
              ("classes", ", ".join(d.get("classes", []))),
-             ("split", "given by the source" if d.get("split_given") else
-              f"made by medtransfer: stratified and grouped by patient where known, 70/10/20, split seed "
-              f"{facts.config.get('split_seed', 0)}"),
-             ("images", f"train {counts.get('train', '–')}, validation {counts.get('val', '–')}, test "
-                        f"{counts.get('test', '–')}"),
-             ("image size", f"resized to {facts.config.get('input_size')} × {facts.config.get('input_size')} px for "
-                            f"the networks")]
-    per_class = d.get("per_class", {})
+             ("split", _split_text(facts)),
+             ("images", (f"train {counts.get('train', '–')}, validation {counts.get('val', '–')}, test "
+                         f"{counts.get('test', '–')}")),
+             ("image size", (f"resized to {facts.config.get('input_size')} × {facts.config.get('input_size')} px "
+                             f"for the networks"))]
+    per_class = d.get("per_class", {})  # classification only: segmentation labels pixels, not images
     used = counts.get("train_used")
     train_label = "train" if used == counts.get("train") else f"train (the {used} used by the first trial)"
     rows = []
-    for c in d.get("classes", []):
+    for c in d.get("classes", []) if per_class else []:
         rows.append([_h(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
     rows.append(["<b>all</b>", *[f"<b>{v}</b>" for v in (used, counts.get("val", "–"), counts.get("test", "–"))]])
+    heading, first = ("Images per class and split", "class") if per_class else ("Images per split", "")
     return ('<section id="dataset"><h2>Dataset</h2>' + _facts_list(items)
-            + "<h3>Images per class and split</h3>" + _table(["class", _h(train_label), "validation", "test"], rows)
+            + f"<h3>{heading}</h3>" + _table([first, _h(train_label), "validation", "test"], rows)
             + "</section>")
+
+
+def _task_text(facts: StudyFacts) -> str:
+    """'binary classification', 'multi-class classification', …, or segmentation."""
+    if facts.task == "segmentation":
+        return "segmentation (one class per pixel, the first class being the background)"
+    kind = facts.data.get("label_kind")
+    return {"binary": "binary classification", "multiclass": "multi-class classification",
+            "multilabel": "multi-label classification"}.get(kind, kind or "–")
+
+
+def _split_text(facts: StudyFacts) -> str:
+    """How the data were split into train, validation and test."""
+    if facts.data.get("split_given"):
+        return "given by the source"
+    from medtransfer.tasks import TASKS
+
+    test = facts.config.get("test_fraction") or TASKS[facts.task].test_fraction
+    how = "grouped by patient (or volume) where known" if facts.task == "segmentation" else \
+        "stratified and grouped by patient where known"
+    return (f"made by medtransfer: {how}, {round(100 * (0.9 - test))}/10/{round(100 * test)}, split seed "
+            f"{facts.config.get('split_seed', 0)}")
 
 
 def section_setup(facts: StudyFacts) -> str:
@@ -634,10 +772,12 @@ def section_setup(facts: StudyFacts) -> str:
         ("epochs", f"at most {train.get('epochs', '–')}"
                    + (f", early stop after {train['patience']} epochs without validation gain"
                       if train.get("patience") else "")),
-        ("optimiser", f"{train.get('optimizer', '–')}, learning rate {train.get('lr', '–')} (classifier ×"
-                      f"{train.get('head_lr_multiplier', 1)}), weight decay {train.get('weight_decay', '–')}, "
-                      f"batch size {train.get('batch_size', '–')}, warm-up {train.get('warmup_epochs', 0)} epoch(s)"),
-        ("class weighting", "balanced" if train.get("class_weighting") else "none"),
+        ("optimiser", (f"{train.get('optimizer', '–')}, learning rate {train.get('lr', '–')} ({facts.head} ×"
+                       f"{train.get('head_lr_multiplier', 1)}), weight decay {train.get('weight_decay', '–')}, "
+                       f"batch size {train.get('batch_size', '–')}, warm-up {train.get('warmup_epochs', 0)} "
+                       f"epoch(s)")),
+        *([("class weighting", "balanced" if train.get("class_weighting") else "none")]
+          if facts.task == "classification" else []),  # segmentation does not weight classes
         ("checkpoints kept", c.get("checkpoints", "–")),
         ("trials", f"{int((t.status == 'done').sum()) if len(t) else 0} finished, "
                    f"{int((t.status == 'failed').sum()) if len(t) else 0} failed"
