@@ -56,6 +56,29 @@ def write_mask_folder(root: Path, n: int = 40, seed: int = 0, size: int = 64) ->
     return root
 
 
+def trial_setup(folder: Path, input_size: int, train, **config):
+    """(RunConfig, PreparedData, TrialImages) for trials on ``folder`` with augmentation off and a float32 cache."""
+    from medtransfer import RunConfig
+    from medtransfer.run import TrialImages, prepare_data
+
+    cfg = RunConfig(data=str(folder), input_size=input_size, augmentation="none", cache_dtype="float32", train=train,
+                    **config)
+    prepared = prepare_data(cfg)
+    return cfg, prepared, TrialImages.load(prepared, cfg.input_size)
+
+
+def assert_cache_changes_nothing(cfg, prepared, images, cache, metric: str) -> None:
+    """A cached and an uncached trial with the same seed: the same per-epoch losses, the same test ``metric``."""
+    from medtransfer.run import run_trial
+
+    with_cache = run_trial(cfg, prepared, images, cache=cache)
+    without = run_trial(cfg, prepared, images)
+    assert with_cache.fit.cached and not without.fit.cached
+    np.testing.assert_allclose([h["train_loss"] for h in with_cache.fit.history],
+                               [h["train_loss"] for h in without.fit.history], rtol=1e-4, atol=1e-5)
+    assert abs(with_cache.test_metrics[metric]["value"] - without.test_metrics[metric]["value"]) <= 0.005
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run the ``medtransfer`` entry point in-process; (exit code, stdout, stderr)."""
     from medtransfer.cli import main

@@ -1,19 +1,17 @@
 """The frozen-prefix cache: same results as recomputing the prefix, and never reused when the prefix changes."""
 
-import numpy as np
 import pytest
+from generated import assert_cache_changes_nothing, trial_setup
 
 from medtransfer import RunConfig, TrainConfig
-from medtransfer.run import TrialImages, build_cache, cache_key, prepare_data, run_trial
+from medtransfer.run import TrialImages, build_cache, cache_key, run_trial
 from medtransfer.strategies import parse_strategy
 
 EPOCHS = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
 
 
 def _setup(folder, **kw):
-    cfg = RunConfig(data=str(folder), input_size=32, augmentation="none", cache_dtype="float32", train=EPOCHS, **kw)
-    prepared = prepare_data(cfg)
-    return cfg, prepared, TrialImages.load(prepared, cfg.input_size)
+    return trial_setup(folder, 32, EPOCHS, **kw)
 
 
 @pytest.mark.parametrize("strategy", ["linear", "tune:2"])
@@ -21,12 +19,7 @@ def test_cached_trial_matches_the_uncached_one(shape_folder, strategy):
     cfg, prepared, images = _setup(shape_folder, strategy=strategy, seed=1)
     cache = build_cache(cfg, prepared, images, [parse_strategy(strategy)])
     assert cache is not None and cache.views == 1
-    with_cache = run_trial(cfg, prepared, images, cache=cache)
-    without = run_trial(cfg, prepared, images)
-    assert with_cache.fit.cached and not without.fit.cached
-    np.testing.assert_allclose([h["train_loss"] for h in with_cache.fit.history],
-                               [h["train_loss"] for h in without.fit.history], rtol=1e-4, atol=1e-5)
-    assert abs(with_cache.test_metrics["auc"]["value"] - without.test_metrics["auc"]["value"]) <= 0.005
+    assert_cache_changes_nothing(cfg, prepared, images, cache, "auc")
 
 
 def test_one_cache_serves_every_depth_and_skips_scratch_and_full(shape_folder):

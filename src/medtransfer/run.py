@@ -269,8 +269,10 @@ def build_cache(config: RunConfig, prepared: PreparedData, images: TrialImages, 
     cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), reads, views=cache_views(config),
                               groups=groups, dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
     eval_idx = np.concatenate([prepared.split.val, prepared.split.test])
+    # in the training batch size: a convolution's rounding can depend on the batch size, and with the same size
+    # the cached maps are the very numbers the uncached prefix computes (AdamW amplifies the smallest difference)
     ok = cache.build(images, prepared.split.train, eval_idx, Augmentation.preset(config.augmentation),
-                     seed=config.split_seed, progress=progress)
+                     seed=config.split_seed, batch_size=config.train.batch_size, progress=progress)
     if cache.notice and log is not None:
         log(cache.notice)
     return cache if ok else None

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from generated import run_cli
+from generated import assert_cache_changes_nothing, run_cli, trial_setup
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.backbones import create_backbone
@@ -13,11 +13,8 @@ from medtransfer.data import Augmentation, read_data
 from medtransfer.data.dataset import ImageTensorDataset
 from medtransfer.errors import ConfigError
 from medtransfer.run import (
-    TrialImages,
     build_cache,
     build_network,
-    prepare_data,
-    run_trial,
     train,
 )
 from medtransfer.saved_model import load_model
@@ -104,9 +101,7 @@ def test_dice_per_image_matches_the_metrics_module():
 
 
 def _setup(folder, **kw):
-    cfg = RunConfig(data=str(folder), input_size=64, augmentation="none", cache_dtype="float32", train=QUICK, **kw)
-    prepared = prepare_data(cfg)
-    return cfg, prepared, TrialImages.load(prepared, cfg.input_size)
+    return trial_setup(folder, 64, QUICK, **kw)
 
 
 @pytest.mark.parametrize("strategy", ["linear", "tune:3"])
@@ -117,12 +112,7 @@ def test_cached_encoder_maps_give_the_same_training(blob_folder, strategy):
     # the skip features within the frozen prefix are cached too: linear reads all five maps
     k = parse_strategy(strategy).frozen_groups(8)
     assert cache.reads[k] == ((2, 3, 4, 6, 8, 8) if strategy == "linear" else (2, 3, 4, 5))
-    with_cache = run_trial(cfg, prepared, images, cache=cache)
-    without = run_trial(cfg, prepared, images)
-    assert with_cache.fit.cached and not without.fit.cached
-    np.testing.assert_allclose([h["train_loss"] for h in with_cache.fit.history],
-                               [h["train_loss"] for h in without.fit.history], rtol=1e-4, atol=1e-5)
-    assert abs(with_cache.test_metrics["dice"]["value"] - without.test_metrics["dice"]["value"]) <= 0.005
+    assert_cache_changes_nothing(cfg, prepared, images, cache, "dice")
 
 
 def test_cached_views_keep_each_views_mask(blob_folder):
