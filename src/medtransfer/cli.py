@@ -144,6 +144,7 @@ def study(
     input_size: Annotated[Optional[int], typer.Option(help="Images are resized to this square size.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Learning rate of the tuned layers.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (default 32).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option(help="best (per strategy), all, or none.")] = None,
     new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
     cache: Annotated[Optional[bool], typer.Option("--cache/--no-cache", help="Compute frozen layers once (default on).")] = None,
@@ -159,7 +160,7 @@ def study(
     from medtransfer.errors import ConfigError
     from medtransfer.study import StudyConfig
 
-    train_overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+    train_overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
     seed_list = None
     if seeds is not None:
         seed_list = _split_list(seeds, int, "--seeds")

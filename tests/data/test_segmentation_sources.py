@@ -257,3 +257,22 @@ def test_dispatch(folder: Path, tmp_path: Path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="cannot tell how to read"):
         open_segmentation_source(tmp_path / "empty")
+
+
+def test_slices_of_one_volume_stay_in_one_split(tmp_path: Path):
+    from medtransfer.data import make_split, training_subset
+
+    rng = np.random.default_rng(1)
+    for v in range(12):
+        shape = (8, 8, int(rng.integers(3, 7)))
+        lab = np.zeros(shape, np.uint8)
+        lab[2:5, 2:5] = 1
+        nifti(tmp_path / "images" / f"v{v:02d}.nii.gz", rng.normal(0, 1, shape).astype(np.float32))
+        nifti(tmp_path / "labels" / f"v{v:02d}.nii.gz", lab)
+    data = read_segmentation_source(tmp_path)
+    split = make_split(data, seed=3, test_fraction=0.1)
+    volume = np.asarray([s.patient_id for s in data.samples])
+    parts = [set(volume[split.train]), set(volume[split.val]), set(volume[split.test])]
+    assert all(parts) and not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    half = training_subset(data, split.train, 0.5, seed=0)
+    assert set(half) < set(split.train)

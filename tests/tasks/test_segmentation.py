@@ -124,7 +124,6 @@ def test_cached_views_keep_each_views_mask(blob_folder):
     assert not torch.equal(views[:, 0], views[:, 1])  # each view drew its own geometry, and its mask moved with it
 
 
-@pytest.mark.slow
 def test_a_pretrained_unet_learns_the_blobs_and_its_run_folder_reloads(blob_folder, tmp_path):
     cfg = RunConfig(data=str(blob_folder), strategy="full", input_size=64, augmentation="light+hflip+vflip",
                     train=TrainConfig(epochs=12, batch_size=4, patience=None))
