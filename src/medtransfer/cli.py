@@ -60,6 +60,7 @@ def train(
     strategy: Annotated[str, typer.Option(help="scratch, linear, tune:K or full.")] = "full",
     seed: int = 0,
     task: TaskOpt = "auto",
+    decoder: Annotated[str, typer.Option(help="Segmentation decoder: unet, or fpn (cheaper on a CPU).")] = "unet",
     backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
     weights: Annotated[str, typer.Option(help="imagenet, scratch, or a .safetensors/.pth file.")] = "imagenet",
     input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = DEFAULT_INPUT_SIZE,
@@ -87,7 +88,7 @@ def train(
     config = RunConfig(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
         train_fraction=fraction, augmentation=augment + ("+hflip" if hflip else "") + ("+vflip" if vflip else ""),
-        device=device, task=task, test_fraction=test_fraction,
+        device=device, task=task, test_fraction=test_fraction, decoder=decoder,
         train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, patience=patience or None),
         source_options=_source_options(label_column, path_column, window),
     )
@@ -134,6 +135,7 @@ def study(
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (rerun the same command to resume).")] = Path("studies/study"),
     task: Annotated[Optional[str], typer.Option(help="classification, segmentation, or auto (default: told by the data).")] = None,
     test_fraction: TestFractionOpt = None,
+    decoder: Annotated[Optional[str], typer.Option(help="Segmentation decoder: unet (default), or fpn (cheaper on a CPU).")] = None,
     augment: Annotated[Optional[str], typer.Option(help="none, light or strong, with +hflip/+vflip (default light).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
@@ -171,6 +173,7 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
+        "decoder": decoder,
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
     }

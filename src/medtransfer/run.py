@@ -45,6 +45,7 @@ from medtransfer.report import plot_training_curve
 from medtransfer.saved_model import load_model, save_model
 from medtransfer.strategies import Strategy, parse_strategy
 from medtransfer.tasks import TASKS, Task, task_of
+from medtransfer.tasks.segmentation import DECODERS
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
 from medtransfer.training.config import DEFAULT_INPUT_SIZE
 
@@ -70,10 +71,13 @@ class RunConfig:
     cache_dtype: str = "float16"
     task: str = "auto"  # classification, segmentation, or told by the data's layout
     test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
+    decoder: str = "unet"  # segmentation: unet or fpn
 
     def __post_init__(self) -> None:
         if self.task != "auto" and self.task not in TASKS:
             raise ConfigError(f"unknown task {self.task!r}; choose {', '.join(TASKS)} or auto")
+        if self.decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {self.decoder!r}; choose {' or '.join(DECODERS)}")
         if self.test_fraction is not None and not 0 < self.test_fraction < 0.9:
             raise ConfigError(f"test_fraction {self.test_fraction} must be in (0, 0.9)")
         if self.cache_dtype not in ("float16", "float32"):
@@ -173,7 +177,7 @@ def build_network(config: RunConfig, strategy: Strategy, data, train_targets):
     seed_everything(config.seed)
     weights = config.weights if strategy.pretrained else "scratch"
     backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **_model_options(config))
-    task = task_of(data).for_data(data, train_targets, config.train)
+    task = task_of(data).for_data(data, train_targets, config)
     strategy.validate(len(task.groups(backbone)))
     net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
     return backbone, task, net

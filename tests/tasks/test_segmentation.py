@@ -42,12 +42,13 @@ def test_a_backbone_whose_feature_maps_are_inside_a_group_is_refused():
         encoder_groups(create_backbone("resnet18", weights="scratch"))
 
 
-@pytest.mark.parametrize("strategy", ["linear", "tune:2", "full"])
-def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder, strategy):
+@pytest.mark.parametrize(("strategy", "decoder"), [("linear", "unet"), ("tune:2", "fpn"), ("full", "unet")])
+def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder, strategy, decoder):
     data = read_data(blob_folder)
-    config = RunConfig(data=str(blob_folder), strategy=strategy, input_size=64, train=QUICK)
+    config = RunConfig(data=str(blob_folder), strategy=strategy, input_size=64, train=QUICK, decoder=decoder)
     s = parse_strategy(strategy)
     backbone, task, net = build_network(config, s, data, None)
+    assert task.decoder == decoder
     n = len(task.groups(backbone))
     assert net.num_frozen == s.frozen_groups(n)
     assert all(p.requires_grad for p in net.suffix.head.parameters())

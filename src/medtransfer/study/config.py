@@ -24,7 +24,7 @@ DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`).
-_LATER_SETTINGS = {"task": "auto", "test_fraction": None}
+_LATER_SETTINGS = {"task": "auto", "test_fraction": None, "decoder": "unet"}
 
 
 @dataclass
@@ -48,6 +48,7 @@ class StudyConfig:
     cache_dtype: str = "float16"
     task: str = "auto"  # classification, segmentation, or told by the data's layout
     test_fraction: float | None = None  # seeded test split share (default: the task's)
+    decoder: str = "unet"  # segmentation: unet or fpn
 
     def __post_init__(self) -> None:
         from medtransfer.tasks import TASKS
@@ -91,6 +92,8 @@ class StudyConfig:
             errors.append(f"input_size {self.input_size} must be between 16 and 1024 pixels")
         if self.task != "auto" and self.task not in TASKS:
             errors.append(f"task {self.task!r} must be one of {', '.join(TASKS)} or auto")
+        if self.decoder not in ("unet", "fpn"):
+            errors.append(f"decoder {self.decoder!r} must be unet or fpn")
         if self.test_fraction is not None and not (isinstance(self.test_fraction, (int, float)) and 0 < self.test_fraction < 0.9):
             errors.append(f"test_fraction {self.test_fraction!r} must be a number in (0, 0.9)")
         if errors:
@@ -142,7 +145,7 @@ class StudyConfig:
             input_size=self.input_size, seed=seed, train_fraction=fraction, split_seed=self.split_seed,
             augmentation=self.augmentation, train=self.train, device=device, source_options=self.source_options,
             cache=self.cache, cache_views=self.cache_views, cache_dtype=self.cache_dtype, task=self.task,
-            test_fraction=self.test_fraction,
+            test_fraction=self.test_fraction, decoder=self.decoder,
         )
 
     @property

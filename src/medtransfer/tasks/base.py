@@ -25,8 +25,9 @@ class Task(ABC):
     # -- from data and back ------------------------------------------------------------------------------
     @classmethod
     @abstractmethod
-    def for_data(cls, data, train_targets, train_config) -> Task:
-        """The task for ``data`` (its classes), with what it learns from the training targets (class weights)."""
+    def for_data(cls, data, train_targets, config) -> Task:
+        """The task for ``data`` (its classes) as the run's ``config`` sets it up, with what it learns from the
+        training targets (class weights)."""
 
     @classmethod
     @abstractmethod

@@ -37,7 +37,8 @@ class ClassificationTask(Task):
         self._weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
 
     @classmethod
-    def for_data(cls, data, train_targets, train_config) -> ClassificationTask:
+    def for_data(cls, data, train_targets, config) -> ClassificationTask:
+        train_config = config.train
         weights = (balanced_class_weights(np.asarray(train_targets), data.num_classes, data.label_kind)
                    if train_config.class_weighting else None)
         return cls(data.class_names, data.label_kind, weights, label_smoothing=train_config.label_smoothing)

@@ -2,7 +2,8 @@
 
 The encoder is the backbone's groups up to its deepest feature map (timm's ``feature_info``: reductions 2, 4, 8, 16
 and 32); layers after it (EfficientNet's ``conv_head``) are dropped. The outputs of the groups that end at those
-reductions are the skip features of segmentation-models-pytorch's ``UnetDecoder``. The strategies cut the *encoder*:
+reductions feed segmentation-models-pytorch's ``UnetDecoder`` (all five, as skip features) or ``FPNDecoder``
+(reductions 4 … 32; it predicts at 1/4 and upsamples, cheaper on a CPU). The strategies cut the *encoder*:
 ``linear`` freezes the whole encoder, ``tune:K`` trains its top K groups, ``full`` all of them, ``scratch`` starts from
 a random encoder. The decoder and the segmentation head always train.
 
@@ -34,7 +35,8 @@ from medtransfer.tasks.base import Task
 
 #: The reductions a U-Net reads, shallow to deep.
 REDUCTIONS = (2, 4, 8, 16, 32)
-DECODER_CHANNELS = (256, 128, 64, 32, 16)
+DECODER_CHANNELS = (256, 128, 64, 32, 16)  # smp's default for the U-Net
+DECODERS = ("unet", "fpn")
 
 
 def encoder_groups(backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
@@ -66,18 +68,31 @@ def encoder_groups(backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
     return groups, taps
 
 
-class UnetHead(nn.Module):
-    """smp's U-Net decoder + segmentation head on the tapped encoder maps (``/2`` … ``/32``)."""
+class DecoderHead(nn.Module):
+    """smp's U-Net or FPN decoder + segmentation head on the tapped encoder maps (``/2`` … ``/32``), initialised
+    as smp initialises its models."""
 
-    def __init__(self, encoder_channels: list[int], num_classes: int, decoder_channels=DECODER_CHANNELS):
+    def __init__(self, encoder_channels: list[int], num_classes: int, kind: str = "unet"):
         super().__init__()
-        from segmentation_models_pytorch.base import SegmentationHead
-        from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
+        from segmentation_models_pytorch.base import SegmentationHead, initialization
 
-        # smp's encoders also return the input itself first; the decoder uses only its size
-        self.decoder = UnetDecoder(encoder_channels=[3, *encoder_channels], decoder_channels=decoder_channels,
-                                   n_blocks=len(decoder_channels))
-        self.segmentation = SegmentationHead(decoder_channels[-1], num_classes, kernel_size=3)
+        # smp's encoders also return the input itself first; the decoders use only its size
+        channels = [3, *encoder_channels]
+        if kind == "unet":
+            from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
+
+            self.decoder = UnetDecoder(encoder_channels=channels, decoder_channels=DECODER_CHANNELS,
+                                       n_blocks=len(DECODER_CHANNELS))
+            self.segmentation = SegmentationHead(DECODER_CHANNELS[-1], num_classes, kernel_size=3)
+        elif kind == "fpn":
+            from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
+
+            self.decoder = FPNDecoder(encoder_channels=channels, encoder_depth=len(encoder_channels))
+            self.segmentation = SegmentationHead(self.decoder.out_channels, num_classes, kernel_size=1, upsampling=4)
+        else:
+            raise ConfigError(f"unknown decoder {kind!r}; choose {' or '.join(DECODERS)}")
+        initialization.initialize_decoder(self.decoder)
+        initialization.initialize_head(self.segmentation)
 
     def forward(self, features: tuple[torch.Tensor, ...]) -> torch.Tensor:
         f = features[0]
@@ -101,22 +116,25 @@ class SegmentationTask(Task):
     name = "segmentation"
     selection_metric = "dice"
 
-    def __init__(self, class_names: list[str], dice_weight: float = 1.0):
+    def __init__(self, class_names: list[str], dice_weight: float = 1.0, decoder: str = "unet"):
         if len(class_names) < 2:
             raise ConfigError(f"segmentation needs at least two classes (background first), got {class_names}")
+        if decoder not in DECODERS:
+            raise ConfigError(f"unknown decoder {decoder!r}; choose {' or '.join(DECODERS)}")
         self.class_names = list(class_names)
+        self.decoder = decoder
         self.dice_weight = dice_weight
         self._dice = None
 
     test_fraction = 0.1  # 80/10/10, as is usual for segmentation benchmarks
 
     @classmethod
-    def for_data(cls, data, train_targets, train_config) -> SegmentationTask:
-        return cls(data.class_names)
+    def for_data(cls, data, train_targets, config) -> SegmentationTask:
+        return cls(data.class_names, decoder=config.decoder)
 
     @classmethod
     def from_spec(cls, spec: dict) -> SegmentationTask:
-        return cls(spec["class_names"])
+        return cls(spec["class_names"], decoder=spec.get("decoder", "unet"))
 
     @staticmethod
     def load_targets(data, indices: np.ndarray, size: int) -> torch.Tensor:
@@ -149,7 +167,7 @@ class SegmentationTask(Task):
         groups, taps = encoder_groups(backbone)
         k = strategy.frozen_groups(len(groups))
         channels = self._channels(backbone, groups, taps)
-        head = UnetHead(channels, self.num_classes)
+        head = DecoderHead(channels, self.num_classes, self.decoder)
         modules = [g.module for g in groups]
         # prefix positions count Normalize as 0, so group i sits at i + 1
         prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k], taps=[t + 1 for t in taps if t < k])
@@ -200,4 +218,4 @@ class SegmentationTask(Task):
         return out
 
     def config(self) -> dict:
-        return {"task": self.name, "class_names": self.class_names}
+        return {"task": self.name, "class_names": self.class_names, "decoder": self.decoder}
