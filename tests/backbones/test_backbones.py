@@ -29,6 +29,25 @@ def test_groups_run_in_sequence_like_the_model():
     assert len(describe_groups("resnet18")) == 6  # stem, layer1-4, classifier
 
 
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18"])
+def test_a_copied_head_is_small_and_runs_on_its_own_weights(name):
+    """An EMA copies the trainable suffix; for a linear trial that is the head, which must not drag the backbone
+    along, and the copy must compute with its own (copied) classifier, not the original's."""
+    import copy
+
+    b = create_backbone(name, weights="scratch", num_classes=3)
+    features = b.model.forward_features(torch.randn(2, 3, 64, 64))
+    head = copy.deepcopy(b.head)
+    with torch.no_grad():
+        assert torch.equal(head(features), b.model.forward_head(features))
+        for p in head.parameters():
+            p.add_(1.0)
+        assert not torch.equal(head(features), b.model.forward_head(features))
+        assert torch.equal(b.head(features), b.model.forward_head(features))
+    assert sum(p.numel() for p in head._model.parameters()) == sum(p.numel() for p in b.head.parameters())
+    assert sum(p.numel() for p in b.head.parameters()) < sum(p.numel() for p in b.model.parameters()) // 100
+
+
 def test_unknown_backbone_suggests_close_names():
     with pytest.raises(ConfigError, match=r"unknown backbone 'efficientnet_lite00'.*did you mean"):
         create_backbone("efficientnet_lite00", weights="scratch")

@@ -9,6 +9,7 @@ silently computing something else.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -31,15 +32,21 @@ class LayerGroup:
 
 
 class TimmHead(nn.Module):
-    """Global pooling + classifier of a timm model, i.e. its ``forward_head``."""
+    """Global pooling + classifier of a timm model, i.e. its ``forward_head``.
 
-    def __init__(self, model: nn.Module, children: dict[str, nn.Module]):
+    ``forward_head`` runs on a shallow stand-in for the model that holds only the top-level children the head uses,
+    so that copying the head (an EMA of a ``linear`` trial's classifier) does not copy the whole backbone.
+    """
+
+    def __init__(self, model: nn.Module, children: dict[str, nn.Module], top_level: list[str]):
         super().__init__()
         self.parts = nn.ModuleDict(children)  # registered so .to(device) and parameters() see them
-        self._forward_head = model.forward_head  # a bound method, not a registered submodule
+        shell = copy.copy(model)
+        shell.__dict__.update(_modules={n: model._modules[n] for n in top_level}, _parameters={}, _buffers={})
+        self.__dict__["_model"] = shell  # unregistered: its modules are the ones in ``parts``
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._forward_head(x)
+        return self._model.forward_head(x)
 
 
 def _group_index(model: nn.Module, classifier: str) -> dict[str, int]:
@@ -98,7 +105,8 @@ def layer_groups(model: nn.Module, classifier: str) -> tuple[list[LayerGroup], T
             f"{type(model).__name__}: its classifier {classifier!r} is not a separate module after the feature layers, "
             f"so it cannot be cut for layer-wise fine-tuning; {SUPPORTED_HINT}"
         )
-    return groups, TimmHead(model, head_children)
+    top_level = list(dict.fromkeys(n.split(".")[0] for n, _, _ in head))
+    return groups, TimmHead(model, head_children, top_level)
 
 
 @torch.no_grad()
