@@ -30,9 +30,8 @@ from medtransfer.cache import (
 )
 from medtransfer.data import (
     Augmentation,
+    ImageSet,
     ImageTensorDataset,
-    LabelledImages,
-    SegmentedImages,
     load_images,
     make_split,
     read_data,
@@ -129,7 +128,7 @@ def environment() -> dict:
 class PreparedData:
     """A source read and split, with the training subset for one (fraction, seed)."""
 
-    data: LabelledImages | SegmentedImages
+    data: ImageSet
     split: DataSplit
     train_idx: np.ndarray
 
@@ -149,7 +148,7 @@ class PreparedData:
         }
 
 
-def prepare_data(config: RunConfig, data: LabelledImages | SegmentedImages | None = None) -> PreparedData:
+def prepare_data(config: RunConfig, data: ImageSet | None = None) -> PreparedData:
     data = data if data is not None else read_data(config.data, task=config.task, **config.source_options)
     task = task_of(data)
     if config.task not in ("auto", task.name):
@@ -345,7 +344,7 @@ def _notice(message: str) -> None:
     console.print(message, highlight=False)
 
 
-def train(config: RunConfig, out: str | Path, *, data: LabelledImages | SegmentedImages | None = None,
+def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None,
           progress=None) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 

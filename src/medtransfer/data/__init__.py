@@ -2,6 +2,7 @@
 
 from medtransfer.data.dataset import ImageTensorDataset, load_images, load_masks
 from medtransfer.data.sources import (
+    ImageSet,
     LabelledImages,
     Sample,
     SegmentedImages,
@@ -15,7 +16,7 @@ from medtransfer.data.splits import DataSplit, make_split, training_subset
 from medtransfer.data.transforms import Augmentation
 
 __all__ = [
-    "Augmentation", "DataSplit", "ImageTensorDataset", "LabelledImages", "Sample", "SegmentedImages", "Source",
+    "Augmentation", "DataSplit", "ImageSet", "ImageTensorDataset", "LabelledImages", "Sample", "SegmentedImages", "Source",
     "infer_task", "load_images", "load_masks", "make_split", "open_source", "read_data", "read_source",
     "training_subset",
 ]

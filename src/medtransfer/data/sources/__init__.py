@@ -10,7 +10,13 @@ import os
 from pathlib import Path
 
 from medtransfer.data.sources import csv_manifest, folder, medmnist  # noqa: F401  (registration)
-from medtransfer.data.sources.base import SOURCES, LabelledImages, Sample, Source
+from medtransfer.data.sources.base import (
+    SOURCES,
+    ImageSet,
+    LabelledImages,
+    Sample,
+    Source,
+)
 from medtransfer.data.sources.segmentation import (
     SEGMENTATION_SOURCES,
     SegmentedImages,
@@ -18,7 +24,7 @@ from medtransfer.data.sources.segmentation import (
 )
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
-__all__ = ["SOURCES", "LabelledImages", "Sample", "SegmentedImages", "Source", "infer_task", "open_source",
+__all__ = ["SOURCES", "ImageSet", "LabelledImages", "Sample", "SegmentedImages", "Source", "infer_task", "open_source",
            "read_data", "read_source"]
 
 #: Options that only classification sources take.
@@ -59,7 +65,7 @@ def infer_task(spec: str | os.PathLike) -> str:
     return "segmentation" if any(c.can_open(str(spec)) for c in SEGMENTATION_SOURCES.values()) else "classification"
 
 
-def read_data(spec: str | os.PathLike, *, task: str = "auto", **options) -> LabelledImages | SegmentedImages:
+def read_data(spec: str | os.PathLike, *, task: str = "auto", **options) -> ImageSet:
     """Read ``spec`` for ``task`` (``classification``, ``segmentation`` or ``auto``)."""
     if task == "auto":
         task = infer_task(spec)

@@ -34,12 +34,12 @@ class Sample:
 
 
 @dataclass
-class LabelledImages:
-    """What a source produces: the samples plus what they mean."""
+class ImageSet:
+    """What a source produces: the samples plus what they mean. Each task's sources return a subclass that adds
+    what its targets need (:class:`LabelledImages`, :class:`~medtransfer.data.sources.segmentation.SegmentedImages`)."""
 
-    samples: list[Sample]
+    samples: list
     class_names: list[str]
-    label_kind: LabelKind
     name: str
     modality: str | None = None
     description: str = ""
@@ -48,12 +48,24 @@ class LabelledImages:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def strata(self) -> np.ndarray:
+        """One code per sample for stratified splits; by default one stratum (splits are grouped, not stratified)."""
+        return np.zeros(len(self.samples), dtype=np.int64)
+
+
+@dataclass(kw_only=True)
+class LabelledImages(ImageSet):
+    """Images with one label each (or a 0/1 vector for multi-label)."""
+
+    samples: list[Sample]
+    label_kind: LabelKind
+
     def targets(self) -> np.ndarray:
         """Targets as an array: ``(N,)`` of class indices, or ``(N, C)`` 0/1 for multi-label."""
         return np.asarray([s.target for s in self.samples], dtype=np.int64)
 
     def strata(self) -> np.ndarray:
-        """One code per sample for stratified splits: the class, or the label combination when multi-label."""
+        """The class, or the label combination when multi-label."""
         t = self.targets()
         if t.ndim == 1:
             return t

@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medtransfer.data.sources.base import SPLITS, Source
+from medtransfer.data.sources.base import SPLITS, ImageSet, Source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import (
     PILLOW_SUFFIXES,
@@ -81,23 +81,12 @@ class SegmentationSample:
         return self.load_image
 
 
-@dataclass
-class SegmentedImages:
-    """What a segmentation source produces: the samples plus what the mask values mean."""
+@dataclass(kw_only=True)
+class SegmentedImages(ImageSet):
+    """Images with a mask each; ``class_names`` say what the mask values mean (background first). Splits are
+    grouped by patient (volume) but not stratified."""
 
     samples: list[SegmentationSample]
-    class_names: list[str]
-    name: str
-    modality: str | None = None
-    description: str = ""
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def strata(self) -> np.ndarray:
-        """Splits are grouped by patient (volume) but not stratified: one stratum."""
-        return np.zeros(len(self.samples), dtype=np.int64)
 
 
 class SegmentationSource(Source):
