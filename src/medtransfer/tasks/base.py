@@ -51,8 +51,13 @@ class Task(ABC):
     # -- the network -------------------------------------------------------------------------------------
 
     @abstractmethod
-    def head(self, backbone: Backbone) -> torch.nn.Module:
-        """The new, always-trainable module after the backbone groups."""
+    def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int] | None) -> torch.nn.Module:
+        """The new, always-trainable module after ``groups`` (this task's :meth:`layout`); with ``taps`` it takes
+        the tapped groups' outputs as a tuple, shallow to deep."""
+
+    def saved_weights(self, backbone: Backbone, groups: list[LayerGroup], head: torch.nn.Module) -> torch.nn.Module:
+        """The module whose ``state_dict`` a saved model holds; its keys do not depend on the strategy's cut."""
+        return backbone.model
 
     def groups(self, backbone: Backbone) -> list[LayerGroup]:
         """The backbone groups this task's network uses, shallow to deep; the strategies count these."""
@@ -72,12 +77,16 @@ class Task(ABC):
         return (*[t + 1 for t in taps if t < frozen], frozen)
 
     def build_network(self, backbone: Backbone, strategy: Strategy) -> TransferNet:
-        """Cut ``backbone`` for ``strategy``: normalisation + frozen groups | trainable groups + head."""
-        k = strategy.frozen_groups(backbone.num_groups)
-        groups = [g.module for g in backbone.groups]
-        prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *groups[:k])
-        suffix = TrainableSuffix(groups[k:], self.head(backbone))
-        return TransferNet(prefix, suffix, num_frozen=k, weights_module=backbone.model)
+        """Cut ``backbone`` for ``strategy``: normalisation + frozen groups | trainable groups + head. The tapped
+        outputs travel as a tuple through both halves (prefix positions count Normalize as 0)."""
+        groups, taps = self.layout(backbone)
+        k = strategy.frozen_groups(len(groups))
+        head = self.head(backbone, groups, taps)
+        modules = [g.module for g in groups]
+        prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k],
+                              taps=None if taps is None else [t + 1 for t in taps if t < k])
+        suffix = TrainableSuffix(modules[k:], head, taps=None if taps is None else [t - k for t in taps if t >= k])
+        return TransferNet(prefix, suffix, num_frozen=k, weights_module=self.saved_weights(backbone, groups, head))
 
     @abstractmethod
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...

@@ -74,7 +74,7 @@ class ClassificationTask(Task):
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def head(self, backbone: Backbone) -> torch.nn.Module:
+    def head(self, backbone: Backbone, groups, taps) -> torch.nn.Module:
         return backbone.head  # timm's pooling + the new classifier (reset to num_classes in create_backbone)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -29,8 +29,6 @@ from medtransfer.metrics.segmentation import (
     bootstrap_segmentation,
     segmentation_metrics,
 )
-from medtransfer.networks import FrozenPrefix, Normalize, TrainableSuffix, TransferNet
-from medtransfer.strategies import Strategy
 from medtransfer.tasks.base import Task
 
 #: The reductions a U-Net reads, shallow to deep.
@@ -160,24 +158,15 @@ class SegmentationTask(Task):
     def layout(cls, backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
         return encoder_groups(backbone)
 
-    def head(self, backbone: Backbone) -> nn.Module:  # pragma: no cover - build_network builds it
-        raise NotImplementedError
+    def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> nn.Module:
+        return DecoderHead(self._channels(groups, taps), self.num_classes, self.decoder)
 
-    def build_network(self, backbone: Backbone, strategy: Strategy) -> TransferNet:
-        groups, taps = encoder_groups(backbone)
-        k = strategy.frozen_groups(len(groups))
-        channels = self._channels(backbone, groups, taps)
-        head = DecoderHead(channels, self.num_classes, self.decoder)
-        modules = [g.module for g in groups]
-        # prefix positions count Normalize as 0, so group i sits at i + 1
-        prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k], taps=[t + 1 for t in taps if t < k])
-        suffix = TrainableSuffix(modules[k:], head, taps=[t - k for t in taps if t >= k])
-        saved = nn.ModuleDict({"encoder": nn.ModuleList(modules), "decoder": head})
-        return TransferNet(prefix, suffix, num_frozen=k, weights_module=saved)
+    def saved_weights(self, backbone: Backbone, groups: list[LayerGroup], head: nn.Module) -> nn.Module:
+        return nn.ModuleDict({"encoder": nn.ModuleList([g.module for g in groups]), "decoder": head})
 
     @staticmethod
     @torch.no_grad()
-    def _channels(backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> list[int]:
+    def _channels(groups: list[LayerGroup], taps: list[int]) -> list[int]:
         y = torch.zeros(1, 3, 64, 64)
         chans = []
         was = [g.module.training for g in groups]
