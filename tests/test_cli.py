@@ -95,3 +95,8 @@ def test_diverging_run_exits_2_and_says_which_epoch(shape_folder, tmp_path, caps
     code, _, err = run_cli(["train", "--data", shape_folder, "--strategy", "full", "--lr", "1e30",
                             "--out", tmp_path / "r", "--input-size", "32", "--epochs", "3", "--batch-size", "8", "--quiet"], capsys)
     _assert_user_error(code, err, "non-finite in epoch", "--lr")
+
+
+def test_study_seed_count_of_zero_says_how_to_run_seed_zero(shape_folder, tmp_path, capsys):
+    code, _, err = run_cli(["study", "--data", shape_folder, "--seeds", "0", "--out", tmp_path / "s", *QUICK], capsys)
+    _assert_user_error(code, err, "--seeds 0", "at least 1", "--seeds 1")

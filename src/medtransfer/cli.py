@@ -167,6 +167,8 @@ def study(
     if seeds is not None:
         seed_list = _split_list(seeds, int, "--seeds")
         if len(seed_list) == 1 and "," not in seeds:
+            if seed_list[0] < 1:
+                raise ConfigError(f"--seeds {seeds}: a count must be at least 1; to run seed 0 alone, give --seeds 1")
             seed_list = list(range(seed_list[0]))
     overrides = {
         "data": data, "strategies": _split_list(strategies, str, "--strategies"),
