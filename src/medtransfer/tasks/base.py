@@ -78,13 +78,14 @@ class Task(ABC):
 
     def build_network(self, backbone: Backbone, strategy: Strategy) -> TransferNet:
         """Cut ``backbone`` for ``strategy``: normalisation + frozen groups | trainable groups + head. The tapped
-        outputs travel as a tuple through both halves (prefix positions count Normalize as 0)."""
+        outputs travel as a tuple through both halves."""
         groups, taps = self.layout(backbone)
         k = strategy.frozen_groups(len(groups))
         head = self.head(backbone, groups, taps)
         modules = [g.module for g in groups]
+        # the prefix returns what a cached trial reads: Normalize sits at position 0, so group boundary b is position b
         prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k],
-                              taps=None if taps is None else [t + 1 for t in taps if t < k])
+                              taps=None if taps is None else self.cache_reads(k, taps)[:-1])
         suffix = TrainableSuffix(modules[k:], head, taps=None if taps is None else [t - k for t in taps if t >= k])
         return TransferNet(prefix, suffix, num_frozen=k, weights_module=self.saved_weights(backbone, groups, head))
 
