@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     ExplicitVRLittleEndian,
@@ -18,6 +20,7 @@ from pydicom.uid import (
     generate_uid,
 )
 
+from medtransfer.data.sources.base import scale_to_uint8
 from medtransfer.data.sources.image_files import (
     IMAGE_SUFFIXES,
     is_image_file,
@@ -259,6 +262,108 @@ def test_voi_lut_sequence(tmp_path: Path) -> None:
     pixels = np.array([[0, 1, 2, 3, 9]], dtype=np.uint16)
     path = write_dicom(tmp_path / "voi.dcm", pixels, VOILUTSequence=Sequence([item]), WindowCenter=100, WindowWidth=1)
     assert read_image_file(path).tolist() == [[0, 64, 128, 255, 255]]
+
+
+# -- DICOM header windows: pydicom's VOI LUT functions (PS3.3 C.11.2.1.2) -------------------------------------
+# Modality values 6 … 13 under a header window centre 10, width 4. LINEAR (the default) maps
+# (x - 9.5) / 3 + 0.5, i.e. 8 -> 0, 9 -> 85, 10 -> 170, 11 -> 255; LINEAR_EXACT maps [8, 12]: 9 -> 64, 10 -> 128;
+# SIGMOID is 1 / (1 + exp(-4 (x - 10) / 4)).
+MODALITY = np.arange(6, 14, dtype=np.float64).reshape(1, 8)
+
+
+def display_by_pydicom(path: Path) -> np.ndarray:
+    """What pydicom's ``apply_voi_lut`` makes of the file, mapped from its output range to 0..255 (and inverted for
+    MONOCHROME1): that range is the stored values' (``BitsStored`` bits, signed if ``PixelRepresentation`` is 1)
+    through Rescale Slope/Intercept."""
+    ds = pydicom.dcmread(path)
+    windowed = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds)
+    bits = int(ds.BitsStored)
+    low, high = (0, 2**bits - 1) if ds.PixelRepresentation == 0 else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+    if "RescaleSlope" in ds:
+        low, high = (v * float(ds.RescaleSlope) + float(ds.RescaleIntercept) for v in (low, high))
+    out = np.round(np.clip((windowed - low) / (high - low), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return 255 - out if ds.PhotometricInterpretation == "MONOCHROME1" else out
+
+
+def windowed_files(tmp_path: Path, **attributes) -> list[Path]:
+    """:data:`MODALITY` under ``attributes`` as an unsigned 16-bit file and as a signed 12-bit file with a rescale."""
+    plain = write_dicom(tmp_path / "u16.dcm", MODALITY.astype(np.uint16), **attributes)
+    # stored = (HU - 20) * 2, negative, in 12 signed bits; slope 0.5, intercept 20 bring it back.
+    stored = ((MODALITY - 20) * 2).astype(np.int16)
+    signed = write_dicom(
+        tmp_path / "s12.dcm", stored, BitsStored=12, HighBit=11, RescaleSlope=0.5, RescaleIntercept=20, **attributes
+    )
+    return [plain, signed]
+
+
+def test_header_window_is_linear_as_pydicom_applies_it(tmp_path: Path) -> None:
+    exact = [[0, 0, 0, 64, 128, 191, 255, 255]]  # what the LINEAR_EXACT formula gives; LINEAR is not that
+    for path in windowed_files(tmp_path, WindowCenter=10, WindowWidth=4):
+        out = read_image_file(path)
+        assert out.tolist() == display_by_pydicom(path).tolist(), path.name
+        assert out.tolist() == [[0, 0, 0, 85, 170, 255, 255, 255]], path.name
+        assert out.tolist() != exact
+
+
+@pytest.mark.parametrize(
+    ("function", "expected"),
+    [("LINEAR_EXACT", [[0, 0, 0, 64, 128, 191, 255, 255]]), ("SIGMOID", [[5, 12, 30, 69, 128, 186, 225, 243]])],
+)
+def test_header_voi_lut_function_is_honoured(tmp_path: Path, function: str, expected: list) -> None:
+    for path in windowed_files(tmp_path, WindowCenter=10, WindowWidth=4, VOILUTFunction=function):
+        out = read_image_file(path)
+        assert out.tolist() == display_by_pydicom(path).tolist(), path.name
+        assert out.tolist() == expected, path.name
+
+
+def test_header_window_of_monochrome1_is_inverted(tmp_path: Path) -> None:
+    path = write_dicom(
+        tmp_path / "m1.dcm", MODALITY.astype(np.uint16), photometric="MONOCHROME1", WindowCenter=10, WindowWidth=4
+    )
+    out = read_image_file(path)
+    assert out.tolist() == display_by_pydicom(path).tolist() == [[255, 255, 255, 170, 85, 0, 0, 0]]
+
+
+def test_window_argument_is_a_plain_linear_map_over_the_header(tmp_path: Path) -> None:
+    # [centre - width/2, centre + width/2] = [8, 12] in modality units, whatever the header's window and function.
+    for path in windowed_files(tmp_path, WindowCenter=100, WindowWidth=50, VOILUTFunction="SIGMOID"):
+        assert read_image_file(path, window=(10, 4)).tolist() == [[0, 0, 0, 64, 128, 191, 255, 255]], path.name
+
+
+def test_no_usable_header_window_is_min_max(tmp_path: Path) -> None:
+    min_max = [[0, 36, 73, 109, 146, 182, 219, 255]]  # (x - 6) / 7
+    for attributes in (
+        {},
+        {"WindowCenter": 10, "WindowWidth": 0},  # not above 0
+        {"WindowCenter": 10, "WindowWidth": 0.5},  # LINEAR needs a width of at least 1
+        {"WindowCenter": 10},
+    ):
+        for path in windowed_files(tmp_path, **attributes):
+            assert read_image_file(path).tolist() == min_max, (path.name, attributes)
+    # LINEAR_EXACT only needs a positive width; an unknown function is the default, LINEAR.
+    narrow = write_dicom(
+        tmp_path / "narrow.dcm", MODALITY.astype(np.uint16), WindowCenter=10, WindowWidth=0.5,
+        VOILUTFunction="LINEAR_EXACT",
+    )
+    assert read_image_file(narrow).tolist() == [[0, 0, 0, 0, 128, 255, 255, 255]]  # [9.75, 10.25]
+    unknown = write_dicom(
+        tmp_path / "unknown.dcm", MODALITY.astype(np.uint16), WindowCenter=10, WindowWidth=4, VOILUTFunction="GAMMA"
+    )
+    assert read_image_file(unknown).tolist() == [[0, 0, 0, 85, 170, 255, 255, 255]]
+
+
+# -- one uint8 scaling -----------------------------------------------------------------------------------------
+def test_scale_to_uint8() -> None:
+    values = np.array([-5.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 9.0])
+    assert scale_to_uint8(values, 0.0, 4.0).tolist() == [0, 0, 32, 64, 128, 191, 255, 255]
+    assert scale_to_uint8(np.arange(5, dtype=np.uint16), 0, 4).tolist() == [0, 64, 128, 191, 255]
+    assert scale_to_uint8(values, 1.0, 0.0).tolist() == [0] * 8  # no width
+    assert scale_to_uint8(values, 1.0, -2.0).dtype == np.uint8
+    # float32 input is computed in float32, as the NIfTI volumes always were
+    v32 = np.random.default_rng(0).normal(size=10_000).astype(np.float32)
+    lo, hi = float(v32.min()), float(v32.max())
+    expected = np.round(np.clip((v32 - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
+    assert np.array_equal(scale_to_uint8(v32, lo, hi - lo), expected)
 
 
 def test_dicom_rgb(tmp_path: Path) -> None:

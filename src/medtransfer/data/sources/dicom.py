@@ -2,7 +2,10 @@
 
 Gray images go through the modality LUT (Rescale Slope/Intercept), then a window, then a linear map to 0..255, and
 MONOCHROME1 is inverted so that high values are bright. The window is, in order of preference: the caller's
-``(centre, width)``, the header's VOI LUT Sequence, the header's first Window Center/Width, the image's min–max.
+``(centre, width)`` (a plain linear map of ``[centre - width/2, centre + width/2]`` in modality units), the header's
+VOI LUT Sequence, the header's first Window Center/Width with its VOI LUT Function (LINEAR, the default,
+LINEAR_EXACT or SIGMOID, applied by pydicom as PS3.3 C.11.2.1.2-3 define them), the image's min–max. A header window
+that the standard does not allow (a width below 1 for LINEAR, not above 0 otherwise) counts as absent.
 Colour images (RGB, YBR, PALETTE COLOR) come back as ``H×W×3``. Of a multi-frame file only the middle frame is read.
 
 No header value other than the image-pixel attributes and the transfer syntax is used, and the dataset is not kept:
@@ -20,9 +23,10 @@ from pydicom import uid
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
-from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, pixel_array
+from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply_windowing, pixel_array
 from pydicom.uid import UID
 
+from medtransfer.data.sources.base import scale_to_uint8
 from medtransfer.errors import ConfigError, DataError
 
 #: File name suffixes that mark a DICOM file.
@@ -172,29 +176,22 @@ def _gray_to_uint8(frame: np.ndarray, ds: Dataset, window: tuple[float, float] |
     if not np.isfinite(values).all():
         raise ValueError("the image holds NaN or infinite values")
     if window is not None:
-        scaled = _linear(values, *window)
+        centre, width = window
+        out = scale_to_uint8(values, centre - width / 2.0, width)
     elif (lut := _voi_lut(values, ds)) is not None:
-        scaled = lut
+        mapped, lo, hi = lut
+        out = scale_to_uint8(mapped, lo, hi - lo)
     elif (header := _header_window(ds)) is not None:
-        centre, width, function = header
-        if function == "SIGMOID":
-            scaled = 1.0 / (1.0 + np.exp(-4.0 * (values - centre) / width))
-        else:
-            scaled = _linear(values, centre, width)
+        out = scale_to_uint8(_windowing(values, *header), 0.0, 1.0)
     else:
         lo, hi = float(values.min()), float(values.max())
-        scaled = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    out = np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out = scale_to_uint8(values, lo, hi - lo)
     return 255 - out if invert else out
 
 
-def _linear(values: np.ndarray, centre: float, width: float) -> np.ndarray:
-    """``values`` mapped to 0..1 across ``[centre - width/2, centre + width/2]`` (not clipped)."""
-    return (values - (centre - width / 2.0)) / width
-
-
-def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
-    """The header's first VOI LUT applied to ``values`` and scaled to 0..1 over the LUT's range, if it has one."""
+def _voi_lut(values: np.ndarray, ds: Dataset) -> tuple[np.ndarray, float, float] | None:
+    """The header's first VOI LUT applied to ``values`` by pydicom, with the lowest and highest entry of the LUT (the
+    range to map to 0..255), if it has a LUT whose entries are not all equal."""
     seq = ds.get("VOILUTSequence")
     if not seq or seq[0].get("LUTDescriptor") is None or seq[0].get("LUTData") is None:
         return None
@@ -204,7 +201,25 @@ def _voi_lut(values: np.ndarray, ds: Dataset) -> np.ndarray | None:
     if hi <= lo:
         return None
     mapped = np.asarray(apply_voi(np.rint(values).astype(np.int64), ds), dtype=np.float64)
-    return (mapped - lo) / (hi - lo)
+    return mapped, lo, hi
+
+
+def _windowing(values: np.ndarray, centre: float, width: float, function: str) -> np.ndarray:
+    """``values`` (modality units) through pydicom's :func:`~pydicom.pixels.apply_windowing`, as 0..1.
+
+    pydicom scales its output to the range of the stored values (``0..2**BitsStored - 1``, signed if
+    ``PixelRepresentation`` is 1, then through Rescale Slope/Intercept, or the Modality LUT's range), which would
+    only be divided out again here. It is given a header of its own instead: this window, and 1-bit unsigned stored
+    values with no rescale, so that its output range is exactly 0..1 whatever the file's bit depth and sign.
+    """
+    header = Dataset()
+    header.PhotometricInterpretation = "MONOCHROME2"
+    header.BitsStored = 1
+    header.PixelRepresentation = 0
+    header.WindowCenter = centre
+    header.WindowWidth = width
+    header.VOILUTFunction = function
+    return apply_windowing(values, header)
 
 
 def _header_window(ds: Dataset) -> tuple[float, float, str] | None:
@@ -225,6 +240,10 @@ def _header_window(ds: Dataset) -> tuple[float, float, str] | None:
     if centre is None or width is None or not (np.isfinite(centre) and np.isfinite(width)) or width <= 0:
         return None
     function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").strip().upper()
+    if function not in ("LINEAR_EXACT", "SIGMOID"):
+        function = "LINEAR"  # the default (PS3.3 C.11.2.1.3), also for values the standard does not define
+    if function == "LINEAR" and width < 1:
+        return None  # PS3.3 C.11.2.1.2.1: a LINEAR window is at least 1 wide
     return centre, width, function
 
 
@@ -232,4 +251,4 @@ def _colour_to_uint8(rgb: np.ndarray, bits: int) -> np.ndarray:
     if rgb.dtype == np.uint8:
         return rgb
     top = float(2 ** max(1, min(bits, 16)) - 1)
-    return np.round(np.clip(rgb.astype(np.float64) / top, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return scale_to_uint8(rgb.astype(np.float64), 0.0, top)

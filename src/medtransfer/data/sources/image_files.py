@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from medtransfer.data.sources.base import to_uint8_image
+from medtransfer.data.sources.base import scale_to_uint8, to_uint8_image
 from medtransfer.data.sources.dicom import (
     DICOM_SUFFIXES,
     check_window,
@@ -90,8 +90,7 @@ def _read_with_pillow(path: Path, window: tuple[float, float] | None) -> np.ndar
         raise DataError(f"{path}: cannot decode the image ({reason}). It may be truncated; re-export it.") from None
     if array.dtype != np.uint8 and array.ndim == 2 and window is not None:
         centre, width = (float(v) for v in window)
-        scaled = (array.astype(np.float64) - (centre - width / 2.0)) / width
-        return np.round(np.clip(scaled, 0.0, 1.0) * 255.0).astype(np.uint8)
+        return scale_to_uint8(array.astype(np.float64), centre - width / 2.0, width)
     return to_uint8_image(array, str(path))
 
 

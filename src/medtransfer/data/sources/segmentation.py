@@ -592,6 +592,8 @@ class NiftiVolumeSource(SegmentationSource):
         return self._cache.get((str(path), "raw"), partial(_load_volume, path))
 
     def _scaled(self, path: Path) -> np.ndarray:
+        from medtransfer.data.sources.base import scale_to_uint8
+
         def make() -> np.ndarray:
             v = self._volume(path).astype(np.float32)
             if not np.isfinite(v).all():
@@ -601,9 +603,7 @@ class NiftiVolumeSource(SegmentationSource):
                 lo, hi = centre - width / 2.0, centre + width / 2.0
             else:
                 lo, hi = float(v.min()), float(v.max())
-            if hi <= lo:
-                return np.zeros(v.shape, dtype=np.uint8)
-            return np.round(np.clip((v - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.uint8)
+            return scale_to_uint8(v, lo, hi - lo)
 
         return self._cache.get((str(path), "uint8"), make)
 
