@@ -65,10 +65,10 @@ def create_backbone(name: str = DEFAULT_BACKBONE, weights: str = "imagenet", num
 
     _check_name(name)
     model = timm.create_model(name, pretrained=False, **model_options)
-    classifier = model.pretrained_cfg.get("classifier", "classifier")
-    described = initialise(model, name, weights, classifier)
+    head_key = model.pretrained_cfg.get("classifier", "classifier")
+    described = initialise(model, name, weights, head_key)
     model.reset_classifier(num_classes)
-    groups, head = layer_groups(model, classifier)
+    groups, head = layer_groups(model, head_key)
     check_sequential(model, groups)
     cfg = resolve_data_config({}, model=model)
     return Backbone(
@@ -88,6 +88,6 @@ def describe_groups(name: str) -> list[tuple[str, int]]:
     """(group name, parameter count) for ``name``'s layer groups, shallow to deep, then the classifier."""
     b = create_backbone(name, weights="scratch", num_classes=2)
     rows = [(g.name, g.num_parameters()) for g in b.groups]
-    rows.append(("classifier (new)", sum(p.numel() for p in b.head.parameters())))
+    rows.append(("head (new)", sum(p.numel() for p in b.head.parameters())))
     return rows
 

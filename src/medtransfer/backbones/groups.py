@@ -49,9 +49,9 @@ class TimmHead(nn.Module):
         return self._model.forward_head(x)
 
 
-def _group_index(model: nn.Module, classifier: str) -> dict[str, int]:
+def _group_index(model: nn.Module, head_key: str) -> dict[str, int]:
     """Parameter name -> ordinal of its coarse group; the classifier's parameters are left out."""
-    from timm.models._manipulate import group_parameters
+    from timm.models import group_parameters
 
     try:
         matcher = model.group_matcher(coarse=True)
@@ -60,7 +60,7 @@ def _group_index(model: nn.Module, classifier: str) -> dict[str, int]:
     index: dict[str, int] = {}
     ordinal = 0
     for _, names in sorted(group_parameters(model, matcher).items()):
-        names = [n for n in names if not (n == classifier or n.startswith(classifier + "."))]
+        names = [n for n in names if not (n == head_key or n.startswith(head_key + "."))]
         if names:
             index.update(dict.fromkeys(names, ordinal))
             ordinal += 1
@@ -80,9 +80,9 @@ def _assign(module: nn.Module, prefix: str, index: dict[str, int], out: list[tup
             out.append((full, child, groups.pop() if groups else None))
 
 
-def layer_groups(model: nn.Module, classifier: str) -> tuple[list[LayerGroup], TimmHead]:
+def layer_groups(model: nn.Module, head_key: str) -> tuple[list[LayerGroup], TimmHead]:
     """The model's coarse layer groups, shallow to deep, and its head (pooling + ``classifier``)."""
-    index = _group_index(model, classifier)
+    index = _group_index(model, head_key)
     flat: list[tuple[str, nn.Module, int | None]] = []
     _assign(model, "", index, flat)
     last_feature = max(i for i, (_, _, g) in enumerate(flat) if g is not None)
@@ -100,9 +100,9 @@ def layer_groups(model: nn.Module, classifier: str) -> tuple[list[LayerGroup], T
         for _, mods in sorted(members.items())
     ]
     head_children = {n.replace(".", "_"): m for n, m, _ in head}
-    if not any(n == classifier or n.startswith(classifier + ".") or classifier.startswith(n) for n, _, _ in head):
+    if not any(n == head_key or n.startswith(head_key + ".") or head_key.startswith(n) for n, _, _ in head):
         raise ConfigError(
-            f"{type(model).__name__}: its classifier {classifier!r} is not a separate module after the feature layers, "
+            f"{type(model).__name__}: its head {head_key!r} is not a separate module after the feature layers, "
             f"so it cannot be cut for layer-wise fine-tuning; {SUPPORTED_HINT}"
         )
     top_level = list(dict.fromkeys(n.split(".")[0] for n, _, _ in head))

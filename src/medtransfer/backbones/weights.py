@@ -77,7 +77,7 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return obj
 
 
-def load_user_weights(model: nn.Module, path: Path, classifier: str) -> None:
+def load_user_weights(model: nn.Module, path: Path, head_key: str) -> None:
     """Load a user's state_dict by key; the classifier may differ (it is replaced for the new task)."""
     state = _read_state_dict(path)
     state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -85,13 +85,13 @@ def load_user_weights(model: nn.Module, path: Path, classifier: str) -> None:
     if not set(state) & set(own):
         raise DataError(f"{path}: none of its {len(state)} tensor names match this backbone's; is it for another model?")
     usable = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
-    missing = [k for k in own if k not in usable and not k.startswith(classifier)]
+    missing = [k for k in own if k not in usable and not k.startswith(head_key)]
     if missing:
         raise DataError(f"{path}: lacks {len(missing)} of the backbone's tensors (first: {missing[0]}); is it for another model?")
     model.load_state_dict(usable, strict=False)
 
 
-def initialise(model: nn.Module, name: str, weights: str, classifier: str) -> str:
+def initialise(model: nn.Module, name: str, weights: str, head_key: str) -> str:
     """Put the initial weights into ``model`` (built with its ImageNet classifier); return a description of them."""
     if weights == "scratch":
         return "random initialisation"
@@ -103,7 +103,7 @@ def initialise(model: nn.Module, name: str, weights: str, classifier: str) -> st
             load_in_order(model, state, str(path.name))
             return f"ImageNet (bundled, {bundled.package})"
         return _load_from_hub(model, name, bundled)
-    load_user_weights(model, Path(weights).expanduser(), classifier)
+    load_user_weights(model, Path(weights).expanduser(), head_key)
     return f"file {Path(weights).name}"
 
 
