@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from medtransfer.errors import ConfigError, DataError
-from medtransfer.metrics.segmentation import (
-    bootstrap_segmentation,
+from medtransfer.metrics.masks import (
+    bootstrap_mean,
     dice_iou,
     hausdorff_percentile,
     mask_border,
-    segmentation_metrics,
+    mask_metrics,
 )
 
 
@@ -27,7 +27,7 @@ def test_offset_squares_dice_iou():
     pred, true = square(3, 3, 10), square(3, 5, 10)  # overlap 10×8 = 80 pixels
     d, i = dice_iou(pred, true)
     assert d == pytest.approx(2 * 80 / 200) and i == pytest.approx(80 / 120)
-    out = segmentation_metrics([pred], [true], num_classes=2)
+    out = mask_metrics([pred], [true], num_classes=2)
     assert out["dice"] == pytest.approx(0.8) and out["iou"] == pytest.approx(2 / 3)
     assert list(out["per_class"]) == ["foreground"]
     # every border pixel of one square is at most 2 px (horizontally) from the other's border
@@ -66,21 +66,21 @@ def test_empty_cases_and_counts():
     sq = square(3, 3, 10)
     preds = [empty, empty, sq, sq]
     trues = [empty, sq, empty, sq]
-    out = segmentation_metrics(preds, trues, num_classes=2)
+    out = mask_metrics(preds, trues, num_classes=2)
     fg = out["per_class"]["foreground"]
     np.testing.assert_allclose(out["per_image"]["dice"][:, 0], [1.0, 0.0, 0.0, 1.0])
     assert fg["dice"] == pytest.approx(0.5) and fg["iou"] == pytest.approx(0.5)
     assert np.isnan(out["per_image"]["hd95"][:3, 0]).all()
     assert fg["hd95"] == pytest.approx(0.0) and fg["n_hd95"] == 1  # undefined values left out of the mean
     assert (fg["both_empty"], fg["empty_pred"], fg["empty_true"], fg["n_images"]) == (1, 1, 1, 4)
-    only_empty = segmentation_metrics([empty], [sq], num_classes=2)
+    only_empty = mask_metrics([empty], [sq], num_classes=2)
     assert only_empty["dice"] == 0.0 and math.isnan(only_empty["hd95"])
 
 
 def test_multiclass_per_class_and_mean():
     true = square(2, 2, 6) + square(10, 12, 6, value=2)
     pred = square(2, 2, 6) + square(10, 14, 6, value=2)  # class 1 perfect, class 2 shifted 2 px: overlap 6×4
-    out = segmentation_metrics(np.stack([pred]), np.stack([true]), num_classes=3, class_names=["bg", "a", "b"])
+    out = mask_metrics(np.stack([pred]), np.stack([true]), num_classes=3, class_names=["bg", "a", "b"])
     assert out["per_class"]["a"]["dice"] == pytest.approx(1.0)
     assert out["per_class"]["b"]["dice"] == pytest.approx(2 * 24 / 72)
     assert out["per_class"]["b"]["iou"] == pytest.approx(24 / 48)
@@ -92,24 +92,24 @@ def test_multiclass_per_class_and_mean():
 def test_input_errors():
     sq = square(3, 3, 10)
     with pytest.raises(DataError, match="differ in size"):
-        segmentation_metrics([sq], [sq[:10]], num_classes=2)
+        mask_metrics([sq], [sq[:10]], num_classes=2)
     with pytest.raises(DataError, match=r"true_masks\[0\]: value 2 is not a class index 0\.\.1"):
-        segmentation_metrics([sq], [sq * 2], num_classes=2)
+        mask_metrics([sq], [sq * 2], num_classes=2)
     with pytest.raises(DataError, match="1 predicted masks but 2"):
-        segmentation_metrics([sq], [sq, sq], num_classes=2)
+        mask_metrics([sq], [sq, sq], num_classes=2)
     with pytest.raises(ConfigError, match="num_classes"):
-        segmentation_metrics([sq], [sq], num_classes=1)
+        mask_metrics([sq], [sq], num_classes=1)
 
 
 def test_bootstrap_brackets_the_mean():
     scores = np.random.default_rng(0).uniform(0.5, 1.0, 40)
-    out = bootstrap_segmentation(scores, n_resamples=500, seed=3)
+    out = bootstrap_mean(scores, n_resamples=500, seed=3)
     assert out["value"] == pytest.approx(scores.mean()) and out["n"] == 40
     assert out["ci_low"] < out["value"] < out["ci_high"]
     assert out["ci_high"] - out["ci_low"] < 0.2
-    assert bootstrap_segmentation(scores, n_resamples=500, seed=3) == out  # reproducible
-    with_nan = bootstrap_segmentation(np.append(scores, np.nan), n_resamples=200)
+    assert bootstrap_mean(scores, n_resamples=500, seed=3) == out  # reproducible
+    with_nan = bootstrap_mean(np.append(scores, np.nan), n_resamples=200)
     assert with_nan["n"] == 40 and with_nan["value"] == pytest.approx(scores.mean())
-    two_cols = bootstrap_segmentation(np.stack([scores, scores + 0.1], axis=1), n_resamples=200)
+    two_cols = bootstrap_mean(np.stack([scores, scores + 0.1], axis=1), n_resamples=200)
     assert two_cols["value"] == pytest.approx(scores.mean() + 0.05)
-    assert math.isnan(bootstrap_segmentation([np.nan])["value"])
+    assert math.isnan(bootstrap_mean([np.nan])["value"])

@@ -1,10 +1,10 @@
 """Metrics, each with a bootstrap confidence interval."""
 
-from medtransfer.metrics.classification import (
+from medtransfer.metrics.labels import (
     METRICS,
     auc_score,
     bootstrap_metrics,
-    classification_metrics,
+    label_metrics,
 )
 
-__all__ = ["METRICS", "auc_score", "bootstrap_metrics", "classification_metrics"]
+__all__ = ["METRICS", "auc_score", "bootstrap_metrics", "label_metrics"]

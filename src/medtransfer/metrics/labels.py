@@ -1,4 +1,4 @@
-"""Classification metrics with 95 % bootstrap confidence intervals.
+"""Metrics of predicted labels (AUC, accuracy, sensitivity, specificity) with 95 % bootstrap confidence intervals.
 
 AUC is binary ROC AUC, macro one-vs-rest for multi-class and macro over labels for multi-label. Accuracy, balanced
 accuracy, sensitivity and specificity use the arg-max class (0.5 per label for multi-label); for binary data the
@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
+
+from medtransfer.metrics.bootstrap import nanmean
 
 METRICS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
 
@@ -42,7 +44,7 @@ def auc_score(probs: np.ndarray, targets: np.ndarray, label_kind: str) -> float:
             return float("nan")
 
 
-def classification_metrics(probs: np.ndarray, targets: np.ndarray, label_kind: str) -> dict[str, float]:
+def label_metrics(probs: np.ndarray, targets: np.ndarray, label_kind: str) -> dict[str, float]:
     """Point estimates of :data:`METRICS`."""
     probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
     out = {"auc": auc_score(probs, targets, label_kind)}
@@ -73,21 +75,15 @@ def bootstrap_metrics(
 ) -> dict[str, dict[str, float]]:
     """``{metric: {"value", "ci_low", "ci_high"}}``: point estimate and percentile bootstrap interval over cases.
 
-    All resamples are scored at once (vectorised); the definitions are those of :func:`classification_metrics`.
+    All resamples are scored at once (vectorised); the definitions are those of :func:`label_metrics`.
     """
-    from medtransfer.metrics.paired import batched_auc, resample_cases
+    from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
+    from medtransfer.metrics.paired import batched_auc
 
     probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
     idx = resample_cases(len(targets), n_resamples, seed)  # row 0: the cases as they are
     draws = {"auc": batched_auc(probs, targets, label_kind, idx), **_batched_threshold_metrics(probs, targets, label_kind, idx)}
-    alpha = (1 - level) / 2
-    out = {}
-    for k in METRICS:
-        d = draws[k][1:]
-        d = d[np.isfinite(d)]
-        lo, hi = np.quantile(d, [alpha, 1 - alpha]) if len(d) else (float("nan"), float("nan"))
-        out[k] = {"value": float(draws[k][0]), "ci_low": float(lo), "ci_high": float(hi)}
-    return out
+    return {k: percentile_interval(draws[k], level) for k in METRICS}
 
 
 def _rate(hit: np.ndarray, member: np.ndarray) -> np.ndarray:
@@ -97,28 +93,22 @@ def _rate(hit: np.ndarray, member: np.ndarray) -> np.ndarray:
         return np.where(n > 0, (hit & member).sum(1) / np.maximum(n, 1), np.nan)
 
 
-def _nanmean(stacked: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmean(stacked, axis=0)
-
-
 def _batched_threshold_metrics(probs, targets, label_kind, idx) -> dict[str, np.ndarray]:
     """Accuracy, balanced accuracy, sensitivity, specificity on each resample (rows of ``idx``)."""
     if label_kind == "multilabel":
         pred = probs >= 0.5
         t, p = targets[idx].astype(bool), pred[idx]  # R×N×L
-        sens = _nanmean(np.stack([_rate(p[..., j], t[..., j]) for j in range(t.shape[-1])]))
-        spec = _nanmean(np.stack([_rate(~p[..., j], ~t[..., j]) for j in range(t.shape[-1])]))
+        sens = nanmean(np.stack([_rate(p[..., j], t[..., j]) for j in range(t.shape[-1])]))
+        spec = nanmean(np.stack([_rate(~p[..., j], ~t[..., j]) for j in range(t.shape[-1])]))
         return {"accuracy": (p == t).mean((1, 2)), "sensitivity": sens, "specificity": spec,
                 "balanced_accuracy": (sens + spec) / 2}
     pred = probs.argmax(1)
     t, p = targets[idx], pred[idx]  # R×N
     recalls = np.stack([_rate(p == c, t == c) for c in range(probs.shape[1])])
-    out = {"accuracy": (p == t).mean(1), "balanced_accuracy": _nanmean(recalls)}
+    out = {"accuracy": (p == t).mean(1), "balanced_accuracy": nanmean(recalls)}
     if label_kind == "binary":
         out["sensitivity"], out["specificity"] = recalls[1], recalls[0]
     else:
-        out["sensitivity"] = _nanmean(recalls)
-        out["specificity"] = _nanmean(np.stack([_rate(p != c, t != c) for c in range(probs.shape[1])]))
+        out["sensitivity"] = nanmean(recalls)
+        out["specificity"] = nanmean(np.stack([_rate(p != c, t != c) for c in range(probs.shape[1])]))
     return out

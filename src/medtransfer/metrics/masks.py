@@ -1,4 +1,4 @@
-"""Segmentation metrics: per-image Dice, IoU and 95th-percentile Hausdorff distance per foreground class.
+"""Metrics of class masks: per-image Dice, IoU and 95th-percentile Hausdorff distance per foreground class.
 
 Masks are integer class-index arrays (``0`` = background). For each image and each foreground class ``c`` the
 prediction ``pred == c`` is compared with the truth ``true == c``; the reported value of a class is the mean over
@@ -33,14 +33,33 @@ from scipy import ndimage
 from medtransfer.errors import ConfigError, DataError
 
 
+def overlap(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dice and IoU of boolean masks, each row of ``N×P`` arrays one mask (or two masks of any shape): 1 where
+    both masks are empty. The one definition of both overlaps in medtransfer."""
+    p, t = np.asarray(pred, dtype=bool), np.asarray(true, dtype=bool)
+    if p.ndim != 2:
+        p, t = p.reshape(1, -1), t.reshape(1, -1)
+    inter = np.count_nonzero(p & t, axis=1).astype(np.float64)
+    total = (np.count_nonzero(p, axis=1) + np.count_nonzero(t, axis=1)).astype(np.float64)
+    empty = total == 0
+    dice = np.where(empty, 1.0, 2 * inter / np.maximum(total, 1))
+    iou = np.where(empty, 1.0, inter / np.maximum(total - inter, 1))
+    return dice, iou
+
+
 def dice_iou(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     """Dice and IoU of two boolean masks; both 1.0 when both masks are empty."""
-    p, t = np.asarray(pred, dtype=bool), np.asarray(true, dtype=bool)
-    inter = int(np.count_nonzero(p & t))
-    sp, st = int(np.count_nonzero(p)), int(np.count_nonzero(t))
-    if sp + st == 0:
-        return 1.0, 1.0
-    return 2.0 * inter / (sp + st), inter / (sp + st - inter)
+    dice, iou = overlap(np.asarray(pred).reshape(1, -1), np.asarray(true).reshape(1, -1))
+    return float(dice[0]), float(iou[0])
+
+
+def dice_per_image(pred: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
+    """``N×(C-1)`` Dice of each foreground class per image for ``N×H×W`` class-index masks of one size."""
+    p = np.asarray(pred).reshape(len(pred), -1)
+    t = np.asarray(true).reshape(len(true), -1)
+    if not len(p):
+        return np.zeros((0, num_classes - 1))
+    return np.stack([overlap(p == c, t == c)[0] for c in range(1, num_classes)], axis=1)
 
 
 def mask_border(mask: np.ndarray) -> np.ndarray:
@@ -77,7 +96,7 @@ def _as_masks(masks, what: str) -> list[np.ndarray]:
     return out
 
 
-def segmentation_metrics(pred_masks: Sequence[np.ndarray] | np.ndarray, true_masks: Sequence[np.ndarray] | np.ndarray,
+def mask_metrics(pred_masks: Sequence[np.ndarray] | np.ndarray, true_masks: Sequence[np.ndarray] | np.ndarray,
                          num_classes: int, *, class_names: Sequence[str] | None = None,
                          percentile: float = 95.0) -> dict:
     """Dice, IoU and HD95 per foreground class, averaged over images.
@@ -101,7 +120,7 @@ def segmentation_metrics(pred_masks: Sequence[np.ndarray] | np.ndarray, true_mas
     if len(preds) != len(trues):
         raise DataError(f"{len(preds)} predicted masks but {len(trues)} true masks; give one prediction per image.")
     if not preds:
-        raise DataError("no masks given; segmentation metrics need at least one image.")
+        raise DataError("no masks given; the mask metrics need at least one image.")
     for i, (p, t) in enumerate(zip(preds, trues)):
         if p.shape != t.shape:
             raise DataError(f"image {i}: predicted mask {p.shape} and true mask {t.shape} differ in size.")
@@ -153,15 +172,15 @@ def _nanmean(a: np.ndarray) -> float:
     return float(a.mean()) if a.size else float("nan")
 
 
-def bootstrap_segmentation(per_image_scores, n_resamples: int = 1000, seed: int = 0,
+def bootstrap_mean(per_image_scores, n_resamples: int = 1000, seed: int = 0,
                            level: float = 0.95) -> dict[str, float]:
     """Mean of per-image scores with a percentile bootstrap interval over images.
 
-    ``per_image_scores``: one score per image (e.g. ``segmentation_metrics(...)["per_image"]["dice"][:, 0]``). An
+    ``per_image_scores``: one score per image (e.g. ``mask_metrics(...)["per_image"]["dice"][:, 0]``). An
     ``N×K`` array (one column per class) is first averaged over classes per image. NaN scores (undefined HD95) are
     left out before resampling. Returns ``{"value", "ci_low", "ci_high", "n"}``; all resamples are drawn at once.
     """
-    from medtransfer.metrics.paired import _interval, resample_cases
+    from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
 
     s = np.asarray(per_image_scores, dtype=np.float64)
     if s.ndim == 2:
@@ -177,6 +196,6 @@ def bootstrap_segmentation(per_image_scores, n_resamples: int = 1000, seed: int 
         nan = float("nan")
         return {"value": nan, "ci_low": nan, "ci_high": nan, "n": 0}
     idx = resample_cases(s.size, n_resamples, seed)  # row 0: the images as they are
-    out = _interval(s[idx].mean(axis=1), level)
+    out = percentile_interval(s[idx].mean(axis=1), level)
     out["n"] = int(s.size)
     return out
