@@ -15,6 +15,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from medtransfer.strategies import by_depth
+
 console = Console(stderr=True)
 stdout = Console()
 
@@ -50,7 +52,7 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
 
 def study_table(summary) -> Table:
     """Strategies (rows, shallow to deep) × training fractions (columns): mean test AUC or Dice (95 % CI)."""
-    m, label = summary.metric, summary.metric_label
+    m, label = summary.metric.name, summary.metric.label
     table = Table(title=f"Test {label} by fine-tuning depth and training-set size (mean over seeds, 95 % CI)")
     t = summary.table
     fractions = sorted(t.fraction.unique(), reverse=True)
@@ -58,9 +60,7 @@ def study_table(summary) -> Table:
     for f in fractions:
         table.add_column(f"{f:.0%} of train", justify="right")
     table.add_column(f"val {label} @ top", justify="right")
-    from medtransfer.study.summary import strategy_order
-
-    for strategy in sorted(t.strategy.unique(), key=strategy_order):
+    for strategy in by_depth(t.strategy.unique()):
         cells = []
         for f in fractions:
             row = t[(t.strategy == strategy) & (t.fraction == f)]

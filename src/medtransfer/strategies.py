@@ -56,9 +56,15 @@ class Strategy:
                 f"layer groups (use 'full' to tune all {num_groups}, 'linear' for the head only)"
             )
 
-    def sort_key(self, num_groups: int) -> tuple[int, int]:
-        """Order for tables and plots: scratch, linear, tune:1, …, full (shallow to deep tuning)."""
-        return (0, 0) if self.kind == "scratch" else (1, self.trainable_groups(num_groups))
+    @property
+    def depth_order(self) -> tuple[int, int]:
+        """The order of tables and plots: scratch, linear, tune:1, tune:2, …, full (shallow to deep tuning)."""
+        return {"scratch": (0, 0), "linear": (1, 0), "tune": (2, self.depth), "full": (3, 0)}[self.kind]
+
+    @property
+    def cost_order(self) -> tuple[int, int]:
+        """The tie-break of a recommendation: fewer trained groups first, pre-trained before scratch."""
+        return {"linear": (0, 0), "tune": (1, self.depth), "full": (2, 0), "scratch": (3, 0)}[self.kind]
 
     def __str__(self) -> str:
         return self.name
@@ -75,6 +81,11 @@ def parse_strategy(text: str | Strategy) -> Strategy:
     if m:
         return Strategy("tune", int(m.group(1)))
     raise ConfigError(f"unknown strategy {text!r}; use scratch, linear, tune:K (K = number of top groups) or full")
+
+
+def by_depth(names) -> list[str]:
+    """Strategy names sorted shallow to deep (:attr:`Strategy.depth_order`)."""
+    return sorted(names, key=lambda n: parse_strategy(n).depth_order)
 
 
 def layerwise_strategies(num_groups: int) -> list[Strategy]:
