@@ -28,11 +28,11 @@ from rich.table import Table
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.data import Augmentation
-from medtransfer.run import (
+from medtransfer.study.trial import (
     TrialImages,
-    _loader,
     build_cache,
     build_network,
+    image_loader,
     prepare_data,
     run_trial,
 )
@@ -66,9 +66,10 @@ def prefix_share(out, images, prepared, cfg: RunConfig) -> float:
     if out.net.num_frozen == 0:
         return 0.0
     bs = cfg.train.batch_size
-    train = _loader(*images.rows(prepared.split.train), bs, transform=Augmentation.preset(cfg.augmentation).build(),
-                    shuffle=True, seed=cfg.seed)
-    val = _loader(*images.rows(prepared.split.val), 2 * bs)
+    task = out.task
+    train = image_loader(task, *images.rows(prepared.split.train), bs,
+                         augment=task.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True, seed=cfg.seed)
+    val = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
     passes = []
     for _ in range(2):
         started = time.perf_counter()
@@ -90,7 +91,7 @@ def plain_loop_throughput(cfg: RunConfig, prepared, images, epochs: int) -> floa
 
     data = prepared.data
     targets = data.targets()
-    _, task, _ = build_network(cfg, parse_strategy("full"), data, targets[prepared.split.train])
+    _, task, _ = build_network(cfg, parse_strategy("full"), data, targets[prepared.split.train], prepared.task)
     torch.manual_seed(cfg.seed)
     model = timm.create_model(cfg.backbone, pretrained=False)
     initialise(model, cfg.backbone, "imagenet", "classifier")
@@ -101,8 +102,9 @@ def plain_loop_throughput(cfg: RunConfig, prepared, images, epochs: int) -> floa
     std = torch.tensor(cfgm["std"]).view(1, 3, 1, 1) * 255
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     ema = ModelEmaV3(model, decay=cfg.train.ema_decay, use_warmup=True) if cfg.train.ema_decay else None
-    loader = _loader(*images.rows(prepared.split.train), cfg.train.batch_size,
-                     transform=Augmentation.preset(cfg.augmentation).build(), shuffle=True, seed=cfg.seed)
+    loader = image_loader(task, *images.rows(prepared.split.train), cfg.train.batch_size,
+                          augment=task.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True,
+                          seed=cfg.seed)
     seen, seconds = 0, 0.0
     for _ in range(epochs):
         t = time.perf_counter()

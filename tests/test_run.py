@@ -16,7 +16,7 @@ from medtransfer import (
 )
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
-from medtransfer.run import _loader, build_network
+from medtransfer.study.trial import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
 
@@ -72,7 +72,7 @@ def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(shape_folder, tmp_p
     no_ema = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1, ema_decay=None)
     cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, train=no_ema)
     backbone, task, net = build_network(cfg, parse_strategy("linear"), data, targets)
-    loader = _loader(load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
+    loader = image_loader(task, load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
     saved = {}
 
     def on_best(net_, epoch):

@@ -8,6 +8,7 @@ The Python API and the ``medtransfer`` command are two faces of one thing::
 """
 
 from medtransfer.backbones import create_backbone, describe_groups
+from medtransfer.config import RunConfig
 from medtransfer.data import Augmentation, open_source, read_source
 from medtransfer.errors import (
     ConfigError,
@@ -15,15 +16,17 @@ from medtransfer.errors import (
     MedTransferError,
     TrainingDiverged,
 )
-from medtransfer.run import RunConfig, RunResult, evaluate, train
+from medtransfer.run import RunResult, evaluate, train
 from medtransfer.saved_model import load_model
 from medtransfer.strategies import Strategy, layerwise_strategies, parse_strategy
+from medtransfer.tasks import Metric, ReportSection, Task, TaskOptions, register_task
 from medtransfer.training import TrainConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Augmentation", "ConfigError", "DataError", "MedTransferError", "RunConfig", "RunResult", "Strategy",
-    "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups", "evaluate", "layerwise_strategies",
-    "load_model", "open_source", "parse_strategy", "read_source", "train",
+    "Augmentation", "ConfigError", "DataError", "MedTransferError", "Metric", "ReportSection", "RunConfig", "RunResult",
+    "Strategy", "Task", "TaskOptions", "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups",
+    "evaluate", "layerwise_strategies", "load_model", "open_source", "parse_strategy", "read_source",
+    "register_task", "train",
 ]

@@ -7,9 +7,10 @@ suffix. With augmentation on, V augmented views of every training image are cach
 per image at random; with augmentation off, exactly one view is cached. Validation and test images are cached
 un-augmented.
 
-A U-Net's decoder also reads the frozen encoder's intermediate maps (its skip features). A trial then reads several
-boundaries at once, the tapped ones within its prefix and its cut, as the tuple its frozen prefix would return. For
-per-pixel targets (masks) every cached view keeps its own mask, transformed with the image.
+A decoder may also read the frozen encoder's intermediate maps (its skip features). A trial then reads several
+boundaries at once, the tapped ones within its prefix and its cut, as the tuple its frozen prefix would return. Every
+cached view keeps its own target, as the task's augmentation left it (a mask or boxes move with the image), and a
+batch of targets is made by the task's ``collate``, so targets of any shape pass through.
 
 Features are kept in RAM (float16 or float32) within a memory budget; past it they spill to a memory-mapped file,
 or, without a folder for one, the cache is not used (said in one line). ``scratch`` and ``full`` never use it.
@@ -35,7 +36,6 @@ from torch.utils.data import (
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup
 from medtransfer.data import Augmentation
-from medtransfer.data.dataset import joint_transform
 from medtransfer.networks import Normalize
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -129,8 +129,8 @@ class FrozenPrefixCache:
         self.spill_dir = Path(spill_dir) if spill_dir is not None else None
         self.train: dict[int, torch.Tensor] = {}  # boundary -> (N_train, V, C, H, W)
         self.eval: dict[int, torch.Tensor] = {}  # boundary -> (N_eval, C, H, W)
-        self.train_targets: torch.Tensor | None = None  # (N_train, V, ...) as each view was drawn
-        self.eval_targets: torch.Tensor | None = None
+        self.train_targets: list[list] = []  # [view][train row]: each view's target as augmentation left it
+        self.eval_targets: list = []
         self.train_rows: dict[int, int] = {}
         self.eval_rows: dict[int, int] = {}
         self.storage = "none"
@@ -150,9 +150,10 @@ class FrozenPrefixCache:
 
     def build(self, images, train_idx: np.ndarray, eval_idx: np.ndarray, augmentation: Augmentation, *,
               seed: int = 0, batch_size: int = 64, progress=None) -> bool:
-        """Compute every boundary in one pass over ``images`` (a :class:`~medtransfer.run.TrialImages`).
-        Returns False (with :attr:`notice`) if the cache cannot be used."""
-        pixels, targets, index = images.images, torch.as_tensor(np.asarray(images.targets)), images.index
+        """Compute every boundary in one pass over ``images`` (a :class:`~medtransfer.study.trial.TrialImages`,
+        whose task augments image and target together). Returns False (with :attr:`notice`) if the cache cannot
+        be used."""
+        pixels, targets, index, task = images.images, images.targets, images.index, images.task
         shapes = self._shapes(pixels.shape[-1], pixels.shape[1])
         n_train, n_eval = len(train_idx), len(eval_idx)
         item = torch.tensor([], dtype=self.dtype).element_size()
@@ -175,38 +176,37 @@ class FrozenPrefixCache:
         self.eval_rows = {int(i): r for r, i in enumerate(eval_idx)}
         rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)
         train_rows, eval_rows = rows(train_idx), rows(eval_idx)
-        self.train_targets = targets[train_rows][:, None].repeat(1, self.views, *[1] * (targets.ndim - 1))
-        self.eval_targets = targets[eval_rows]
+        train_items = list(task.take(targets, train_rows.numpy()))
+        self.eval_targets = list(task.take(targets, eval_rows.numpy()))
 
-        transform = augmentation.build() if self.views > 1 or augmentation.enabled else None
+        augment = task.augment(augmentation.build()) if self.views > 1 or augmentation.enabled else None
         total = n_train * self.views + n_eval
         bar = progress.add_task("caching frozen layers", total=total) if progress else None
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for v in range(self.views):
-                self._fill(pixels, train_rows, self.train_targets[:, v], transform,
+                view_targets = list(train_items)
+                self._fill(pixels, train_rows, view_targets, augment,
                            lambda b, sl, y, v=v: self.train[b][sl, v].copy_(y), batch_size, progress, bar)
+                self.train_targets.append(view_targets)
             self._fill(pixels, eval_rows, None, None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
         if bar is not None:
             progress.remove_task(bar)
         return True
 
     @torch.no_grad()
-    def _fill(self, images, rows, view_targets, transform, put, batch_size, progress, bar) -> None:
-        """Run the frozen groups over ``images[rows]``; with per-pixel targets, each drawn view's mask is written
-        into ``view_targets`` (transformed with its image)."""
+    def _fill(self, images, rows, view_targets, augment, put, batch_size, progress, bar) -> None:
+        """Run the frozen groups over ``images[rows]``; with ``augment``, each image is drawn with its target and
+        the drawn target replaces it in ``view_targets``."""
         normalize = Normalize(self.backbone.mean, self.backbone.std)
         groups = [g.module.eval() for g in self.groups[: max(self.boundaries)]]
-        per_pixel = view_targets is not None and view_targets.ndim > 1
         for start in range(0, len(rows), batch_size):
             x = images[rows[start:start + batch_size]]
             sl = slice(start, start + len(x))
-            if transform is not None and per_pixel:
-                pairs = [joint_transform(transform, im, m) for im, m in zip(x, view_targets[sl])]
+            if augment is not None:
+                pairs = [augment(im, t) for im, t in zip(x, view_targets[sl])]
                 x = torch.stack([p[0] for p in pairs])
-                view_targets[sl] = torch.stack([p[1] for p in pairs])
-            elif transform is not None:
-                x = torch.stack([transform(im) for im in x])
+                view_targets[sl] = [p[1] for p in pairs]
             y = normalize(x)
             for b, g in enumerate(groups, start=1):
                 y = g(y)
@@ -227,22 +227,26 @@ class FrozenPrefixCache:
         maps = tuple(store[b] if view_axis else store[b][:, None] for b in self._read(frozen))
         return maps[0] if isinstance(self.reads[frozen], int) else maps
 
-    def train_dataset(self, frozen: int, indices: np.ndarray, seed: int) -> Dataset:
+    def train_dataset(self, frozen: int, indices: np.ndarray, seed: int, collate=None) -> Dataset:
         rows = torch.as_tensor([self.train_rows[int(i)] for i in indices], dtype=torch.long)
-        return _CachedViews(self._features(self.train, frozen, True), rows, self.train_targets, self.views, seed)
+        return _CachedViews(self._features(self.train, frozen, True), rows, self.train_targets, self.views, seed,
+                            collate)
 
-    def eval_dataset(self, frozen: int, indices: np.ndarray) -> Dataset:
+    def eval_dataset(self, frozen: int, indices: np.ndarray, collate=None) -> Dataset:
         rows = torch.as_tensor([self.eval_rows[int(i)] for i in indices], dtype=torch.long)
-        return _CachedViews(self._features(self.eval, frozen, False), rows, self.eval_targets[:, None], 1, 0)
+        return _CachedViews(self._features(self.eval, frozen, False), rows, [self.eval_targets], 1, 0, collate)
 
 
 class _CachedViews(Dataset):
     """Batches of ``(features, targets)`` by a list of positions; for training, one of the V cached views of each
-    image is drawn at random on every access (with that view's mask, for per-pixel targets). ``features`` is one
-    ``N×V×…`` tensor or a tuple of them. Indexed by whole batches, so no per-image Python work."""
+    image is drawn at random on every access (with that view's target). ``features`` is one ``N×V×…`` tensor or a
+    tuple of them, indexed by whole batches; ``targets[view][row]`` are batched by ``collate`` (the task's)."""
 
-    def __init__(self, features, rows: torch.Tensor, targets: torch.Tensor, views: int, seed: int):
+    def __init__(self, features, rows: torch.Tensor, targets: list[list], views: int, seed: int, collate=None):
+        from torch.utils.data import default_collate
+
         self.features, self.rows, self.views, self.targets = features, rows, views, targets
+        self.collate = collate or default_collate
         self.generator = torch.Generator().manual_seed(seed + 7919)
 
     def __len__(self) -> int:
@@ -260,7 +264,7 @@ class _CachedViews(Dataset):
             return f[r, view].float().contiguous(memory_format=torch.channels_last)
 
         x = take(self.features) if isinstance(self.features, torch.Tensor) else tuple(take(f) for f in self.features)
-        return x, self.targets[r, view]
+        return x, self.collate([self.targets[v][i] for i, v in zip(r.tolist(), view.tolist())])
 
 
 def cached_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) -> DataLoader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -9,11 +10,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from medtransfer.errors import MedTransferError
-from medtransfer.training.config import (  # no torch import at start-up
-    DEFAULT_INPUT_SIZE,
-    TrainConfig,
-)
+from medtransfer.config import RunConfig
+from medtransfer.errors import ConfigError, MedTransferError
+from medtransfer.study.config import StudyConfig
+from medtransfer.training.config import TrainConfig
 
 app = typer.Typer(
     help="Full training or fine-tuning? Layer-wise transfer-learning studies for small medical image datasets.",
@@ -24,21 +24,57 @@ app = typer.Typer(
 backbones_app = typer.Typer(help="List backbones and show their layer groups.", no_args_is_help=True)
 app.add_typer(backbones_app, name="backbones")
 
-DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder; "
-                                      "for segmentation a folder with images/ + masks/ (or NIfTI images/ + labels/), "
-                                      "or a CSV image,mask.")]
-TaskOpt = Annotated[str, typer.Option(help="classification, segmentation, or auto (told by the data's layout).")]
+
+
+def _default(config: type, name: str):
+    """A setting's default, read from its config class (the command line never restates it)."""
+    f = config.__dataclass_fields__[name]
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def _tasks() -> str:
+    from medtransfer.tasks import task_names
+
+    return ", ".join(task_names())
+
+
+DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder, "
+                                      "image + mask pairs (folder images/ + masks/, NIfTI images/ + labels/, or a "
+                                      "CSV image,mask), or any layout a registered task reads.")]
+TaskOpt = Annotated[Optional[str], typer.Option(help=f"{_tasks()}, or auto (told by the data's layout; default).")]
+TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
+    "--task-option", help="A task's own setting as KEY=VALUE, repeatable (e.g. decoder=fpn).")]
 TestFractionOpt = Annotated[Optional[float], typer.Option(
-    help="Share of the data in a seeded test split when the source gives none (default 0.2; 0.1 for segmentation).")]
+    help="Share of the data in a seeded test split when the source gives none (default: the task's).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
 LabelColumnOpt = Annotated[Optional[str], typer.Option(help="CSV label column (default: 'label').")]
 PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path column (default: 'path').")]
 WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,WIDTH (default: from the header).")]
 
 
-def _source_options(label_column: str | None, path_column: str | None, window: str | None) -> dict:
-    from medtransfer.errors import ConfigError
+def _task_options(pairs: list[str] | None) -> dict | None:
+    """``["decoder=fpn", "depth=3"]`` as ``{"decoder": "fpn", "depth": 3}`` (values read as YAML scalars)."""
+    import yaml
 
+    if not pairs:
+        return None
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--task-option {pair!r}: give KEY=VALUE, e.g. decoder=fpn")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def _given(**values) -> dict:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _source_options(label_column: str | None, path_column: str | None, window: str | None) -> dict:
     opts: dict = {}
     if label_column:
         opts["label_column"] = label_column
@@ -57,21 +93,29 @@ def _source_options(label_column: str | None, path_column: str | None, window: s
 def train(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
-    strategy: Annotated[str, typer.Option(help="scratch, linear, tune:K or full.")] = "full",
-    seed: int = 0,
-    task: TaskOpt = "auto",
-    decoder: Annotated[str, typer.Option(help="Segmentation decoder: unet, or fpn (cheaper on a CPU).")] = "unet",
-    backbone: Annotated[str, typer.Option(help="Any timm model name.")] = "tf_efficientnet_lite0",
-    weights: Annotated[str, typer.Option(help="imagenet, scratch, or a .safetensors/.pth file.")] = "imagenet",
-    input_size: Annotated[int, typer.Option(help="Images are resized to this square size.")] = DEFAULT_INPUT_SIZE,
-    epochs: int = TrainConfig.epochs,
-    lr: float = TrainConfig.lr,
-    batch_size: int = TrainConfig.batch_size,
-    optimizer: Annotated[str, typer.Option(help="adamw or sgd.")] = TrainConfig.optimizer,
-    patience: Annotated[int, typer.Option(help="Stop after this many epochs without a gain in the validation score (val AUC or Dice; 0: never).")] = TrainConfig.patience or 0,
-    fraction: Annotated[float, typer.Option("--train-fraction", "--fraction", help="Share of the training split used.")] = 1.0,
+    strategy: Annotated[Optional[str], typer.Option(
+        help=f"scratch, linear, tune:K or full (default {_default(RunConfig, 'strategy')}).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help=f"Default {_default(RunConfig, 'seed')}.")] = None,
+    task: TaskOpt = None,
+    task_option: TaskOptionOpt = None,
+    backbone: Annotated[Optional[str], typer.Option(
+        help=f"Any timm model name (default {_default(RunConfig, 'backbone')}).")] = None,
+    weights: Annotated[Optional[str], typer.Option(
+        help=f"imagenet, scratch, or a .safetensors/.pth file (default {_default(RunConfig, 'weights')}).")] = None,
+    input_size: Annotated[Optional[int], typer.Option(
+        help=f"Images are resized to this square size (default {_default(RunConfig, 'input_size')}).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.epochs}.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Default {TrainConfig.lr}.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.batch_size}.")] = None,
+    optimizer: Annotated[Optional[str], typer.Option(help=f"adamw or sgd (default {TrainConfig.optimizer}).")] = None,
+    patience: Annotated[Optional[int], typer.Option(
+        help=f"Stop after this many epochs without a gain in the validation score (0: never; default "
+             f"{TrainConfig.patience}).")] = None,
+    fraction: Annotated[Optional[float], typer.Option("--train-fraction", "--fraction",
+                                                      help="Share of the training split used (default 1).")] = None,
     test_fraction: TestFractionOpt = None,
-    augment: Annotated[str, typer.Option(help="none, light or strong.")] = "light",
+    augment: Annotated[Optional[str], typer.Option(
+        help=f"none, light or strong (default {_default(RunConfig, 'augmentation')}).")] = None,
     hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
     vflip: Annotated[bool, typer.Option(help="Allow up-down flips (e.g. endoscopy, microscopy).")] = False,
     device: DeviceOpt = "auto",
@@ -82,26 +126,35 @@ def train(
 ) -> None:
     """Fine-tune (or train from scratch) one network and write its run folder."""
     from medtransfer.console import metrics_table, progress_bars, stdout
-    from medtransfer.run import RunConfig
     from medtransfer.run import train as run_train
 
-    config = RunConfig(
+    augmentation = _augmentation(augment, hflip, vflip)
+    train_given = _given(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer)
+    if patience is not None:
+        train_given["patience"] = patience or None
+    config = RunConfig(**_given(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
-        train_fraction=fraction, augmentation=augment + ("+hflip" if hflip else "") + ("+vflip" if vflip else ""),
-        device=device, task=task, test_fraction=test_fraction, decoder=decoder,
-        train=TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer, patience=patience or None),
-        source_options=_source_options(label_column, path_column, window),
-    )
+        train_fraction=fraction, augmentation=augmentation, device=device, task=task,
+        task_options=_task_options(task_option), test_fraction=test_fraction,
+        train=TrainConfig(**train_given) if train_given else None,
+        source_options=_source_options(label_column, path_column, window) or None,
+    ))
     with progress_bars(not quiet) as progress:
         result = run_train(config, out, progress=progress)
     m = result.metrics
-    stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {seed} · test"))
+    stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {config.seed} · test"))
     stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")
 
 
-def _split_list(text: str | None, cast, flag: str):
-    from medtransfer.errors import ConfigError
+def _augmentation(augment: str | None, hflip: bool, vflip: bool) -> str | None:
+    """The preset with its flips, or None when nothing was given (the config's default)."""
+    if augment is None and not (hflip or vflip):
+        return None
+    base = augment or _default(RunConfig, "augmentation")
+    return base + ("+hflip" if hflip else "") + ("+vflip" if vflip else "")
 
+
+def _split_list(text: str | None, cast, flag: str):
     if text is None:
         return None
     try:
@@ -133,24 +186,28 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
 def study(
     data: Annotated[Optional[str], typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder, or image + mask pairs.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (rerun the same command to resume).")] = Path("studies/study"),
-    task: Annotated[Optional[str], typer.Option(help="classification, segmentation, or auto (default: told by the data).")] = None,
+    task: TaskOpt = None,
+    task_option: TaskOptionOpt = None,
     test_fraction: TestFractionOpt = None,
-    decoder: Annotated[Optional[str], typer.Option(help="Segmentation decoder: unet (default), or fpn (cheaper on a CPU).")] = None,
-    augment: Annotated[Optional[str], typer.Option(help="none, light or strong, with +hflip/+vflip (default light).")] = None,
+    augment: Annotated[Optional[str], typer.Option(
+        help=f"none, light or strong, with +hflip/+vflip (default {_default(StudyConfig, 'augmentation')}).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
     fractions: Annotated[Optional[str], typer.Option(help="Training fractions, e.g. 1,0.5,0.25,0.1.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="A count (3) or a list (0,1,2).")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Any timm model name.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="imagenet or a .safetensors/.pth file.")] = None,
-    input_size: Annotated[Optional[int], typer.Option(help="Images are resized to this square size.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Maximum epochs per trial.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate of the tuned layers.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Training batch size (default 32).")] = None,
-    checkpoints: Annotated[Optional[str], typer.Option(help="best (per strategy), all, or none.")] = None,
+    input_size: Annotated[Optional[int], typer.Option(
+        help=f"Images are resized to this square size (default {_default(StudyConfig, 'input_size')}).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default {TrainConfig.epochs}).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Learning rate of the tuned layers (default {TrainConfig.lr}).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}).")] = None,
+    checkpoints: Annotated[Optional[str], typer.Option(
+        help=f"best (per strategy), all, or none (default {_default(StudyConfig, 'checkpoints')}).")] = None,
     new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
     cache: Annotated[Optional[bool], typer.Option("--cache/--no-cache", help="Compute frozen layers once (default on).")] = None,
-    cache_views: Annotated[Optional[int], typer.Option(help="Augmented views cached per training image (default 8).")] = None,
+    cache_views: Annotated[Optional[int], typer.Option(
+        help=f"Augmented views cached per training image (default {_default(StudyConfig, 'cache_views')}).")] = None,
     cache_memory: Annotated[Optional[str], typer.Option(help="RAM for the cache, e.g. 4GB or 0.25 (default: a quarter of free RAM).")] = None,
     device: DeviceOpt = "auto",
     label_column: LabelColumnOpt = None,
@@ -159,9 +216,6 @@ def study(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Scratch vs. every fine-tuning depth × training-set sizes × seeds, with a recommended depth. Resumable."""
-    from medtransfer.errors import ConfigError
-    from medtransfer.study import StudyConfig
-
     train_overrides = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
     seed_list = None
     if seeds is not None:
@@ -175,7 +229,7 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
-        "decoder": decoder,
+        "task_options": _task_options(task_option),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
     }
@@ -186,8 +240,6 @@ def study(
             raise ConfigError("give --data (or --config with a 'data' entry)")
         given = {k: v for k, v in overrides.items() if v is not None}
         if "train" in given:
-            from medtransfer.training import TrainConfig
-
             given["train"] = TrainConfig(**given["train"])
         cfg = StudyConfig(**given)
     _run_study(cfg, out, device, new_folder, quiet, cache_memory=cache_memory)

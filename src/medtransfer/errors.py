@@ -38,3 +38,16 @@ def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         return ""
     return " (did you mean " + ", ".join(repr(c) for c in close) + "?)"
+
+
+def parameter_error(name: str, owner: str, must: str, got) -> str:
+    """The one form of a parameter error, as scikit-learn words it:
+    ``The 'lr' parameter of TrainConfig must be a number > 0. Got -1 instead.``"""
+    return f"The {name!r} parameter of {owner} must be {must}. Got {got!r} instead."
+
+
+def raise_problems(problems: list[str]) -> None:
+    """Raise one :class:`ConfigError` listing every problem (one per line), if there are any."""
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else
+                          f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))

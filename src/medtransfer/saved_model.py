@@ -1,8 +1,9 @@
 """A trained model on disk: ``model.safetensors`` + ``model.json``. Never a pickle.
 
-The JSON holds everything needed to rebuild the network and preprocess its input. For classification the tensors
-have timm's state_dict keys, so ``timm.create_model(backbone, num_classes=C)`` plus the safetensors file also works
-without medtransfer; for segmentation they are ``encoder.<group>.*`` and ``decoder.*`` (smp's U-Net decoder and head).
+The JSON holds everything needed to rebuild the network and preprocess its input: the task's spec (its
+:meth:`~medtransfer.tasks.Task.config`), the backbone and the strategy. The tensors are those of the task's
+:meth:`~medtransfer.tasks.Task.saved_weights`: timm's state_dict keys when the task adds only a classifier (then
+``timm.create_model(backbone, num_classes=C)`` plus the safetensors file also works without medtransfer).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from medtransfer.errors import DataError
 from medtransfer.files import atomic_write
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
-from medtransfer.tasks import TASKS, Task
+from medtransfer.tasks import Task, task_from_spec
 
 FORMAT = "medtransfer-model/1"
 
@@ -59,10 +60,10 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -
         raise DataError(f"{meta}: not valid JSON ({e})") from None
     if spec.get("format") != FORMAT:
         raise DataError(f"{meta}: format {spec.get('format')!r} is not {FORMAT!r}")
-    task_name = spec.get("task", "classification")
-    if task_name not in TASKS:
-        raise DataError(f"{meta}: task {task_name!r} is not one of {', '.join(TASKS)}")
-    task = TASKS[task_name].from_spec(spec)
+    try:
+        task = task_from_spec(spec)
+    except DataError as e:
+        raise DataError(f"{meta}: {e}") from None
     backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))
     net = task.build_network(backbone, parse_strategy(spec["strategy"]))
     net.weights_module.load_state_dict(load_file(str(weights)))

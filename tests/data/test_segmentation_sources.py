@@ -10,14 +10,18 @@ import pytest
 from PIL import Image
 
 from medtransfer.data.sources.base import SOURCES
-from medtransfer.data.sources.segmentation import (
-    MaskCsvSource,
-    MaskFolderSource,
-    NiftiVolumeSource,
-    open_segmentation_source,
-    read_segmentation_source,
-)
+from medtransfer.data.sources import open_source
+from medtransfer.data.sources.masks import MaskCsvSource, MaskFolderSource, NiftiVolumeSource
 from medtransfer.errors import ConfigError, DataError
+from medtransfer.tasks.segmentation import SegmentationTask
+
+
+def open_segmentation_source(spec, **options):
+    return open_source(spec, sources=SegmentationTask.sources, **options)
+
+
+def read_segmentation_source(spec, **options):
+    return SegmentationTask.read(str(spec), **options)
 
 
 def save(path: Path, array: np.ndarray, **kw) -> Path:
@@ -55,7 +59,7 @@ def test_folder_pairs_by_stem_and_binary_255(folder: Path):
     assert set(np.unique(mask)) == {0, 1} and mask.sum() == 12
     assert data.samples[0].load_image().shape == (8, 10)
     assert data.samples[0].split is None and data.samples[0].patient_id is None
-    assert "mask-folder" not in SOURCES and "nifti" not in SOURCES  # kept out of the classification registry
+    assert SOURCES["mask-folder"] is MaskFolderSource and SOURCES["nifti"] is NiftiVolumeSource  # one registry
 
 
 def test_mask_extension_may_differ_and_mask_suffix(tmp_path: Path):
@@ -250,7 +254,7 @@ def test_nifti_shape_mismatch_and_unmatched(volumes: Path):
 
 def test_dispatch(folder: Path, tmp_path: Path):
     assert isinstance(open_segmentation_source(folder), MaskFolderSource)
-    with pytest.raises(ConfigError, match="unknown segmentation source kind"):
+    with pytest.raises(ConfigError, match="unknown source kind 'foldr'"):
         open_segmentation_source(folder, kind="foldr")
     with pytest.raises(DataError, match="no such file"):
         open_segmentation_source(tmp_path / "nothing")

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from medtransfer.cli import app
 from medtransfer.errors import MedTransferError
 from medtransfer.report import write_report
-from medtransfer.report.study_report import redact_paths
+from medtransfer.report.answers import redact_paths
 
 FIGURES = ("auc_vs_depth", "auc_vs_fraction", "validation_curves", "roc", "saliency")
 

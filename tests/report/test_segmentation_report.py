@@ -10,7 +10,7 @@ import numpy as np
 from test_report import parse, visible_text
 
 from medtransfer.report import write_report
-from medtransfer.report.study_figures import pick_overlay_images
+from medtransfer.tasks import read_data
 
 FIGURES = ("dice_vs_depth", "dice_vs_fraction", "validation_curves", "overlay")
 
@@ -69,14 +69,26 @@ def test_overlay_without_scratch_model_and_with_file_names(segmentation_study, b
 
 
 def test_overlay_images_are_spread_evenly_through_the_test_split(blob_folder):
-    from medtransfer.data import read_data
-
-    data = read_data(str(blob_folder), task="segmentation")
+    task_type, data = read_data(str(blob_folder), task="segmentation")
+    task = task_type(data.class_names)
     test = np.arange(3, 13)
-    chosen = pick_overlay_images(data, test, 32, count=5)
-    assert [im.ref for im in chosen] == [data.samples[i].ref for i in (3, 5, 7, 10, 12)]
-    assert all(im.image.shape[-2:] == (32, 32) and im.mask.shape == (32, 32) for im in chosen)
-    assert [im.ref for im in pick_overlay_images(data, test[:2], 32)] == [data.samples[i].ref for i in (3, 4)]
+    targets = task_type.load_targets(data, test, 32)
+    chosen = task.examples(data, test, targets)
+    assert [int(test[i]) for i in chosen] == [3, 5, 7, 10, 12]
+    assert list(task.examples(data, test[:2], targets[:2])) == [0, 1]
+
+
+def test_the_study_stored_its_example_images(segmentation_study):
+    """The overlays are drawn from images the study stored, not from the data source read again."""
+    from medtransfer.study import StudyStore
+    from medtransfer.study.runner import EXAMPLES, decode_examples
+
+    store = StudyStore(segmentation_study)
+    examples = decode_examples(store.blob(EXAMPLES))
+    n = min(5, json.loads(store.meta()["data"])["counts"]["test"])
+    assert examples["images"].shape[0] == n and examples["images"].dtype == np.uint8
+    assert examples["targets"].shape == (n, *examples["images"].shape[-2:])
+    assert set(np.unique(examples["targets"])) <= {0, 1} and len(examples["refs"]) == n
 
 
 def test_robustness_answer_in_dice(tmp_path):
@@ -95,8 +107,7 @@ def test_robustness_answer_in_dice(tmp_path):
     for (strategy, fraction), d in dice.items():
         metrics = {m: {"value": float(d.mean()), "ci_low": 0.0, "ci_high": 1.0} for m in ("dice", "iou", "hd95")}
         store.record(strategy=strategy, fraction=fraction, seed=0, status="done", val_score=means[strategy, fraction],
-                     test_metrics=metrics, seconds=1.0, device="cpu", samples=np.arange(30),
-                     targets=np.zeros(30, int), probs=d[:, None],
+                     test_metrics=metrics, seconds=1.0, device="cpu", samples=np.arange(30), cases={"dice": d},
                      history=[{"epoch": 1, "train_loss": 1.0, "val_loss": 1.0, "val_dice": means[strategy, fraction]}])
     html = write_report(tmp_path / "s").read_text()
     text = visible_text(html)

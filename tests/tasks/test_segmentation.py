@@ -9,18 +9,16 @@ from generated import assert_cache_changes_nothing, run_cli, trial_setup
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.backbones import create_backbone
-from medtransfer.data import Augmentation, read_data
+from medtransfer.data import Augmentation
 from medtransfer.data.dataset import ImageTensorDataset
 from medtransfer.errors import ConfigError
-from medtransfer.run import (
-    build_cache,
-    build_network,
-    train,
-)
+from medtransfer.metrics.masks import dice_per_image
+from medtransfer.run import train
 from medtransfer.saved_model import load_model
 from medtransfer.strategies import parse_strategy
-from medtransfer.tasks import SegmentationTask
-from medtransfer.tasks.segmentation import dice_per_image, encoder_groups
+from medtransfer.study.trial import build_cache, build_network
+from medtransfer.tasks import read_data
+from medtransfer.tasks.segmentation import SegmentationTask, encoder_groups
 
 QUICK = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
 
@@ -44,8 +42,9 @@ def test_a_backbone_whose_feature_maps_are_inside_a_group_is_refused():
 
 @pytest.mark.parametrize(("strategy", "decoder"), [("linear", "unet"), ("tune:2", "fpn"), ("full", "unet")])
 def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder, strategy, decoder):
-    data = read_data(blob_folder)
-    config = RunConfig(data=str(blob_folder), strategy=strategy, input_size=64, train=QUICK, decoder=decoder)
+    _, data = read_data(blob_folder)
+    config = RunConfig(data=str(blob_folder), strategy=strategy, input_size=64, train=QUICK, task="segmentation",
+                       task_options={"decoder": decoder})
     s = parse_strategy(strategy)
     backbone, task, net = build_network(config, s, data, None)
     assert task.decoder == decoder
@@ -69,11 +68,11 @@ def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder
 
 
 def test_joint_augmentation_moves_image_and_mask_alike(blob_folder):
-    data = read_data(blob_folder)
+    _, data = read_data(blob_folder)
     mask = torch.as_tensor(data.samples[0].load_mask())
     image = (mask * 255).expand(3, -1, -1).clone()  # an image that is its own mask
     aug = Augmentation(rotate_degrees=30, translate=0.1, scale=(0.8, 1.2), brightness=0, contrast=0, hflip=True, vflip=True)
-    ds = ImageTensorDataset(image[None], mask[None], aug.build())
+    ds = ImageTensorDataset(image[None], mask[None], SegmentationTask.augment(aug.build()))
     torch.manual_seed(0)
     moved = 0
     for _ in range(10):
@@ -84,21 +83,22 @@ def test_joint_augmentation_moves_image_and_mask_alike(blob_folder):
         moved += not torch.equal(m, mask)
     assert moved >= 8
     # intensity transforms touch the image only
-    bright = ImageTensorDataset(image[None] // 2, mask[None], Augmentation(0, 0, (1, 1), 0.5, 0.5).build())
+    bright = ImageTensorDataset(image[None] // 2, mask[None],
+                                SegmentationTask.augment(Augmentation(0, 0, (1, 1), 0.5, 0.5).build()))
     x, m = bright[0]
     assert torch.equal(m, mask)
 
 
 def test_dice_per_image_matches_the_metrics_module():
-    from medtransfer.metrics.segmentation import segmentation_metrics
+    from medtransfer.metrics.masks import mask_metrics
 
     rng = np.random.default_rng(0)
     pred = rng.integers(0, 3, (5, 16, 16))
     true = rng.integers(0, 3, (5, 16, 16))
     true[0] = 0
     pred[0] = 0  # both empty: Dice 1
-    ours = dice_per_image(torch.as_tensor(pred), torch.as_tensor(true), 3).numpy()
-    np.testing.assert_allclose(ours, segmentation_metrics(pred, true, 3)["per_image"]["dice"])
+    ours = dice_per_image(pred, true, 3)
+    np.testing.assert_allclose(ours, mask_metrics(pred, true, 3)["per_image"]["dice"])
 
 
 def _setup(folder, **kw):
@@ -120,7 +120,7 @@ def test_cached_views_keep_each_views_mask(blob_folder):
     cfg, prepared, images = _setup(blob_folder, strategy="linear")
     cfg = RunConfig(**{**cfg.__dict__, "augmentation": "strong+hflip+vflip", "cache_views": 3})
     cache = build_cache(cfg, prepared, images, [parse_strategy("linear")])
-    views = cache.train_targets
+    views = torch.stack([torch.stack(v) for v in cache.train_targets], 1)  # N×V×H×W
     assert views.shape[1] == 3 and views.ndim == 4
     assert not torch.equal(views[:, 0], views[:, 1])  # each view drew its own geometry, and its mask moved with it
 

@@ -6,7 +6,8 @@ import torch
 
 from medtransfer.data import Augmentation, read_source
 from medtransfer.data.dataset import load_images
-from medtransfer.run import RunConfig, _loader, build_network
+from medtransfer.config import RunConfig
+from medtransfer.study.trial import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import TrainConfig, Trainer
 from medtransfer.training.trainer import _param_groups
@@ -32,7 +33,7 @@ def test_frozen_groups_are_bit_identical_after_training(shape_folder, strategy):
     assert len([n for n in frozen_before if "running_mean" in n]) > 0  # BatchNorm buffers are checked too
 
     x = load_images(data, np.arange(len(targets)), 32)
-    loader = _loader(x, targets, 8, transform=Augmentation().build(), shuffle=True)
+    loader = image_loader(task, x, targets, 8, augment=task.augment(Augmentation().build()), shuffle=True)
     trainer = Trainer(task, config.train, torch.device("cpu"))
     optimizer_params = {id(p) for g in _param_groups(net, config.train) for p in g["params"]}
     assert not optimizer_params & {id(p) for p in net.prefix.parameters()}

@@ -6,7 +6,7 @@ from medtransfer import RunConfig, TrainConfig
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
 from medtransfer.errors import ConfigError
-from medtransfer.run import _loader, build_network
+from medtransfer.study.trial import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
 from medtransfer.training.trainer import _param_groups, warmup_cosine
@@ -23,7 +23,7 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 def test_learning_rates_per_group():
     data_cfg = RunConfig(data="x", strategy="tune:3", train=TrainConfig(lr=1e-3, head_lr_multiplier=10, layer_decay=0.5))
     from medtransfer.backbones import create_backbone
-    from medtransfer.tasks import ClassificationTask
+    from medtransfer.tasks.classification import ClassificationTask
 
     net = ClassificationTask(["a", "b"], "binary").build_network(create_backbone(weights="scratch"), parse_strategy("tune:3"))
     lrs = sorted({g["lr"] for g in _param_groups(net, data_cfg.train)})
@@ -39,7 +39,7 @@ def test_saving_the_ema_checkpoint_does_not_change_training(shape_folder):
 
     def fit(on_best):
         _, task, net = build_network(cfg, parse_strategy("tune:1"), data, targets)
-        loader = _loader(x, targets, 8, shuffle=True, seed=0)
+        loader = image_loader(task, x, targets, 8, shuffle=True, seed=0)
         result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader, on_best=on_best)
         return result, net
 
@@ -51,10 +51,14 @@ def test_saving_the_ema_checkpoint_does_not_change_training(shape_folder):
 
 
 def test_invalid_settings_are_named():
-    with pytest.raises(ConfigError, match="optimizer must be one of adamw, sgd"):
+    with pytest.raises(ConfigError, match=r"The 'optimizer' parameter of TrainConfig must be one of adamw, sgd\. "
+                                          r"Got 'adam' instead\."):
         TrainConfig(optimizer="adam")
-    with pytest.raises(ConfigError, match="unknown training setting.*epoch"):
+    with pytest.raises(ConfigError, match=r"The 'epoch' parameter of TrainConfig must be one of .*epochs"):
         TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(ConfigError) as every:  # every problem at once, one per line
+        TrainConfig(lr=-1, epochs=0)
+    assert "'lr'" in str(every.value) and "'epochs'" in str(every.value)
 
 
 def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
@@ -64,7 +68,7 @@ def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
     cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, augmentation="none",
                     train=TrainConfig(epochs=6, batch_size=8, patience=1, min_epochs=4, lr=1e-12, ema_decay=None))
     _, task, net = build_network(cfg, parse_strategy("linear"), data, targets)
-    loader = _loader(load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
+    loader = image_loader(task, load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
     result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader)
     # a learning rate of 1e-12 never improves on epoch 1: stopped at the earliest allowed epoch, not before
     assert result.stopped == "early_stopped" and len(result.history) == 4

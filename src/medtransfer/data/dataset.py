@@ -1,8 +1,9 @@
 """Loaded images (and masks) as tensors: decode and resize once, augment per draw.
 
-For segmentation the transform is applied jointly: geometric transforms move the image and its mask alike (the mask
-with nearest-neighbour interpolation), intensity transforms touch the image only — torchvision's v2 transforms do
-this when the mask is a ``tv_tensors.Mask``.
+Augmentation is a callable ``(image, target) -> (image, target)`` that a task builds from an image transform: targets
+that move with the image are moved alike. For masks, :func:`joint_transform` moves both (the mask with
+nearest-neighbour interpolation) and changes the intensities of the image only, as torchvision's v2 transforms do
+when the mask is a ``tv_tensors.Mask``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medtransfer.data.sources.base import LabelledImages
+from medtransfer.data.sources.base import ImageSet
 from medtransfer.data.transforms import resize_image, resize_mask
 
 
-def load_images(data: LabelledImages, indices: Sequence[int], size: int, progress=None) -> torch.Tensor:
+def load_images(data: ImageSet, indices: Sequence[int], size: int, progress=None) -> torch.Tensor:
     """Decode and resize ``data.samples[indices]`` into one ``uint8`` ``N×C×size×size`` tensor.
 
     C is 1 when every image is gray and 3 otherwise (gray images are then repeated to RGB).
@@ -45,26 +46,20 @@ def load_masks(data, indices: Sequence[int], size: int, progress=None) -> torch.
 
 
 class ImageTensorDataset(Dataset):
-    """``(image, target)`` pairs from preloaded ``uint8`` images, with an optional per-draw transform.
+    """``(image, target)`` pairs from preloaded ``uint8`` images and one target item per image (any sequence that
+    integer indexing reads), with an optional per-draw ``augment(image, target) -> (image, target)``."""
 
-    Targets with more than one dimension per sample (``N×H×W`` masks) are transformed together with the image.
-    """
-
-    def __init__(self, images: torch.Tensor, targets: np.ndarray, transform=None):
+    def __init__(self, images: torch.Tensor, targets, augment=None):
         self.images = images
-        self.targets = torch.as_tensor(np.asarray(targets))
-        self.transform = transform
+        self.targets = targets
+        self.augment = augment
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, i: int):
         x, y = self.images[i], self.targets[i]
-        if self.transform is not None:
-            if y.ndim >= 2:
-                return joint_transform(self.transform, x, y)
-            x = self.transform(x)
-        return x, y
+        return (x, y) if self.augment is None else self.augment(x, y)
 
 
 def joint_transform(transform, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

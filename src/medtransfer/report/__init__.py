@@ -1,14 +1,5 @@
-"""Reports: figures and pages built from finished runs and studies."""
+"""Reports: a study's self-contained HTML page, its figures and the answers in words."""
 
-from medtransfer.report.figures import plot_training_curve
+from medtransfer.report.page import REPORT_NAME, build_figures, write_report
 
-__all__ = ["plot_training_curve", "write_report"]
-
-
-def __getattr__(name: str):
-    # ``write_report`` is imported on first use: it needs the study package, which itself imports this package.
-    if name == "write_report":
-        from medtransfer.report.study_report import write_report
-
-        return write_report
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__all__ = ["REPORT_NAME", "build_figures", "write_report"]

@@ -7,6 +7,7 @@ scored on the same validation and test splits. Finished trials are skipped when 
 from __future__ import annotations
 
 import functools
+import io
 import itertools
 import json
 import shutil
@@ -19,29 +20,27 @@ import numpy as np
 import pandas as pd
 
 from medtransfer.backbones import create_backbone
+from medtransfer.config import RunConfig
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.files import StorageError, atomic_write
-from medtransfer.run import (
+from medtransfer.saved_model import save_model
+from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
+from medtransfer.study.config import StudyConfig
+from medtransfer.study.store import StoreError, StudyStore, trial_id
+from medtransfer.study.summary import StudySummary, study_task, summarize
+from medtransfer.study.trial import (
     PreparedData,
-    RunConfig,
     TrialImages,
     build_cache,
     environment,
     prepare_data,
     run_trial,
 )
-from medtransfer.saved_model import save_model
-from medtransfer.strategies import layerwise_strategies, parse_strategy
-from medtransfer.study.config import StudyConfig
-from medtransfer.study.store import StoreError, StudyStore, trial_id
-from medtransfer.study.summary import (
-    StudySummary,
-    metric_label,
-    strategy_order,
-    summarize,
-)
-from medtransfer.tasks import TASKS, Task
+from medtransfer.tasks import Task, resolve_task
 from medtransfer.training import resolve_device
+
+#: the key of the example test images (and their targets) the report shows, in the store's blobs
+EXAMPLES = "examples"
 
 
 class StudyInterrupted(MedTransferError):
@@ -109,7 +108,8 @@ class Study:
 
     @functools.cached_property
     def task(self) -> type[Task]:
-        return TASKS[self.config.task_name]
+        """The study's task: as configured, or told by the data's layout."""
+        return resolve_task(self.config.task, self.config.data)
 
     @property
     def num_groups(self) -> int:
@@ -120,7 +120,7 @@ class Study:
 
     def strategies(self) -> list[str]:
         if self.config.strategies is not None:
-            return sorted(self.config.strategies, key=strategy_order)
+            return by_depth(self.config.strategies)
         return [s.name for s in layerwise_strategies(self.num_groups)]
 
     def plan(self) -> list[Trial]:
@@ -140,9 +140,12 @@ class Study:
             self.store.create(self.config.to_dict(), self.config.hash(), {**environment(), "device": self.device})
         plan, pending = self.plan(), self.pending()
         if pending:
-            prepared = prepare_data(self._run_config(pending[0]))
+            self.store.upgrade()
+            run_config = self._run_config(pending[0])
+            prepared = prepare_data(run_config)
             images = TrialImages.load(prepared, self.config.input_size, progress)
             self.store.set_meta("data", prepared.card() | {"source": str(self.config.data)})
+            self._store_task_and_examples(run_config, prepared, images)
             started = time.perf_counter()
             cache = build_cache(self._run_config(pending[0]), prepared, images,
                                 [parse_strategy(t.strategy) for t in pending], memory_budget=self.cache_memory,
@@ -174,6 +177,19 @@ class Study:
         self._write_summary(summary)
         return summary
 
+    def _store_task_and_examples(self, run_config: RunConfig, prepared: PreparedData, images: TrialImages) -> None:
+        """The task's spec, and the test images the report shows with their targets, so that the report needs
+        neither the data nor the task's source again."""
+        train_targets = images.rows(prepared.train_idx)[1]
+        task = prepared.task.for_data(prepared.data, train_targets, run_config)
+        self.store.set_meta("task", task.config())
+        test = prepared.split.test
+        test_images, test_targets = images.rows(test)
+        chosen = task.examples(prepared.data, test, test_targets)
+        self.store.put_blob(EXAMPLES, encode_examples(
+            images=test_images[chosen].numpy(), targets=task.take(test_targets, chosen),
+            refs=[prepared.data.samples[int(test[i])].ref for i in chosen]))
+
     def _run_config(self, trial: Trial) -> RunConfig:
         return self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
 
@@ -201,21 +217,12 @@ class Study:
             epochs_run=len(fit.history), stopped=fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
             trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
-            device=outcome.device, history=fit.history, samples=prepared.split.test, **self._predictions(outcome),
+            device=outcome.device, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
         )
-        metric = outcome.task.selection_metric
-        name = metric_label(metric)
+        metric, name = outcome.task.metric.name, outcome.task.metric.label
         log(f"[green]✓[/green] {trial.label()}: test {name} {outcome.test_metrics[metric]['value']:.3f}, "
             f"val {name} {outcome.val_score:.3f}, "
             f"{len(fit.history)} epochs, {time.perf_counter() - started:.0f} s")
-
-    @staticmethod
-    def _predictions(outcome) -> dict:
-        """What the store keeps per test case: probabilities (for AUC), or each image's score (Dice)."""
-        scores = outcome.task.case_scores(outcome.test_probs, outcome.test_targets)
-        if scores is None:
-            return {"targets": outcome.test_targets, "probs": outcome.test_probs}
-        return {"targets": np.zeros(len(scores), dtype=np.int64), "probs": np.asarray(scores)[:, None]}
 
     def _keep_checkpoint(self, trial: Trial, outcome) -> None:
         policy = self.config.checkpoints
@@ -227,10 +234,12 @@ class Study:
             return
         trials = self.store.trials()
         previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
-        if len(previous) and previous.val_score.max() >= outcome.val_score:
+        metric = outcome.task.metric
+        best_so_far = previous.val_score.max() if metric.higher_is_better else previous.val_score.min()
+        if len(previous) and not metric.better(outcome.val_score, best_so_far):
             return
         save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.weights_module,
-                   {**outcome.spec, "trial": trial.id, f"val_{outcome.task.selection_metric}": outcome.val_score})
+                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score})
 
     def _log_traceback(self, trial: Trial) -> None:
         try:
@@ -245,11 +254,32 @@ class Study:
         return self.store.trials() if self.store.exists() else pd.DataFrame()
 
     def summary(self) -> StudySummary:
-        data = self.store.meta().get("data")
-        label_kind = json.loads(data).get("label_kind", "binary") if data else "binary"
-        return summarize(self.store, label_kind, task=self.task.name)
+        return summarize(self.store, study_task(self.store))
 
     def _write_summary(self, summary: StudySummary) -> None:
         atomic_write(self.folder / "summary.csv", summary.table.to_csv(index=False))
         atomic_write(self.folder / "summary.json", json.dumps(summary.to_dict(), indent=2, default=float))
         atomic_write(self.folder / "trials.csv", self.results().to_csv(index=False))
+
+
+def encode_examples(images: np.ndarray, targets, refs: list[str]) -> bytes:
+    """The report's example images as one ``.npz`` (no pickle): ``images``, ``targets`` (an array, or JSON text
+    when the targets are ragged) and ``refs``."""
+    arrays = {"images": np.asarray(images), "refs": np.asarray(refs, dtype=str)}
+    items = [t.numpy() if hasattr(t, "numpy") else np.asarray(t) for t in targets]
+    try:
+        arrays["targets"] = np.stack(items) if items else np.zeros(0)
+    except ValueError:  # ragged: one JSON list per image
+        arrays["targets_json"] = np.asarray(json.dumps([i.tolist() for i in items]))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def decode_examples(blob: bytes) -> dict:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+        out = {k: z[k] for k in z.files}
+    if "targets_json" in out:
+        out["targets"] = [np.asarray(t) for t in json.loads(str(out.pop("targets_json")))]
+    out["refs"] = [str(r) for r in out["refs"]]
+    return out

@@ -1,8 +1,13 @@
 """The study's durable record: one SQLite file in the study folder, written trial by trial.
 
-Each finished trial is one transaction (status, metrics, curve, predictions), so a run killed at any moment loses at
-most the trial in flight. The file also holds the configuration and its hash, the package versions and the device.
-A damaged file is reported, never overwritten.
+Each finished trial is one transaction (status, metrics, curve, per-case records), so a run killed at any moment
+loses at most the trial in flight. The file also holds the configuration and its hash, the task, the package versions,
+the device and the example test images the report shows. A damaged file is reported, never overwritten.
+
+Per-case records are task-neutral: each trial stores named columns, one entry per test case, as its task fills
+them (probabilities and targets, a per-image Dice, …). Stores of schema 1 kept a ``targets`` and a ``probs`` array per
+trial instead; they are read as they are (the task says what those arrays meant) and gain the new tables when a
+study resumes into them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 from medtransfer.errors import MedTransferError
 
 DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -47,13 +52,15 @@ CREATE TABLE IF NOT EXISTS curves (
     record TEXT NOT NULL,
     PRIMARY KEY (trial_id, epoch)
 );
-CREATE TABLE IF NOT EXISTS predictions (
+CREATE TABLE IF NOT EXISTS cases (
     trial_id TEXT PRIMARY KEY REFERENCES trials(id),
     samples TEXT NOT NULL,
-    targets TEXT NOT NULL,
-    probs TEXT NOT NULL
+    columns TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 """
+#: schema 1's per-trial predictions, read by :meth:`StudyStore.cases` when a trial has no ``cases`` row
+_LEGACY_TABLE = "predictions"
 
 
 class StoreError(MedTransferError):
@@ -114,7 +121,7 @@ class StudyStore:
             if ok != "ok":
                 raise sqlite3.DatabaseError(ok)
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if not {"meta", "trials", "curves", "predictions"} <= tables:
+            if not {"meta", "trials", "curves"} <= tables or not ({"cases", _LEGACY_TABLE} & tables):
                 raise sqlite3.DatabaseError(f"tables {sorted(tables)} are not a study's")
         self._run(probe)
 
@@ -136,6 +143,13 @@ class StudyStore:
             conn.executemany("INSERT OR IGNORE INTO meta VALUES (?, ?)", rows.items())
         self._run(init)
 
+    def upgrade(self) -> None:
+        """Bring a store of an older schema up to this one: new tables are added, old rows are left as they are."""
+        def up(conn):
+            conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._run(up)
+
     def meta(self) -> dict:
         rows = self._run(lambda c: c.execute("SELECT key, value FROM meta").fetchall())
         return dict(rows)
@@ -155,8 +169,8 @@ class StudyStore:
                stopped: str | None = None, train_size: int | None = None, trainable_parameters: int | None = None,
                seconds: float | None = None, device: str | None = None, error: str | None = None,
                history: list[dict] | None = None, samples: np.ndarray | None = None,
-               targets: np.ndarray | None = None, probs: np.ndarray | None = None) -> None:
-        """Write one finished (or failed) trial, all or nothing."""
+               cases: dict[str, np.ndarray] | None = None) -> None:
+        """Write one finished (or failed) trial, all or nothing. ``cases``: the per-case columns of ``samples``."""
         tid = trial_id(strategy, fraction, seed)
 
         def write(conn):
@@ -168,11 +182,11 @@ class StudyStore:
             conn.execute("DELETE FROM curves WHERE trial_id = ?", (tid,))
             conn.executemany("INSERT INTO curves VALUES (?,?,?)",
                              [(tid, h["epoch"], json.dumps(h)) for h in history or []])
-            if probs is not None:
+            if cases is not None:
                 conn.execute(
-                    "INSERT OR REPLACE INTO predictions VALUES (?,?,?,?)",
-                    (tid, json.dumps(np.asarray(samples).tolist()), json.dumps(np.asarray(targets).tolist()),
-                     json.dumps(np.round(np.asarray(probs, dtype=float), 6).tolist())),
+                    "INSERT OR REPLACE INTO cases VALUES (?,?,?)",
+                    (tid, json.dumps(np.asarray(samples).tolist()),
+                     json.dumps({k: _column(v) for k, v in cases.items()})),
                 )
         self._run(write)
 
@@ -193,13 +207,42 @@ class StudyStore:
         rows = self._run(lambda c: c.execute("SELECT trial_id, record FROM curves ORDER BY trial_id, epoch").fetchall())
         return pd.DataFrame([{"trial_id": t, **json.loads(r)} for t, r in rows])
 
-    def predictions(self, tid: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """(sample indices, targets, probabilities) on the test split for one trial."""
-        row = self._run(lambda c: c.execute("SELECT samples, targets, probs FROM predictions WHERE trial_id = ?",
-                                            (tid,)).fetchone())
-        if row is None:
-            return None
-        return tuple(np.asarray(json.loads(x)) for x in row)  # type: ignore[return-value]
+    def cases(self, tid: str, legacy=None) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """(sample indices, per-case columns) of one trial's test split, or ``None``. A schema-1 record is turned
+        into columns by ``legacy(targets, probs)`` (the task's reading of it)."""
+        def read(c):
+            row = c.execute("SELECT samples, columns FROM cases WHERE trial_id = ?", (tid,)).fetchone() \
+                if _has_table(c, "cases") else None
+            if row is not None:
+                return np.asarray(json.loads(row[0])), {k: np.asarray(v) for k, v in json.loads(row[1]).items()}
+            if legacy is None or not _has_table(c, _LEGACY_TABLE):
+                return None
+            old = c.execute(f"SELECT samples, targets, probs FROM {_LEGACY_TABLE} WHERE trial_id = ?", (tid,)).fetchone()
+            if old is None:
+                return None
+            samples, targets, probs = (np.asarray(json.loads(x)) for x in old)
+            return samples, legacy(targets, probs)
+        return self._run(read)
+
+    def put_blob(self, key: str, value: bytes) -> None:
+        self._run(lambda c: c.execute("INSERT OR REPLACE INTO blobs VALUES (?, ?)", (key, sqlite3.Binary(value))))
+
+    def blob(self, key: str) -> bytes | None:
+        def read(c):
+            if not _has_table(c, "blobs"):
+                return None
+            row = c.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
+            return None if row is None else bytes(row[0])
+        return self._run(read)
+
+
+def _has_table(conn, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def _column(values) -> list:
+    a = np.asarray(values)
+    return np.round(a.astype(float), 6).tolist() if a.dtype.kind == "f" else a.tolist()
 
 
 def _num(v):

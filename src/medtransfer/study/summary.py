@@ -1,10 +1,11 @@
-"""From recorded trials to answers: the table, the recommended depth and the paired evidence.
+"""From recorded trials to answers: the table, the recommended depth and the statistics behind every claim.
 
-The metric is the task's: AUC for classification, Dice for segmentation. The recommendation is the strategy with the
-best mean *validation* metric at the largest training fraction; ties go to the strategy that trains fewer layers
-(scratch last). The test split is only used to report: mean test metric over seeds with a case-bootstrap interval,
-and paired comparisons of the recommended strategy against scratch and its neighbouring depths on the same test
-cases. Table columns are named for the metric: ``test_auc``, ``test_auc_low``, ``val_auc``, … or ``test_dice``, ….
+The metric is the task's (:class:`~medtransfer.tasks.Metric`), with its direction. The recommendation is the strategy
+with the best mean *validation* metric at the largest training fraction; ties go to the strategy that trains fewer
+layers (scratch last). The test split is only used to report: mean test metric over seeds with a case-bootstrap
+interval, paired comparisons of the recommended strategy against scratch and its neighbouring depths on the same
+test cases, and how much each strategy loses when the training set shrinks. Table columns are named for the metric:
+``test_auc``, ``test_auc_low``, ``val_auc``, … or ``test_dice``, ….
 """
 
 from __future__ import annotations
@@ -14,36 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from medtransfer.metrics.paired import (
-    mean_interval,
-    paired_difference,
-    resampled_metric,
-)
-from medtransfer.strategies import parse_strategy
+from medtransfer.metrics.bootstrap import nanmean, percentile_interval, resample_cases
+from medtransfer.metrics.paired import mean_interval, paired_difference
+from medtransfer.strategies import by_depth, parse_strategy
 from medtransfer.study.store import StudyStore, trial_id
-
-#: Task -> (the study metric, how it is written, the other test metrics averaged in the table).
-TASK_METRICS = {
-    "classification": ("auc", "AUC", ("accuracy", "balanced_accuracy", "sensitivity", "specificity")),
-    "segmentation": ("dice", "Dice", ("iou", "hd95")),
-}
-
-
-def metric_label(metric: str) -> str:
-    """``"auc"`` -> ``"AUC"``, ``"dice"`` -> ``"Dice"``."""
-    return {m: label for m, label, _ in TASK_METRICS.values()}.get(metric, metric)
-
-
-def strategy_order(name: str) -> tuple[int, int]:
-    """scratch, linear, tune:1, tune:2, …, full: shallow to deep tuning."""
-    s = parse_strategy(name)
-    return {"scratch": (0, 0), "linear": (1, 0), "tune": (2, s.depth), "full": (3, 0)}[s.kind]
-
-
-def _training_cost(name: str) -> tuple[int, int]:
-    """Tie-break for the recommendation: fewer trained groups first, pre-trained before scratch."""
-    s = parse_strategy(name)
-    return {"linear": (0, 0), "tune": (1, s.depth), "full": (2, 0), "scratch": (3, 0)}[s.kind]
+from medtransfer.tasks import Metric, Task
 
 
 @dataclass
@@ -51,11 +27,17 @@ class Comparison:
     a: str
     b: str
     fraction: float
-    difference: dict  # value, ci_low, ci_high, p_value, significant
+    difference: dict  # value (a − b), ci_low, ci_high, p_value, significant
+    higher_is_better: bool = True
+
+    @property
+    def a_better(self) -> bool:
+        """Whether ``a`` did better than ``b`` (in the metric's direction)."""
+        return (self.difference["value"] > 0) == self.higher_is_better
 
     def sentence(self, metric: str = "AUC") -> str:  # metric as written, e.g. "AUC" or "Dice"
         d = self.difference
-        verb = "beat" if d["value"] > 0 else "trailed"
+        verb = "beat" if self.a_better else "trailed"
         sig = "significant" if d["significant"] else "not significant"
         return (f"{self.a} {verb} {self.b} at {self.fraction:.0%} of the training data by {abs(d['value']):.3f} "
                 f"{metric} (95 % CI {d['ci_low']:+.3f} to {d['ci_high']:+.3f}, p = {d['p_value']:.3f}, {sig})")
@@ -66,54 +48,60 @@ class StudySummary:
     table: pd.DataFrame  # one row per strategy × fraction
     recommended: str | None
     recommended_fraction: float | None
+    metric: Metric
     comparisons: list[Comparison] = field(default_factory=list)
     scratch_vs_best: list[Comparison] = field(default_factory=list)  # per fraction: best fine-tuned (by val) vs scratch
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
-    task: str = "classification"
-
-    @property
-    def metric(self) -> str:
-        """The study metric's column stem: ``auc`` or ``dice``."""
-        return TASK_METRICS[self.task][0]
+    task: str = ""
 
     @property
     def metric_label(self) -> str:
-        return TASK_METRICS[self.task][1]
+        return self.metric.label
 
     def to_dict(self) -> dict:
         return {
             "task": self.task,
-            "metric": self.metric,
+            "metric": self.metric.name,
+            "higher_is_better": self.metric.higher_is_better,
             "recommended": self.recommended,
             "recommended_at_fraction": self.recommended_fraction,
             "table": self.table.to_dict(orient="records"),
-            "comparisons": [c.__dict__ | {"sentence": c.sentence(self.metric_label)} for c in self.comparisons],
-            "fine_tuning_vs_scratch": [c.__dict__ | {"sentence": c.sentence(self.metric_label)} for c in self.scratch_vs_best],
+            "comparisons": [c.__dict__ | {"sentence": c.sentence(self.metric.label)} for c in self.comparisons],
+            "fine_tuning_vs_scratch": [c.__dict__ | {"sentence": c.sentence(self.metric.label)}
+                                       for c in self.scratch_vs_best],
             "failed": self.failed.to_dict(orient="records"),
         }
 
 
-def _runs(store: StudyStore, done: pd.DataFrame, strategy: str, fraction: float) -> dict[int, tuple]:
-    """seed -> (test probabilities, test targets) of the finished trials of one strategy and fraction."""
-    rows = done[(done.strategy == strategy) & (done.fraction == fraction)]
-    runs = {}
-    for seed in rows.seed:
-        pred = store.predictions(trial_id(strategy, fraction, int(seed)))
-        if pred is not None:
-            runs[int(seed)] = (pred[2], pred[1])
-    return runs
+class TrialRecords:
+    """The recorded trials of a study and their per-case columns, read through the study's task."""
+
+    def __init__(self, store: StudyStore, task: Task):
+        self.store, self.task = store, task
+        trials = store.trials()
+        self.trials = trials
+        self.done = trials[trials.status == "done"] if len(trials) else trials
+
+    def runs(self, strategy: str, fraction: float) -> dict[int, tuple[np.ndarray, dict]]:
+        """seed -> (test sample indices, per-case columns) of the finished trials of one cell."""
+        d = self.done
+        out = {}
+        for seed in sorted(int(s) for s in d[(d.strategy == strategy) & (d.fraction == fraction)].seed) if len(d) else []:
+            rec = self.store.cases(trial_id(strategy, fraction, seed), legacy=self.task.legacy_case_columns)
+            if rec is not None:
+                out[seed] = rec
+        return out
 
 
-def summarize(store: StudyStore, label_kind: str = "binary", task: str = "classification") -> StudySummary:
-    trials = store.trials()
-    done = trials[trials.status == "done"] if len(trials) else trials
+def summarize(store: StudyStore, task: Task) -> StudySummary:
+    records = TrialRecords(store, task)
+    trials, done, metric = records.trials, records.done, task.metric
     failed = trials[trials.status == "failed"][["strategy", "fraction", "seed", "error"]] if len(trials) else trials
-    m, _, others = TASK_METRICS[task]
-    metric = resampled_metric(task, label_kind)
+    m = metric.name
     rows = []
     for (strategy, fraction), g in done.groupby(["strategy", "fraction"]) if len(done) else []:
-        runs = _runs(store, done, strategy, fraction)
-        ci = mean_interval(list(runs.values()), metric) if runs else {"value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
+        runs = [r[1] for r in records.runs(strategy, fraction).values()]
+        ci = mean_interval(runs, metric.statistic) if runs else {"value": np.nan, "ci_low": np.nan, "ci_high": np.nan}
         test = g[f"test_{m}"]
         rows.append({
             "strategy": strategy,
@@ -124,45 +112,119 @@ def summarize(store: StudyStore, label_kind: str = "binary", task: str = "classi
             f"test_{m}_high": ci["ci_high"],
             f"test_{m}_sd": float(test.std(ddof=1)) if len(g) > 1 else np.nan,
             f"val_{m}": float(g.val_score.mean()),
-            **{f"test_{o}": float(g[f"test_{o}"].mean()) for o in others if f"test_{o}" in g},
+            **{f"test_{o}": float(g[f"test_{o}"].mean()) for o in metric.others if f"test_{o}" in g},
             "seconds": float(g.seconds.mean()),
         })
     table = pd.DataFrame(rows)
     if table.empty:
-        return StudySummary(table, None, None, failed=failed, task=task)
-    table = table.sort_values(["fraction", "strategy"], key=lambda c: c.map(strategy_order) if c.name == "strategy" else -c)
+        return StudySummary(table, None, None, metric, failed=failed, task=task.name)
+    depth = {s: parse_strategy(s).depth_order for s in table.strategy.unique()}
+    table = table.sort_values(["fraction", "strategy"], key=lambda c: c.map(depth) if c.name == "strategy" else -c)
     table = table.reset_index(drop=True)
 
     top = table.fraction.max()
-    at_top = table[table.fraction == top].copy()
-    at_top["cost"] = at_top.strategy.map(_training_cost)
-    best = at_top.sort_values([f"val_{m}", "cost"], ascending=[False, True]).iloc[0].strategy
-    summary = StudySummary(table, best, float(top), failed=failed, task=task)
+    best = best_strategy(table, top, metric)
+    summary = StudySummary(table, best, float(top), metric, failed=failed, task=task.name)
 
-    ordered = sorted(at_top.strategy, key=strategy_order)
+    ordered = by_depth(table[table.fraction == top].strategy)
     i = ordered.index(best)
     others = [s for s in dict.fromkeys(["scratch", *ordered[max(0, i - 1):i], *ordered[i + 1:i + 2]]) if s != best]
     for other in others:
-        comparison = _compare(store, done, best, other, top, metric)
+        comparison = _compare(records, best, other, top)
         if comparison:
             summary.comparisons.append(comparison)
     # question 1 at every fraction: the fine-tuned strategy with the best validation metric against scratch
     for fraction in sorted(table.fraction.unique(), reverse=True):
-        tuned = table[(table.fraction == fraction) & (table.strategy != "scratch")]
-        if tuned.empty or "scratch" not in set(table[table.fraction == fraction].strategy):
+        if "scratch" not in set(table[table.fraction == fraction].strategy):
             continue
-        pick = tuned.sort_values(f"val_{m}", ascending=False).iloc[0].strategy
-        comparison = _compare(store, done, pick, "scratch", fraction, metric)
+        pick = best_strategy(table, fraction, metric, pretrained_only=True)
+        comparison = _compare(records, pick, "scratch", fraction) if pick else None
         if comparison:
             summary.scratch_vs_best.append(comparison)
     return summary
 
 
-def _compare(store, done, a: str, b: str, fraction: float, metric) -> Comparison | None:
-    runs_a = _runs(store, done, a, fraction)
-    runs_b = _runs(store, done, b, fraction)
+def best_strategy(table: pd.DataFrame, fraction: float, metric: Metric, *, pretrained_only: bool = False) -> str | None:
+    """The strategy with the best mean validation metric at ``fraction``; ties go to the one that trains fewer
+    layers (scratch last)."""
+    rows = table[(table.fraction == fraction) & ((table.strategy != "scratch") | (not pretrained_only))]
+    if rows.empty:
+        return None
+    val = f"val_{metric.name}"
+
+    def key(r):
+        v = r[val] if np.isfinite(r[val]) else -metric.sign * np.inf
+        return (-metric.sign * v, parse_strategy(r["strategy"]).cost_order)
+
+    return min(rows.to_dict("records"), key=key)["strategy"]
+
+
+def _compare(records: TrialRecords, a: str, b: str, fraction: float) -> Comparison | None:
+    runs_a = records.runs(a, fraction)
+    runs_b = records.runs(b, fraction)
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         return None
-    diff = paired_difference([runs_a[s] for s in seeds], [runs_b[s] for s in seeds], metric)
-    return Comparison(a=a, b=b, fraction=fraction, difference=diff)
+    diff = paired_difference([runs_a[s][1] for s in seeds], [runs_b[s][1] for s in seeds], records.task.metric.statistic)
+    return Comparison(a=a, b=b, fraction=fraction, difference=diff, higher_is_better=records.task.metric.higher_is_better)
+
+
+# -- robustness to less data -------------------------------------------------------------------------------------------
+@dataclass
+class Drop:
+    """How much a strategy's mean test metric worsens from the largest to the smallest training fraction (in the
+    metric's direction: positive is a loss), with a bootstrap CI."""
+
+    value: float
+    low: float
+    high: float
+    top: float
+    small: float
+
+
+def size_drops(records: TrialRecords, scratch: str, tuned: str, top: float, small: float,
+               n_resamples: int = 2000) -> tuple[Drop, Drop, dict] | None:
+    """Each strategy's loss from ``top`` to ``small``, and the difference of the losses (scratch − tuned) as
+    ``{"value", "ci_low", "ci_high"}``.
+
+    All four cells were scored on the same test cases, so one case bootstrap resamples them together; each cell's
+    metric is the mean over its seeds. ``None`` when a cell has no records or the test cases differ.
+    """
+    metric = records.task.metric
+    cells = {(s, f): records.runs(s, f) for s in (scratch, tuned) for f in (top, small)}
+    if any(not runs for runs in cells.values()):
+        return None
+    first = next(iter(next(iter(cells.values())).values()))
+    if any(not np.array_equal(r[0], first[0]) for runs in cells.values() for r in runs.values()):
+        return None
+    idx = resample_cases(len(first[0]), n_resamples, seed=0)
+    with np.errstate(all="ignore"):  # a resample with one class only has no AUC
+        mean = {k: nanmean([metric.statistic(cols, idx) for _s, cols in runs.values()]) for k, runs in cells.items()}
+    loss_s = metric.sign * (mean[(scratch, top)] - mean[(scratch, small)])
+    loss_t = metric.sign * (mean[(tuned, top)] - mean[(tuned, small)])
+
+    def drop(draws, s):
+        i = percentile_interval(draws)
+        return Drop(i["value"], i["ci_low"], i["ci_high"], top=float(mean[(s, top)][0]), small=float(mean[(s, small)][0]))
+
+    return drop(loss_s, scratch), drop(loss_t, tuned), percentile_interval(loss_s - loss_t)
+
+
+def study_task(store: StudyStore) -> Task:
+    """The task of a study, rebuilt from what its store says: the task's spec, stored since schema 2, or for an
+    older store its dataset card and configuration."""
+    import json
+
+    from medtransfer.tasks import get_task, task_from_spec
+    from medtransfer.tasks.registry import fallback_task
+
+    meta = store.meta()
+    if meta.get("task"):
+        return task_from_spec(json.loads(meta["task"]))
+    config = json.loads(meta.get("config", "{}"))
+    card = json.loads(meta["data"]) if meta.get("data") else {}
+    name = card.get("task") or (config.get("task") if config.get("task") not in (None, "auto") else fallback_task().name)
+    spec = {**config, **(config.get("task_options") or {}), **card, "task": name,
+            "class_names": card.get("classes") or ["class_0", "class_1"]}
+    get_task(name)  # a clear error for a task that is not registered
+    return task_from_spec(spec)

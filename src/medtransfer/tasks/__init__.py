@@ -1,19 +1,20 @@
-"""Tasks: what differs between classification, segmentation and detection; everything else is shared."""
+"""Tasks: what differs between classification, segmentation and any task a user registers; everything else is shared.
 
-from medtransfer.tasks.base import Task
-from medtransfer.tasks.classification import ClassificationTask, balanced_class_weights
-from medtransfer.tasks.segmentation import SegmentationTask
+A task is a :class:`Task` subclass registered with :func:`register_task`; see :mod:`medtransfer.tasks.base` for
+what it brings. The built-in tasks register themselves on import.
+"""
 
-#: Task name -> class; ``--task`` chooses among these.
-TASKS: dict[str, type[Task]] = {t.name: t for t in (ClassificationTask, SegmentationTask)}
+from medtransfer.tasks.base import Metric, ReportSection, Task, TaskOptions
+from medtransfer.tasks.registry import (
+    detect_task,
+    get_task,
+    read_data,
+    register_task,
+    resolve_task,
+    task_from_spec,
+    task_names,
+)
+from medtransfer.tasks import classification, segmentation  # noqa: E402,F401  (registration)
 
-
-
-def task_of(data) -> type[Task]:
-    """The task a data set is for: image + mask pairs are segmentation, labelled images classification."""
-    from medtransfer.data.sources.segmentation import SegmentedImages
-
-    return SegmentationTask if isinstance(data, SegmentedImages) else ClassificationTask
-
-
-__all__ = ["TASKS", "ClassificationTask", "SegmentationTask", "Task", "balanced_class_weights", "task_of"]
+__all__ = ["Metric", "ReportSection", "Task", "TaskOptions", "detect_task", "get_task", "read_data", "register_task",
+           "resolve_task", "task_from_spec", "task_names"]

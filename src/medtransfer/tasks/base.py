@@ -1,55 +1,240 @@
-"""What a task brings to the shared machinery: its network head, loss, probabilities and metrics."""
+"""What a task brings to the shared machinery, and the defaults a new task inherits.
+
+Sources, splits, strategies, the trainer, the cache, the study, its store and its report are shared by every task. A
+task adds: the sources it reads, its own options, how its targets are loaded, batched and augmented, the head of its
+network, its loss, its :class:`Metric` (with what the study stores per test case to recompute it), its predictions
+file and its :class:`ReportSection`. A task registers itself with :func:`medtransfer.tasks.register_task`.
+
+Targets travel as one item per sample (a class index, a mask, a list of boxes, …) in plain Python sequences or
+arrays until :meth:`Task.collate` batches them; what a batch of targets is, and how it moves to a device, is the
+task's business, so ragged targets pass through the loaders, the trainer and the cache unchanged.
+"""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup
+from medtransfer.errors import ConfigError, parameter_error
 from medtransfer.networks import FrozenPrefix, Normalize, TrainableSuffix, TransferNet
 from medtransfer.strategies import Strategy
 
 
+# -- the metric ------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Metric:
+    """A task's study metric: what early stopping, the recommendation, the summary and the report speak.
+
+    ``statistic(cases, resamples)`` scores one run's stored per-case columns (:meth:`Task.case_columns`) on each
+    row of ``resamples`` (``R×N`` case indices) at once; row 0 of ``resamples`` is the cases as they are.
+    """
+
+    name: str  # the column stem: "auc" gives test_auc, val_auc, …
+    label: str  # as written: "AUC"
+    statistic: Callable[[dict, np.ndarray], np.ndarray] = field(repr=False, compare=False)
+    higher_is_better: bool = True
+    scale: str = ""  # what its values mean, for the reader: "0.5 = chance, 1 = perfect"
+    chance: float | None = None  # drawn as a dotted line where there is one
+    unit_interval: bool = True  # values lie in [0, 1]
+    others: tuple[str, ...] = ()  # the other test metrics the results table shows
+    headings: dict[str, str] = field(default_factory=dict)  # how the other metrics are written, where not by name
+
+    @property
+    def sign(self) -> int:
+        """+1 when higher is better, -1 when lower is: ``sign * difference > 0`` means the first was better."""
+        return 1 if self.higher_is_better else -1
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b`` (NaN is never better)."""
+        return bool(np.isfinite(a) and (not np.isfinite(b) or self.sign * (a - b) > 0))
+
+    def worst(self) -> float:
+        return -np.inf if self.higher_is_better else np.inf
+
+    def heading(self, name: str) -> str:
+        return self.headings.get(name, name.replace("_", " "))
+
+
+# -- options ---------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TaskOptions:
+    """A task's own settings (``task_options`` in a config, ``--option KEY=VALUE`` on the command line). A task
+    subclasses this dataclass; :meth:`Task.options` validates a mapping against it."""
+
+    def problems(self) -> list[str]:
+        """What is wrong with the values, one sentence each (checked after the types)."""
+        return []
+
+
+# -- the report ------------------------------------------------------------------------------------------------------
+class ReportSection:
+    """What a task adds to a study's report. Every method has a default, so a new task needs none of them.
+
+    ``facts`` is the report's :class:`~medtransfer.report.facts.StudyFacts`; figures are
+    :class:`~medtransfer.plots.Figure` objects written into ``out_dir``.
+    """
+
+    #: what the new, always-trained part of the network is called in prose
+    head = "head"
+
+    def __init__(self, task: Task):
+        self.task = task
+
+    def describe_task(self, card: dict) -> str:
+        """The task in a few words, for the dataset card."""
+        return self.task.name
+
+    def split_method(self) -> str:
+        """How a seeded split is made, in words."""
+        return "grouped by patient where known"
+
+    def metrics_note(self, facts) -> str:
+        """How the other test metrics were computed."""
+        others = ", ".join(self.task.metric.heading(n) for n in self.task.metric.others)
+        return f"{others} are computed on the test split as the task defines them." if others else ""
+
+    def setup_items(self, config: dict) -> list[tuple[str, str]]:
+        """Task-specific lines of the report's set-up list."""
+        return []
+
+    def figures(self, facts, out_dir) -> list:
+        """Figures drawn from the stored per-case predictions (no model needed)."""
+        return []
+
+    def model_figures(self, facts, models: list[tuple[str, Any]], examples: dict, out_dir, *, models_note: str) -> list:
+        """Figures that run saved models (``[(strategy, SavedModel), …]``) on the example test images the study
+        stored (:meth:`Task.examples`)."""
+        return []
+
+    def model_figure_names(self) -> list[tuple[str, str, str]]:
+        """``(name, title, what is drawn per model)`` of the figures :meth:`model_figures` draws, for the notes
+        shown in their place when no model is there."""
+        return []
+
+
+# -- the task --------------------------------------------------------------------------------------------------------
 class Task(ABC):
-    """A learning task. Sources, strategies, the trainer and the run folder are shared; a task adds only this."""
+    """A learning task. Subclass, set the class attributes, implement the abstract methods, and register it."""
 
-    name: str = ""
-    #: the validation metric that early stopping and model selection maximise.
-    selection_metric: str = ""
-    #: the share of the data a seeded split puts in test (validation is always 10 %).
-    test_fraction: float = 0.2
+    #: the registry name, ``--task NAME``
+    name: ClassVar[str] = ""
+    #: the source classes (:class:`~medtransfer.data.sources.base.Source`) that read data for this task
+    sources: ClassVar[tuple[type, ...]] = ()
+    #: the container its sources read (an :class:`~medtransfer.data.ImageSet` subclass)
+    data_type: ClassVar[type] = object
+    #: when the task is told from the data's layout, tasks with a higher priority are asked first
+    detect_priority: ClassVar[int] = 0
+    #: how the data must be laid out, for the error when nothing recognises a path
+    layouts: ClassVar[str] = ""
+    #: this task's options
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    #: the share of the data a seeded split puts in test (validation is always 10 %)
+    test_fraction: ClassVar[float] = 0.2
+    #: the report section class
+    Report: ClassVar[type[ReportSection]] = ReportSection
 
-    # -- from data and back ------------------------------------------------------------------------------
+    # -- options ---------------------------------------------------------------------------------------------
+    @classmethod
+    def options(cls, values: dict | None) -> TaskOptions:
+        """``values`` checked against :attr:`Options`: unknown names, wrong types and bad values, all at once."""
+        values = dict(values or {})
+        known = {f.name: f for f in dataclasses.fields(cls.Options)}
+        takes = f"one of its options ({', '.join(known)})" if known else "empty (the task takes no options)"
+        problems = [parameter_error("task_options", f"the {cls.name} task", takes, k) for k in values if k not in known]
+        for k, v in values.items():
+            f = known.get(k)
+            if f is not None and f.default is not dataclasses.MISSING and f.default is not None \
+                    and not isinstance(v, type(f.default)):
+                problems.append(parameter_error(k, f"the {cls.name} task options", f"a {type(f.default).__name__}", v))
+        if problems:
+            raise ConfigError("\n".join(problems))
+        opts = cls.Options(**values)
+        problems = opts.problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return opts
+
+    # -- data ------------------------------------------------------------------------------------------------
+    @classmethod
+    def recognises(cls, spec: str) -> bool:
+        """Whether one of this task's sources recognises ``spec``'s layout."""
+        return any(s.can_open(str(spec)) for s in cls.sources)
+
+    @classmethod
+    def read(cls, spec: str, **options):
+        """Read ``spec`` with the first of this task's sources that recognises it."""
+        from medtransfer.data.sources import open_source
+
+        return open_source(spec, sources=cls.sources, layouts=cls.layouts, purpose=cls.name, **options).read()
+
     @classmethod
     @abstractmethod
-    def for_data(cls, data, train_targets, config) -> Task:
-        """The task for ``data`` (its classes) as the run's ``config`` sets it up, with what it learns from the
-        training targets (class weights)."""
+    def for_data(cls, data, train_targets: Sequence, config) -> Task:
+        """The task for ``data`` as a run's ``config`` sets it up, with what it learns from the training targets."""
 
     @classmethod
     @abstractmethod
     def from_spec(cls, spec: dict) -> Task:
-        """The task of a saved model, from its ``model.json``."""
+        """The task of a saved model or a study, from its :meth:`config`."""
 
     @staticmethod
     @abstractmethod
-    def load_targets(data, indices: np.ndarray, size: int):
-        """The targets of ``data.samples[indices]`` for images resized to ``size`` (labels, or masks)."""
+    def load_targets(data, indices: np.ndarray, size: int) -> Sequence:
+        """The targets of ``data.samples[indices]`` for images resized to ``size``: one item per sample, in a
+        sequence that :meth:`take` can index."""
 
     @classmethod
     def describe(cls, data, parts: dict[str, np.ndarray]) -> dict:
         """Per-part facts for the dataset card (``parts``: name -> sample indices)."""
         return {}
 
-    @abstractmethod
-    def predictions_csv(self, indices: np.ndarray, targets: np.ndarray, probs: np.ndarray) -> str:
-        """The test predictions of a run folder, one row per test case."""
+    def examples(self, data, test_idx: np.ndarray, targets: Sequence, limit: int = 8) -> np.ndarray:
+        """Positions in ``test_idx`` of the test images the report shows (``targets`` are theirs, aligned).
+        By default up to ``limit``, spread evenly through the test split."""
+        n = len(test_idx)
+        return np.unique(np.linspace(0, n - 1, min(limit, n)).round().astype(int)) if n else np.zeros(0, int)
 
-    # -- the network -------------------------------------------------------------------------------------
+    # -- targets ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def take(targets: Sequence, rows) -> Sequence:
+        """The targets at ``rows`` (positions), in the same kind of sequence."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if isinstance(targets, (np.ndarray, torch.Tensor)):
+            return targets[torch.as_tensor(rows)] if isinstance(targets, torch.Tensor) else targets[rows]
+        return [targets[int(r)] for r in rows]
 
+    def collate(self, items: list):
+        """A batch of target items as the loss takes them (default: PyTorch's default collation)."""
+        from torch.utils.data import default_collate
+
+        return default_collate(items)
+
+    def to_device(self, targets, device: torch.device):
+        return targets.to(device, non_blocking=True)
+
+    def gather(self, batches: list) -> Any:
+        """Per-batch predictions or targets (on the CPU) as one container over all cases."""
+        return torch.cat(batches).numpy()
+
+    @classmethod
+    def augment(cls, transform: Callable) -> Callable:
+        """``(image, target) -> (image, target)`` with the image transform; targets that move with the image
+        (masks, boxes) must be moved alike. By default the target is left as it is. No transform, no augmentation."""
+        if transform is None:
+            return None
+        return lambda image, target: (transform(image), target)
+
+    # -- the network -----------------------------------------------------------------------------------------
     @abstractmethod
     def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int] | None) -> torch.nn.Module:
         """The new, always-trainable module after ``groups`` (this task's :meth:`layout`); with ``taps`` it takes
@@ -89,24 +274,65 @@ class Task(ABC):
         suffix = TrainableSuffix(modules[k:], head, taps=None if taps is None else [t - k for t in taps if t >= k])
         return TransferNet(prefix, suffix, num_frozen=k, weights_module=self.saved_weights(backbone, groups, head))
 
+    # -- training and scoring --------------------------------------------------------------------------------
     @abstractmethod
-    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor: ...
+    def loss(self, outputs, targets) -> torch.Tensor: ...
 
     @abstractmethod
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor: ...
+    def predict(self, outputs) -> Any:
+        """The network's outputs for a batch as the metrics read them (probabilities, a mask, boxes, …), on the CPU."""
+
+    @property
+    @abstractmethod
+    def metric(self) -> Metric:
+        """The study metric."""
 
     @abstractmethod
-    def score(self, probs: np.ndarray, targets: np.ndarray) -> float:
-        """The selection metric (higher is better) on validation predictions."""
+    def case_columns(self, predictions, targets) -> dict[str, np.ndarray]:
+        """What the study stores per test case to recompute :attr:`metric` on resampled cases: named columns, one
+        entry per case (probabilities and targets, a per-case score, …)."""
+
+    def score(self, predictions, targets) -> float:
+        """The metric on validation predictions: :attr:`metric`'s statistic on all the cases."""
+        cases = self.case_columns(predictions, targets)
+        n = len(next(iter(cases.values()))) if cases else 0
+        return float(self.metric.statistic(cases, np.arange(n)[None])[0]) if n else float("nan")
 
     @abstractmethod
-    def evaluate(self, probs: np.ndarray, targets: np.ndarray, *, seed: int = 0) -> dict[str, dict[str, float]]:
-        """Test metrics with confidence intervals: ``{metric: {"value", "ci_low", "ci_high"}}``."""
+    def evaluate(self, predictions, targets, *, seed: int = 0) -> dict[str, dict[str, float]]:
+        """Test metrics with bootstrap intervals: ``{metric: {"value", "ci_low", "ci_high"}}``, the study metric
+        among them."""
 
-    def case_scores(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray | None:
-        """One score per test case, if the metric is a mean over cases (segmentation's Dice); None for AUC."""
-        return None
+    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
+        """The test predictions of a run folder, one row per test case: by default the stored case columns."""
+        cases = self.case_columns(predictions, targets)
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        header, columns = ["sample"], []
+        for name, col in cases.items():
+            col = np.asarray(col)
+            col = col.reshape(len(col), -1)
+            header += [name] if col.shape[1] == 1 else [f"{name}_{j}" for j in range(col.shape[1])]
+            columns.append(col)
+        w.writerow(header)
+        for i, row in enumerate(np.asarray(indices)):
+            w.writerow([int(row), *[_cell(v) for col in columns for v in col[i]]])
+        return buf.getvalue()
+
+    def legacy_case_columns(self, targets: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-case columns from a study stored before per-case columns existed (a ``targets`` and a ``probs``
+        array per trial)."""
+        return {"targets": targets, "probs": probs}
+
+    # -- the rest --------------------------------------------------------------------------------------------
+    def report(self) -> ReportSection:
+        return self.Report(self)
 
     def config(self) -> dict:
-        """What is needed to rebuild this task (stored with a saved model)."""
+        """What is needed to rebuild this task (stored with a saved model and a study)."""
         return {"task": self.name}
+
+
+def _cell(v) -> str:
+    v = v.item() if hasattr(v, "item") else v
+    return f"{v:.6f}" if isinstance(v, float) else str(v)

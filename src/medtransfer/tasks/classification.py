@@ -1,17 +1,30 @@
-"""Image classification: binary, multi-class or multi-label, with a new linear classifier on the pooled features."""
+"""Image classification: binary, multi-class or multi-label, with a new linear classifier on the pooled features.
+
+Sources: MedMNIST files, image folders (``<class>/…`` or ``<split>/<class>/…``) and CSV manifests. The study metric is
+the ROC AUC (macro one-vs-rest for multi-class, macro over labels for multi-label); the study stores each test
+image's probabilities and target, so AUC can be recomputed on resampled cases. The report adds ROC curves and
+Grad-CAM heat maps of the recommended model beside its reference.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from medtransfer.backbones import Backbone
+from medtransfer.data.sources.base import LabelledImages
+from medtransfer.data.sources.csv_manifest import CsvManifestSource
+from medtransfer.data.sources.folder import ImageFolderSource
+from medtransfer.data.sources.medmnist import MedMNISTSource
 from medtransfer.metrics import auc_score, bootstrap_metrics
-from medtransfer.tasks.base import Task
+from medtransfer.metrics.paired import batched_auc
+from medtransfer.tasks.base import Metric, ReportSection, Task
+from medtransfer.tasks.registry import register_task
 
 
 def balanced_class_weights(targets: np.ndarray, num_classes: int, label_kind: str) -> np.ndarray:
@@ -25,9 +38,74 @@ def balanced_class_weights(targets: np.ndarray, num_classes: int, label_kind: st
     return w / w[counts > 0].mean()
 
 
+def auc_metric(label_kind: str) -> Metric:
+    def statistic(cases: dict, resamples: np.ndarray) -> np.ndarray:
+        probs = np.asarray(cases["probs"], dtype=np.float64)
+        return batched_auc(probs, np.asarray(cases["targets"]), label_kind, resamples)
+
+    return Metric("auc", "AUC", statistic, scale="0.5 = chance, 1 = perfect", chance=0.5,
+                  others=("accuracy", "balanced_accuracy", "sensitivity", "specificity"),
+                  headings={"balanced_accuracy": "balanced accuracy"})
+
+
+class ClassificationReport(ReportSection):
+    head = "classifier"
+
+    def describe_task(self, card: dict) -> str:
+        kind = card.get("label_kind")
+        return {"binary": "binary classification", "multiclass": "multi-class classification",
+                "multilabel": "multi-label classification"}.get(kind, kind or "classification")
+
+    def split_method(self) -> str:
+        return "stratified and grouped by patient where known"
+
+    def metrics_note(self, facts) -> str:
+        classes = self.task.class_names
+        if self.task.label_kind == "binary" and len(classes) == 2:
+            return (f"each image is assigned its most probable class (threshold 0.5); sensitivity and specificity "
+                    f"treat '{classes[1]}' as the positive class.")
+        if self.task.label_kind == "multilabel":
+            return "a label counts as present at probability 0.5 or more; sensitivity and specificity are averaged over labels."
+        return "each image is assigned its most probable class; sensitivity and specificity are averaged over classes."
+
+    def setup_items(self, config: dict) -> list[tuple[str, str]]:
+        return [("class weighting", "balanced" if config.get("train", {}).get("class_weighting") else "none")]
+
+    def figures(self, facts, out_dir) -> list:
+        """ROC of the recommended strategy and its reference from the stored test predictions."""
+        from medtransfer.plots import RocRuns, plot_roc
+
+        fraction, runs = facts.fractions[0], []
+        for strategy in facts.pair():
+            cell = facts.runs(strategy, fraction) if strategy else {}
+            if cell:
+                preds = list(cell.values())
+                if all(np.array_equal(p[0], preds[0][0]) for p in preds):
+                    runs.append(RocRuns(strategy, preds[0][1]["targets"], [p[1]["probs"] for p in preds]))
+        return [plot_roc(runs, self.task.label_kind, self.task.class_names, fraction, facts.summary.recommended,
+                         out_dir)]
+
+    def model_figure_names(self) -> list[tuple[str, str, str]]:
+        return [("saliency", "Where the models look: Grad-CAM on test images", "heat maps")]
+
+    def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
+        from medtransfer.plots import SaliencyImage, plot_saliency
+
+        images = [SaliencyImage(np.broadcast_to(im, (3, *im.shape[1:])).copy(), int(t), self.task.class_names[int(t)], ref)
+                  for im, t, ref in zip(examples["images"], examples["targets"], examples["refs"])]
+        return [plot_saliency(images, [(s, saved.net) for s, saved in models],
+                              {s: saved.task.predict for s, saved in models}, out_dir, fraction_note=models_note)]
+
+
+@register_task
 class ClassificationTask(Task):
     name = "classification"
-    selection_metric = "auc"
+    sources = (MedMNISTSource, CsvManifestSource, ImageFolderSource)
+    data_type = LabelledImages
+    detect_priority = 0  # asked last: a folder of folders is a class per folder
+    layouts = ("a MedMNIST name or .npz, a CSV manifest (path,label[,split,patient_id]) or a folder laid out as "
+               "<class>/<image> or <split>/<class>/<image>")
+    Report = ClassificationReport
 
     def __init__(self, class_names: list[str], label_kind: str, class_weights: np.ndarray | None = None,
                  label_smoothing: float = 0.0):
@@ -45,7 +123,7 @@ class ClassificationTask(Task):
 
     @classmethod
     def from_spec(cls, spec: dict) -> ClassificationTask:
-        return cls(spec["class_names"], spec["label_kind"])
+        return cls(spec["class_names"], spec.get("label_kind", "binary"))
 
     @staticmethod
     def load_targets(data, indices: np.ndarray, size: int) -> np.ndarray:
@@ -61,12 +139,21 @@ class ClassificationTask(Task):
 
         return {"label_kind": data.label_kind, "per_class": {k: per_class(idx) for k, idx in parts.items()}}
 
-    def predictions_csv(self, indices: np.ndarray, targets: np.ndarray, probs: np.ndarray) -> str:
+    def examples(self, data, test_idx: np.ndarray, targets: Sequence, limit: int = 8, per_class: int = 2) -> np.ndarray:
+        """Up to ``per_class`` test images of each class (``limit`` in all), the first ones in test-split order."""
+        t = np.asarray(targets)
+        chosen: list[int] = []
+        for c in range(len(self.class_names)):
+            members = np.flatnonzero(t == c if t.ndim == 1 else t[:, c] == 1)
+            chosen += [int(i) for i in members[:per_class] if i not in chosen][: max(0, limit - len(chosen))]
+        return np.asarray(chosen, dtype=np.int64)
+
+    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
-        t = targets.reshape(len(targets), -1)
+        t = np.asarray(targets).reshape(len(targets), -1)
         w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in self.class_names]])
-        for i, tt, p in zip(indices, t, probs):
+        for i, tt, p in zip(indices, t, predictions):
             w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p)])
         return buf.getvalue()
 
@@ -83,14 +170,22 @@ class ClassificationTask(Task):
             return F.binary_cross_entropy_with_logits(outputs, targets.float(), pos_weight=w)
         return F.cross_entropy(outputs, targets, weight=w, label_smoothing=self.label_smoothing)
 
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(outputs) if self.label_kind == "multilabel" else torch.softmax(outputs, dim=1)
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
+        p = torch.sigmoid(outputs) if self.label_kind == "multilabel" else torch.softmax(outputs, dim=1)
+        return p.float().cpu()
 
-    def score(self, probs: np.ndarray, targets: np.ndarray) -> float:
-        return auc_score(probs, targets, self.label_kind)
+    @property
+    def metric(self) -> Metric:
+        return auc_metric(self.label_kind)
 
-    def evaluate(self, probs: np.ndarray, targets: np.ndarray, *, seed: int = 0) -> dict[str, dict[str, float]]:
-        return bootstrap_metrics(probs, targets, self.label_kind, seed=seed)
+    def case_columns(self, predictions, targets) -> dict[str, np.ndarray]:
+        return {"targets": np.asarray(targets), "probs": np.asarray(predictions)}
+
+    def score(self, predictions, targets) -> float:
+        return auc_score(np.asarray(predictions), np.asarray(targets), self.label_kind)
+
+    def evaluate(self, predictions, targets, *, seed: int = 0) -> dict[str, dict[str, float]]:
+        return bootstrap_metrics(predictions, targets, self.label_kind, seed=seed)
 
     def config(self) -> dict:
         return {"task": self.name, "class_names": self.class_names, "label_kind": self.label_kind}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,12 +25,16 @@ from torch import nn
 
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import SUPPORTED_HINT, LayerGroup
-from medtransfer.errors import ConfigError
-from medtransfer.metrics.segmentation import (
-    bootstrap_segmentation,
-    segmentation_metrics,
+from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource
+from medtransfer.errors import ConfigError, parameter_error
+from medtransfer.metrics.bootstrap import nanmean
+from medtransfer.metrics.masks import (
+    bootstrap_mean,
+    dice_per_image,
+    mask_metrics,
 )
-from medtransfer.tasks.base import Task
+from medtransfer.tasks.base import Metric, ReportSection, Task, TaskOptions
+from medtransfer.tasks.registry import register_task
 
 #: The reductions a U-Net reads, shallow to deep.
 REDUCTIONS = (2, 4, 8, 16, 32)
@@ -98,37 +103,83 @@ class DecoderHead(nn.Module):
         return self.segmentation(self.decoder([full, *features]))
 
 
-def dice_per_image(pred: torch.Tensor, true: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """``N×(C-1)`` Dice of each foreground class per image (1 where both masks are empty), as the metrics define it."""
-    pred, true = pred.reshape(len(pred), -1).long(), true.reshape(len(true), -1).long()
-    out = []
-    for c in range(1, num_classes):
-        p, t = pred == c, true == c
-        inter = (p & t).sum(1).double()
-        total = (p.sum(1) + t.sum(1)).double()
-        out.append(torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.ones_like(total)))
-    return torch.stack(out, 1)
+def mean_dice(cases: dict, resamples: np.ndarray) -> np.ndarray:
+    """The mean per-image Dice on each resample, from the stored per-image Dice."""
+    return nanmean(np.asarray(cases["dice"], dtype=np.float64)[resamples].T)
 
 
+DICE = Metric("dice", "Dice", mean_dice, scale="overlap of predicted and true masks: 0 = none, 1 = perfect",
+              others=("iou", "hd95"), headings={"iou": "IoU", "hd95": "HD95 (px)"})
+
+
+@dataclass(frozen=True)
+class SegmentationOptions(TaskOptions):
+    decoder: str = "unet"  # smp's U-Net, or FPN (cheaper on a CPU)
+
+    def problems(self) -> list[str]:
+        if self.decoder not in DECODERS:
+            return [parameter_error("decoder", "the segmentation task options", f"one of {', '.join(DECODERS)}",
+                                    self.decoder)]
+        return []
+
+
+class SegmentationReport(ReportSection):
+    head = "decoder"
+
+    def describe_task(self, card: dict) -> str:
+        return "segmentation (one class per pixel, the first class being the background)"
+
+    def split_method(self) -> str:
+        return "grouped by patient (or volume) where known"
+
+    def metrics_note(self, facts) -> str:
+        return ("Dice and IoU compare each test image's predicted mask with the true one, per foreground class, and "
+                "are averaged over images (1 when both masks are empty); HD95 is the 95th percentile of the distances "
+                f"between the two masks' borders, in pixels at the {facts.config.get('input_size')} px input size, "
+                "over the images where neither mask is empty.")
+
+    def model_figure_names(self) -> list[tuple[str, str, str]]:
+        return [("overlay", "Predicted masks on test images", "predicted masks")]
+
+    def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
+        from medtransfer.plots import MaskPrediction, OverlayImage, plot_overlays
+
+        images = [OverlayImage(im, m, ref) for im, m, ref in zip(examples["images"], examples["targets"], examples["refs"])]
+        predictions = []
+        for strategy, saved in models if images else []:
+            x = torch.as_tensor(np.stack([im.image for im in images]))
+            with torch.no_grad():
+                masks = saved.task.predict(saved.net(x)).numpy()
+            truth = np.stack([im.mask for im in images])
+            predictions.append(MaskPrediction(strategy, masks, saved.task.case_columns(masks, truth)["dice"]))
+        return [plot_overlays(images, predictions, self.task.class_names, out_dir,
+                              recommended=facts.summary.recommended, models_note=models_note)]
+
+
+@register_task
 class SegmentationTask(Task):
     name = "segmentation"
-    selection_metric = "dice"
+    sources = (MaskCsvSource, NiftiVolumeSource, MaskFolderSource)
+    data_type = MaskedImages
+    detect_priority = 10  # before classification: images/ + masks/ would also read as two classes
+    layouts = ("a CSV with columns image,mask[,split,patient_id], a folder with images/ and masks/ (paired by file "
+               "name), or a folder with images/ and labels/ holding NIfTI volumes")
+    Options = SegmentationOptions
+    Report = SegmentationReport
+    test_fraction = 0.1  # 80/10/10, as is usual for segmentation benchmarks
 
     def __init__(self, class_names: list[str], dice_weight: float = 1.0, decoder: str = "unet"):
         if len(class_names) < 2:
             raise ConfigError(f"segmentation needs at least two classes (background first), got {class_names}")
-        if decoder not in DECODERS:
-            raise ConfigError(f"unknown decoder {decoder!r}; choose {' or '.join(DECODERS)}")
+        self.options(SegmentationOptions(decoder).__dict__)
         self.class_names = list(class_names)
         self.decoder = decoder
         self.dice_weight = dice_weight
         self._dice = None
 
-    test_fraction = 0.1  # 80/10/10, as is usual for segmentation benchmarks
-
     @classmethod
     def for_data(cls, data, train_targets, config) -> SegmentationTask:
-        return cls(data.class_names, decoder=config.decoder)
+        return cls(data.class_names, decoder=cls.options(config.task_options).decoder)
 
     @classmethod
     def from_spec(cls, spec: dict) -> SegmentationTask:
@@ -140,9 +191,15 @@ class SegmentationTask(Task):
 
         return load_masks(data, indices, size)
 
-    def predictions_csv(self, indices: np.ndarray, targets: np.ndarray, probs: np.ndarray) -> str:
+    @classmethod
+    def augment(cls, transform):
+        from medtransfer.data.dataset import joint_transform
+
+        return None if transform is None else (lambda image, mask: joint_transform(transform, image, mask))
+
+    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
         """Per test image: the Dice of each foreground class (the predicted masks are not written)."""
-        d = dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes).numpy()
+        d = dice_per_image(predictions, targets, self.num_classes)
         buf = io.StringIO()
         w = csv.writer(buf)
         w.writerow(["sample", *[f"dice_{n}" for n in self.class_names[1:]]])
@@ -186,25 +243,31 @@ class SegmentationTask(Task):
         targets = targets.long()
         return F.cross_entropy(outputs, targets) + self.dice_weight * self._dice(outputs, targets)
 
-    def probabilities(self, outputs: torch.Tensor) -> torch.Tensor:
+    def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The predicted class of every pixel (``uint8`` ``N×H×W``): what the metrics and the figures read."""
-        return outputs.argmax(1).to(torch.uint8)
+        return outputs.argmax(1).to(torch.uint8).cpu()
 
-    def score(self, probs: np.ndarray, targets: np.ndarray) -> float:
-        d = dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes)
-        return float(d.mean()) if d.numel() else float("nan")
+    @property
+    def metric(self) -> Metric:
+        return DICE
 
-    def case_scores(self, probs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    def case_columns(self, predictions, targets) -> dict[str, np.ndarray]:
         """Per-image foreground Dice (mean over foreground classes), the unit of the study's paired comparisons."""
-        return dice_per_image(torch.as_tensor(probs), torch.as_tensor(targets), self.num_classes).mean(1).numpy()
+        return {"dice": dice_per_image(predictions, targets, self.num_classes).mean(1)}
 
-    def evaluate(self, probs: np.ndarray, targets: np.ndarray, *, seed: int = 0) -> dict[str, dict[str, float]]:
-        m = segmentation_metrics(probs, targets, self.num_classes, class_names=self.class_names)
-        out = {name: bootstrap_segmentation(m["per_image"][name], seed=seed) for name in ("dice", "iou", "hd95")}
+    def legacy_case_columns(self, targets: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
+        return {"dice": np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)[:, 0]}
+
+    def evaluate(self, predictions, targets, *, seed: int = 0) -> dict[str, dict[str, float]]:
+        m = mask_metrics(predictions, targets, self.num_classes, class_names=self.class_names)
+        out = {name: bootstrap_mean(m["per_image"][name], seed=seed) for name in ("dice", "iou", "hd95")}
         if self.num_classes > 2:
             for j, cls in enumerate(self.class_names[1:]):
-                out[f"dice_{cls}"] = bootstrap_segmentation(m["per_image"]["dice"][:, j], seed=seed)
+                out[f"dice_{cls}"] = bootstrap_mean(m["per_image"]["dice"][:, j], seed=seed)
         return out
+
+    def examples(self, data, test_idx, targets, limit: int = 5):
+        return super().examples(data, test_idx, targets, limit=limit)
 
     def config(self) -> dict:
         return {"task": self.name, "class_names": self.class_names, "decoder": self.decoder}

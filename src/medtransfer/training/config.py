@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from medtransfer.errors import ConfigError
+from medtransfer.errors import parameter_error, raise_problems
 
 OPTIMIZERS = ("adamw", "sgd")
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 #: BreastMNIST's 28 px images upsampled to 128 px: EfficientNet downsamples 32x, so 128 px leaves a 4x4 final
 #: feature map, and ImageNet features are learned at object scales near that. Measured in the README's table.
@@ -36,24 +44,27 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            (self.epochs >= 1, "epochs must be >= 1"),
-            (self.batch_size >= 1, "batch_size must be >= 1"),
-            (self.optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}"),
-            (self.lr > 0, f"lr must be > 0, not {self.lr}"),
-            (self.head_lr_multiplier > 0, "head_lr_multiplier must be > 0"),
-            (self.weight_decay >= 0, "weight_decay must be >= 0"),
-            (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
-            (self.warmup_epochs >= 0, "warmup_epochs must be >= 0"),
-            (self.patience is None or self.patience >= 1, "patience must be >= 1 (or None to never stop early)"),
-            (self.min_epochs is None or self.min_epochs >= 0, "min_epochs must be >= 0"),
-            (0 <= self.label_smoothing < 1, "label_smoothing must be in [0, 1)"),
-            (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
-            (0 < self.layer_decay <= 1, "layer_decay must be in (0, 1]"),
-            (0 <= self.drop_rate < 1 and 0 <= self.drop_path_rate < 1, "drop_rate and drop_path_rate must be in [0, 1)"),
+            ("epochs", _int(self.epochs) and self.epochs >= 1, "an integer >= 1"),
+            ("batch_size", _int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("lr", _num(self.lr) and 0 < self.lr < float("inf"), "a finite number > 0"),
+            ("head_lr_multiplier", _num(self.head_lr_multiplier) and self.head_lr_multiplier > 0, "a number > 0"),
+            ("weight_decay", _num(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"),
+            ("momentum", _num(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)"),
+            ("warmup_epochs", _int(self.warmup_epochs) and self.warmup_epochs >= 0, "an integer >= 0"),
+            ("patience", self.patience is None or (_int(self.patience) and self.patience >= 1),
+             "an integer >= 1, or None to never stop early"),
+            ("min_epochs", self.min_epochs is None or (_int(self.min_epochs) and self.min_epochs >= 0),
+             "an integer >= 0, or None for 2/3 of the epochs"),
+            ("label_smoothing", _num(self.label_smoothing) and 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
+            ("ema_decay", self.ema_decay is None or (_num(self.ema_decay) and 0 < self.ema_decay < 1),
+             "a number in (0, 1), or None for no moving average"),
+            ("layer_decay", _num(self.layer_decay) and 0 < self.layer_decay <= 1, "a number in (0, 1]"),
+            ("drop_rate", _num(self.drop_rate) and 0 <= self.drop_rate < 1, "a number in [0, 1)"),
+            ("drop_path_rate", _num(self.drop_path_rate) and 0 <= self.drop_path_rate < 1, "a number in [0, 1)"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        raise_problems([parameter_error(name, "TrainConfig", must, getattr(self, name))
+                        for name, ok, must in checks if not ok])
 
     @property
     def earliest_stop(self) -> int:
@@ -67,6 +78,5 @@ class TrainConfig:
     def from_dict(cls, d: dict) -> TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
-        if unknown:
-            raise ConfigError(f"unknown training setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise_problems([parameter_error(k, "TrainConfig", f"one of {', '.join(sorted(names))}", k) for k in unknown])
         return cls(**d)

@@ -27,7 +27,8 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 @dataclass
 class FitResult:
-    """What training produced: the per-epoch curve and the best epoch (1-based) by the validation score."""
+    """What training produced: the per-epoch curve and the best epoch (1-based) by the validation score (the task
+    metric's direction decides what "best" is)."""
 
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
@@ -95,22 +96,22 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None):
-        """(probabilities ``N×C``, targets, mean loss) over ``batches``, in eval mode."""
+        """(predictions, targets, mean loss) over ``batches``, in eval mode; the task gathers the predictions and
+        the targets of all batches."""
         suffix = suffix or net.suffix
         was = suffix.training
         suffix.eval()
-        probs, targets, losses, n = [], [], 0.0, 0
+        predictions, targets, losses, n = [], [], 0.0, 0
         try:
             for x, y in batches:
                 out = suffix(self._inputs(net, x, cached))
-                y = y.to(self.device)
-                losses += float(self.task.loss(out, y)) * len(y)
+                losses += float(self.task.loss(out, self.task.to_device(y, self.device))) * len(y)
                 n += len(y)
-                probs.append(self.task.probabilities(out).float().cpu())
-                targets.append(y.cpu())
+                predictions.append(self.task.predict(out))
+                targets.append(y)
         finally:
             suffix.train(was)
-        return torch.cat(probs).numpy(), torch.cat(targets).numpy(), losses / max(n, 1)
+        return self.task.gather(predictions), self.task.gather(targets), losses / max(n, 1)
 
     # -- the loop ---------------------------------------------------------------------------------------
     def fit(
@@ -135,7 +136,8 @@ class Trainer:
             from timm.utils import ModelEmaV3
 
             ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, use_warmup=True, device=self.device)
-        result = FitResult()
+        metric = self.task.metric
+        result = FitResult(best_score=metric.worst())
         best_state: dict[str, torch.Tensor] | None = None
         since_best = 0
         bar = self.progress.add_task("epoch", total=cfg.epochs * steps_per_epoch) if self.progress else None
@@ -148,8 +150,7 @@ class Trainer:
                 t_train = time.perf_counter()
                 for x, y in train:
                     out = net.suffix(self._inputs(net, x, cached))
-                    y = y.to(self.device)
-                    loss = self.task.loss(out, y)
+                    loss = self.task.loss(out, self.task.to_device(y, self.device))
                     if not torch.isfinite(loss):
                         self._diverged(net, best_state, result, epoch)
                     optimizer.zero_grad(set_to_none=True)
@@ -164,20 +165,20 @@ class Trainer:
                         self.progress.update(bar, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {total / n:.3f}")
                 train_seconds = time.perf_counter() - t_train
                 evaluated = ema.module if ema is not None else net.suffix
-                probs, targets, val_loss = self.predict(net, val, cached=cached, suffix=evaluated)
-                score = self.task.score(probs, targets)
+                predictions, targets, val_loss = self.predict(net, val, cached=cached, suffix=evaluated)
+                score = self.task.score(predictions, targets)
                 record = {
                     "epoch": epoch,
                     "train_loss": total / max(n, 1),
                     "val_loss": val_loss,
-                    f"val_{self.task.selection_metric}": score,
+                    f"val_{metric.name}": score,
                     "lr": optimizer.param_groups[-1]["lr"] / cfg.head_lr_multiplier,
                     "seconds": time.perf_counter() - t0,
                     "train_seconds": train_seconds,
                     "train_images": n,
                 }
                 result.history.append(record)
-                improved = np.isfinite(score) and score > result.best_score
+                improved = metric.better(score, result.best_score)
                 if improved or best_state is None:
                     result.best_epoch, result.best_score = epoch, float(score) if np.isfinite(score) else result.best_score
                     best_state = copy.deepcopy(evaluated.state_dict())
@@ -192,7 +193,7 @@ class Trainer:
                     self.progress.update(
                         bar,
                         description=f"epoch {epoch}/{cfg.epochs} loss {record['train_loss']:.3f} "
-                        f"val {self.task.selection_metric} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
+                        f"val {metric.label} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
                     )
                 if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop:
                     result.stopped = "early_stopped"

@@ -1,15 +1,18 @@
-"""Data sources: MedMNIST files, image folders, CSV manifests (PNG/JPEG/DICOM images), and image + mask pairs.
+"""Data sources: MedMNIST files, image folders, CSV manifests (PNG/JPEG/DICOM images), image + mask pairs.
 
-:func:`open_source` picks the classification source for a path or name; each source module registers itself.
-:func:`read_data` reads data for a task, and tells the task from the layout when it is not given.
+Every source registers itself in :data:`SOURCES`; :func:`open_source` picks the first of a list of sources (a task's,
+or all of them) that recognises a path or name. Which task a data set is for is the tasks' business
+(:func:`medtransfer.tasks.detect_task`).
 """
 
 from __future__ import annotations
 
+import inspect
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from medtransfer.data.sources import csv_manifest, folder, medmnist  # noqa: F401  (registration)
+from medtransfer.data.sources import csv_manifest, folder, masks, medmnist  # noqa: F401  (registration)
 from medtransfer.data.sources.base import (
     SOURCES,
     ImageSet,
@@ -17,64 +20,48 @@ from medtransfer.data.sources.base import (
     Sample,
     Source,
 )
-from medtransfer.data.sources.segmentation import (
-    SEGMENTATION_SOURCES,
-    SegmentedImages,
-    open_segmentation_source,
-)
+from medtransfer.data.sources.masks import MaskedImages
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
-__all__ = ["SOURCES", "ImageSet", "LabelledImages", "Sample", "SegmentedImages", "Source", "infer_task", "open_source",
-           "read_data", "read_source"]
-
-#: Options that only classification sources take.
-_CLASSIFICATION_OPTIONS = ("label_column", "path_column")
+__all__ = ["SOURCES", "ImageSet", "LabelledImages", "MaskedImages", "Sample", "Source", "open_source", "read_source"]
 
 
-def open_source(spec: str | os.PathLike, *, kind: str | None = None, **options) -> Source:
-    """The source for ``spec``: a MedMNIST name or ``.npz``, a CSV manifest, or an image folder.
+def open_source(spec: str | os.PathLike, *, kind: str | None = None, sources: Iterable[type[Source]] | None = None,
+                layouts: str = "", purpose: str = "", **options) -> Source:
+    """The first of ``sources`` (default: every registered source) that recognises ``spec``.
 
-    ``kind`` forces one of :data:`SOURCES`; ``options`` go to that source's constructor.
+    ``kind`` forces one of them by name; ``options`` go to its constructor, and an option it does not take is an
+    error (options left at ``None`` are dropped). ``layouts`` says in words what the sources read, for the error
+    when none recognises ``spec``, and ``purpose`` what they are read for (e.g. a task's name).
     """
     spec = str(spec)
+    candidates = list(sources) if sources is not None else list(SOURCES.values())
+    options = {k: v for k, v in options.items() if v is not None}
     if kind is not None:
-        if kind not in SOURCES:
-            raise DataError(f"unknown source kind {kind!r}; choose one of {', '.join(SOURCES)}")
-        return SOURCES[kind](spec, **options)
-    for cls in SOURCES.values():
+        by_kind = {c.kind: c for c in candidates}
+        if kind not in by_kind:
+            raise ConfigError(f"unknown source kind {kind!r}{did_you_mean(kind, by_kind)}; choose one of "
+                              f"{', '.join(by_kind)}")
+        return _construct(by_kind[kind], spec, options)
+    for cls in candidates:
         if cls.can_open(spec):
-            return cls(spec, **options)
-    if not Path(spec).exists():
-        from medmnist import INFO
-
-        hint = did_you_mean(spec.lower(), INFO) or " (e.g. 'breastmnist')"
-        raise DataError(f"{spec}: no such file or folder, and not a MedMNIST dataset name{hint}.")
-    raise DataError(
-        f"{spec}: cannot tell how to read this. Give a MedMNIST .npz, a CSV manifest (path,label[,split,patient_id]) "
-        f"or a folder laid out as <class>/<image> or <split>/<class>/<image>."
-    )
+            return _construct(cls, spec, options)
+    if not Path(spec).expanduser().exists():
+        hint = next((h for h in (c.hint(spec) for c in candidates) if h), "")
+        raise DataError(f"{spec}: no such file or folder{hint}.")
+    what = f" as {purpose} data" if purpose else ""
+    raise DataError(f"{spec}: cannot tell how to read this{what}." + (f" Give {layouts}." if layouts else ""))
 
 
-def read_source(spec: str | os.PathLike, **options) -> LabelledImages:
+def _construct(cls: type[Source], spec: str, options: dict) -> Source:
+    accepted = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in accepted.values()):
+        wrong = sorted(k for k in options if k not in accepted)
+        if wrong:
+            raise ConfigError(f"{spec}: the {cls.kind} source does not take the option(s) {', '.join(wrong)}")
+    return cls(spec, **options)
+
+
+def read_source(spec: str | os.PathLike, **options) -> ImageSet:
     """Open and read ``spec`` in one step."""
     return open_source(spec, **options).read()
-
-
-def infer_task(spec: str | os.PathLike) -> str:
-    """``"segmentation"`` if ``spec`` is laid out as image + mask pairs, else ``"classification"``."""
-    return "segmentation" if any(c.can_open(str(spec)) for c in SEGMENTATION_SOURCES.values()) else "classification"
-
-
-def read_data(spec: str | os.PathLike, *, task: str = "auto", **options) -> ImageSet:
-    """Read ``spec`` for ``task`` (``classification``, ``segmentation`` or ``auto``)."""
-    if task == "auto":
-        task = infer_task(spec)
-    if task == "segmentation":
-        wrong = [k for k in _CLASSIFICATION_OPTIONS if options.get(k) is not None]
-        if wrong:
-            raise ConfigError(f"{', '.join(wrong)}: options of classification sources; {spec} is segmentation data")
-        options = {k: v for k, v in options.items() if k not in _CLASSIFICATION_OPTIONS}
-        return open_segmentation_source(spec, **options).read()
-    if task != "classification":
-        raise ConfigError(f"unknown task {task!r}; choose classification, segmentation or auto")
-    return read_source(spec, **options)

@@ -36,7 +36,7 @@ class Sample:
 @dataclass
 class ImageSet:
     """What a source produces: the samples plus what they mean. Each task's sources return a subclass that adds
-    what its targets need (:class:`LabelledImages`, :class:`~medtransfer.data.sources.segmentation.SegmentedImages`)."""
+    what its targets need (:class:`LabelledImages`, :class:`~medtransfer.data.sources.masks.MaskedImages`)."""
 
     samples: list
     class_names: list[str]
@@ -73,7 +73,8 @@ class LabelledImages(ImageSet):
 
 
 class Source(ABC):
-    """Reads one kind of input. Subclasses register themselves in :data:`SOURCES` via :func:`register_source`."""
+    """Reads one kind of input. Subclasses register themselves in :data:`SOURCES` via :func:`register_source`;
+    each task lists the sources it reads (:attr:`medtransfer.tasks.Task.sources`)."""
 
     #: short name used on the command line, e.g. ``"medmnist"``.
     kind: str = ""
@@ -84,8 +85,14 @@ class Source(ABC):
         """Whether this source recognises ``spec`` (a path or a dataset name)."""
 
     @abstractmethod
-    def read(self) -> LabelledImages:
-        """Read the labelled images; raise :class:`~medtransfer.errors.DataError` with file and reason on failure."""
+    def read(self) -> ImageSet:
+        """Read the images and their targets; raise :class:`~medtransfer.errors.DataError` with file and reason on
+        failure."""
+
+    @classmethod
+    def hint(cls, spec: str) -> str:
+        """A hint for a ``spec`` that names nothing on disk (e.g. a misspelt dataset name), or ``""``."""
+        return ""
 
 
 SOURCES: dict[str, type[Source]] = {}

@@ -67,6 +67,12 @@ class MedMNISTSource(Source):
         m = _NAME.match(str(spec).lower())
         return bool(m) and not p.exists()
 
+    @classmethod
+    def hint(cls, spec: str) -> str:
+        from medmnist import INFO
+
+        return f", and not a MedMNIST dataset name{did_you_mean(str(spec).lower(), INFO) or ' (e.g. breastmnist)'}"
+
     # -- locating the file -------------------------------------------------------------------------------
     def _path(self) -> tuple[Path, str | None]:
         p = Path(self.spec).expanduser()

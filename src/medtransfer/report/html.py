@@ -1,0 +1,361 @@
+"""The report's page: self-contained HTML (figures inlined as PNG, no network requests) and its CSS.
+
+Privacy: the page never shows patient identifiers or image header values; file names appear only when asked for
+(``show_filenames=True``), and paths inside error messages are hidden otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medtransfer.plots import Figure, percent
+from medtransfer.report.answers import (
+    answer_depth,
+    answer_robustness,
+    answer_scratch,
+    ci_text,
+    describe_strategy,
+    fmt,
+    metric_with_ci,
+    redact_paths,
+    signed,
+)
+from medtransfer.report.facts import StudyFacts
+
+FIGURES_DIR = "figures"
+
+
+# -- HTML -----------------------------------------------------------------------------------------------------------
+CSS = """
+*{box-sizing:border-box}
+html{-webkit-text-size-adjust:100%}
+body{margin:0;background:#fff;color:#1f2328;font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",
+Arial,sans-serif;overflow-wrap:break-word}
+main{max-width:960px;margin:0 auto;padding:28px 24px 56px}
+h1{font-size:1.75em;line-height:1.25;margin:0 0 .2em}
+h2{font-size:1.3em;margin:2em 0 .6em;padding-bottom:.25em;border-bottom:1px solid #d8dee4}
+h3{font-size:1.05em;margin:1.4em 0 .4em}
+p,li{max-width:75ch}
+.subtitle{color:#57606a;margin:0 0 1.2em}
+nav{font-size:.9em;color:#57606a;margin-bottom:1.5em}
+nav a{color:#0b5cad;text-decoration:none;margin-right:1em;white-space:nowrap}
+.box{border:1px solid #d8dee4;border-left:5px solid #c0392b;background:#fdf5f4;padding:14px 18px;border-radius:4px}
+.box .big{font-size:1.25em;font-weight:600;margin:0 0 .3em}
+.answer{border-left:4px solid #0b5cad;padding:2px 0 2px 14px;margin:1em 0}
+.answer p.headline{font-weight:600;margin:.2em 0}
+.answer ul{margin:.3em 0 .3em 1.2em;padding:0}
+.muted{color:#57606a;font-size:.9em}
+.note{background:#fff8e1;border:1px solid #f0d58a;padding:8px 12px;border-radius:4px;font-size:.92em}
+.table-box{max-width:100%;overflow-x:auto;margin:.6em 0 1em}
+table{border-collapse:collapse;font-size:.9em}
+th,td{padding:5px 10px;border-bottom:1px solid #e1e4e8;text-align:right;vertical-align:top}
+th{background:#f6f8fa;font-weight:600}
+th:first-child,td:first-child{text-align:left}
+td.text{text-align:left;white-space:normal;overflow-wrap:anywhere}
+td small{color:#57606a;white-space:nowrap}
+tr.recommended td{background:#fdf5f4;font-weight:600}
+dl.facts{display:grid;grid-template-columns:minmax(10em,max-content) 1fr;gap:4px 18px;margin:.5em 0}
+dl.facts dt{color:#57606a}
+dl.facts dd{margin:0;overflow-wrap:anywhere}
+figure{margin:1.6em 0;padding:0}
+figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eef0f2}
+figcaption{font-size:.9em;color:#3d444d;margin-top:.5em}
+ol.refs{font-size:.85em;color:#3d444d;columns:2;column-gap:2em}
+img{max-width:100%;height:auto}
+@media print{
+  body{font-size:10.5pt}
+  main{max-width:none;padding:0}
+  nav{display:none}
+  h2{break-after:avoid}
+  figure,.box,.answer,table,dl.facts{break-inside:avoid}
+  .table-box{overflow:visible}
+}
+"""
+
+
+def _h(text) -> str:
+    return escape(str(text))
+
+
+def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None,
+           text_columns: tuple[int, ...] = ()) -> str:
+    """An HTML table in a box that scrolls sideways on narrow screens; cells are already-escaped HTML.
+
+    ``text_columns`` hold prose (left-aligned, wrapped anywhere); the others hold numbers.
+    """
+    head = "".join(f"<th>{h}</th>" for h in header)
+
+    def cell(i: int, c: str) -> str:
+        return f'<td class="text">{c}</td>' if i in text_columns else f"<td>{c}</td>"
+
+    body = "".join(
+        (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>"
+        for row, cls in zip(rows, row_classes or [""] * len(rows))
+    )
+    return f'<div class="table-box"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def _facts_list(items: list[tuple[str, str]]) -> str:
+    return '<dl class="facts">' + "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in items) + "</dl>"
+
+
+def section_recommendation(facts: StudyFacts) -> str:
+    s = facts.summary
+    if s.recommended is None:
+        return ('<section id="recommendation"><h2>Recommendation</h2><p class="note">No trial has finished, so '
+                'there is no recommendation yet.</p></section>')
+    row, m, label = facts.cell(s.recommended, s.recommended_fraction), s.metric.name, s.metric.label
+    sd = row[f"test_{m}_sd"] if row is not None else np.nan
+    sd = f", SD over seeds {sd:.3f}" if np.isfinite(sd) else ""
+    evidence = "".join(f"<li>{_h(c.sentence(label))}</li>" for c in s.comparisons)
+    return (
+        '<section id="recommendation"><h2>Recommendation</h2><div class="box">'
+        f'<p class="big">Recommended strategy: {_h(s.recommended)}</p>'
+        f"<p>In words: {_h(describe_strategy(s.recommended, facts.head))}.</p>"
+        f"<p>Mean test {label} at {_h(percent(s.recommended_fraction))} of the training data: "
+        f"<b>{_h(metric_with_ci(row, m))}</b> over {_h(_count(int(row.seeds) if row is not None else 0, 'seed'))}"
+        f"{_h(sd)}; mean validation {label} {_h(fmt(row[f'val_{m}'] if row is not None else None))}.</p>"
+        f'<p class="muted">Chosen as the strategy with the best mean validation {label} at the largest training set '
+        "(ties go to the one that trains fewer layers); the test split was used only to report. Confidence "
+        "intervals come from resampling the test cases (bootstrap); paired comparisons score both strategies on the "
+        "same resampled cases.</p>"
+        + (f"<h3>Paired evidence on the test split</h3><ul>{evidence}</ul>" if evidence else "")
+        + "</div></section>"
+    )
+
+
+def section_questions(facts: StudyFacts) -> str:
+    blocks = []
+    for i, a in enumerate((answer_scratch(facts), answer_robustness(facts), answer_depth(facts)), start=1):
+        details = "".join(f"<li>{_h(d)}</li>" for d in a.details)
+        blocks.append(f'<div class="answer"><h3>{i}. {_h(a.question)}</h3><p class="headline">{_h(a.headline)}</p>'
+                      + (f"<ul>{details}</ul>" if details else "") + "</div>")
+    metric = facts.metric
+    scale = f" ({metric.scale})" if metric.scale else ""
+    direction = "" if metric.higher_is_better else " Lower is better."
+    return ('<section id="answers"><h2>Answers</h2><p class="muted">Differences are in '
+            f"{_h(metric.label)}{_h(scale)}, with 95 % confidence intervals; 'significant' "
+            f"means the interval excludes zero.{_h(direction)}</p>"
+            + "".join(blocks) + "</section>")
+
+
+def section_results(facts: StudyFacts) -> str:
+    t = facts.summary.table
+    if t.empty:
+        return ""
+    fractions, rec, m, label = facts.fractions, facts.summary.recommended, facts.metric.name, facts.metric.label
+    rows, classes = [], []
+    for s in facts.order:
+        cells = [_result_cell(facts.cell(s, f), m) for f in fractions]
+        top = facts.cell(s, fractions[0])
+        name = f"{_h(s)}{' ★' if s == rec else ''}"
+        rows.append([name, *cells, fmt(top[f"val_{m}"] if top is not None else None),
+                     str(int(t[t.strategy == s].seeds.max()))])
+        classes.append("recommended" if s == rec else "")
+    main = _table(["strategy", *[f"{_h(percent(f))} of train" for f in fractions],
+                   f"val {label} at " + _h(percent(fractions[0])), "seeds"], rows, classes)
+    return ('<section id="results"><h2>Results</h2>'
+            f"<p>Mean test {label} over seeds for each strategy (rows, shallow to deep) and training-set size "
+            "(columns), with its 95 % case-bootstrap confidence interval below. ★ marks the recommended strategy.</p>"
+            + main + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
+            f"<p class='muted'>Means over seeds; {_h(_metrics_note(facts))}</p>" + _other_metrics(facts)
+            + "</section>")
+
+
+def _result_cell(row: pd.Series | None, metric: str) -> str:
+    """A results-table cell: the mean test metric, with its interval below."""
+    if row is None:
+        return "–"
+    test = f"test_{metric}"
+    return f"{fmt(row[test])}<br><small>{signed(row[f'{test}_low'], 2)} to {signed(row[f'{test}_high'], 2)}</small>"
+
+
+def _other_metrics(facts: StudyFacts) -> str:
+    """The task's other test metrics and the time per trial, at the largest fraction."""
+    metric = facts.metric
+    rows = []
+    for s in facts.order:
+        row = facts.cell(s, facts.fractions[0])
+        if row is not None:
+            rows.append([_h(s), *[fmt(row.get(f"test_{n}")) for n in metric.others], f"{row.seconds:.0f}"])
+    return _table(["strategy", *[_h(metric.heading(n)) for n in metric.others], "seconds / trial"], rows)
+
+
+def _metrics_note(facts: StudyFacts) -> str:
+    return facts.section.metrics_note(facts)
+
+
+def section_figures(figures: list[Figure], show_filenames: bool, source: str) -> str:
+    parts = [('<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in '
+              f"the study folder under {FIGURES_DIR}/.</p>")]
+    for n, f in enumerate(figures, start=1):
+        parts.append(f'<figure id="fig-{_h(f.name)}">')
+        if f.png is not None:
+            data = base64.b64encode(f.png.read_bytes()).decode("ascii")
+            parts.append(f'<img src="data:image/png;base64,{data}" alt="{_h(f.title)}">')
+        parts.append(f"<figcaption><b>Figure {n}. {_h(f.title)}.</b> {_h(f.caption)}</figcaption>")
+        if f.note:
+            parts.append(f'<p class="note">{_h(f.note)}</p>')
+        if f.image_refs and show_filenames:
+            refs = "".join(f"<li>{_h(display_ref(r, source))}</li>" for r in f.image_refs)
+            parts.append(f'<p class="muted">Images, {_h(f.image_order)}:</p><ol class="refs">{refs}</ol>')
+        parts.append("</figure>")
+    return "".join(parts) + "</section>"
+
+
+def display_ref(ref: str, source: str) -> str:
+    """A sample's file name relative to the data source where it lies inside it."""
+    root = Path(source)
+    for base in (root, root.parent):
+        try:
+            return str(Path(ref).relative_to(base))
+        except ValueError:
+            continue
+    return ref
+
+
+def section_dataset(facts: StudyFacts) -> str:
+    d = facts.data
+    if not d:
+        return '<section id="dataset"><h2>Dataset</h2><p class="note">No trial has run, so the data were not read.</p></section>'
+    counts = d.get("counts", {})
+    source = Path(str(d.get("source", ""))).name or d.get("name", "")
+    items = [("name", d.get("name", "–")), ("source", source), ("modality", d.get("modality") or "not recorded"),
+             ("task", _task_text(facts)),
+             ("classes", ", ".join(d.get("classes", []))),
+             ("split", _split_text(facts)),
+             ("images", (f"train {counts.get('train', '–')}, validation {counts.get('val', '–')}, test "
+                         f"{counts.get('test', '–')}")),
+             ("image size", (f"resized to {facts.config.get('input_size')} × {facts.config.get('input_size')} px "
+                             f"for the networks"))]
+    per_class = d.get("per_class", {})  # for tasks that label whole images
+    used = counts.get("train_used")
+    train_label = "train" if used == counts.get("train") else f"train (the {used} used by the first trial)"
+    rows = []
+    for c in d.get("classes", []) if per_class else []:
+        rows.append([_h(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
+    rows.append(["<b>all</b>", *[f"<b>{v}</b>" for v in (used, counts.get("val", "–"), counts.get("test", "–"))]])
+    heading, first = ("Images per class and split", "class") if per_class else ("Images per split", "")
+    return ('<section id="dataset"><h2>Dataset</h2>' + _facts_list(items)
+            + f"<h3>{heading}</h3>" + _table([first, _h(train_label), "validation", "test"], rows)
+            + "</section>")
+
+
+def _task_text(facts: StudyFacts) -> str:
+    return facts.section.describe_task(facts.data)
+
+
+def _split_text(facts: StudyFacts) -> str:
+    """How the data were split into train, validation and test."""
+    if facts.data.get("split_given"):
+        return "given by the source"
+    test = facts.config.get("test_fraction") or type(facts.task).test_fraction
+    return (f"made by medtransfer: {facts.section.split_method()}, {round(100 * (0.9 - test))}/10/{round(100 * test)}, "
+            f"split seed {facts.config.get('split_seed', 0)}")
+
+
+def section_setup(facts: StudyFacts) -> str:
+    c, env, t = facts.config, facts.environment, facts.trials
+    train = c.get("train", {})
+    weights = c.get("weights", "imagenet")
+    devices = sorted({str(v) for v in t.device.dropna()}) if len(t) else []
+    seconds = t.seconds.dropna() if len(t) else pd.Series(dtype=float)
+    planned = len(c.get("seeds", [])) * len(c.get("fractions", [])) * len(c.get("strategies") or facts.order or [])
+    items = [
+        ("backbone", c.get("backbone", "–")),
+        ("pre-trained weights", weights if weights in ("imagenet", "scratch") else Path(weights).name),
+        ("strategies", ", ".join(facts.order) or "–"),
+        ("training fractions", ", ".join(percent(f) for f in c.get("fractions", []))),
+        ("seeds", ", ".join(str(s) for s in c.get("seeds", []))),
+        ("input size", f"{c.get('input_size')} px"),
+        ("augmentation", c.get("augmentation", "–")),
+        ("epochs", f"at most {train.get('epochs', '–')}"
+                   + (f", early stop after {train['patience']} epochs without validation gain"
+                      if train.get("patience") else "")),
+        ("optimiser", (f"{train.get('optimizer', '–')}, learning rate {train.get('lr', '–')} ({facts.head} ×"
+                       f"{train.get('head_lr_multiplier', 1)}), weight decay {train.get('weight_decay', '–')}, "
+                       f"batch size {train.get('batch_size', '–')}, warm-up {train.get('warmup_epochs', 0)} "
+                       f"epoch(s)")),
+        *facts.section.setup_items(c),
+        ("checkpoints kept", c.get("checkpoints", "–")),
+        ("trials", f"{int((t.status == 'done').sum()) if len(t) else 0} finished, "
+                   f"{int((t.status == 'failed').sum()) if len(t) else 0} failed"
+                   + (f", of {planned} planned" if planned else "")),
+        ("time per trial", f"{seconds.mean():.0f} s on average" if len(seconds) else "–"),
+        ("total training time", _duration(seconds.sum()) if len(seconds) else "–"),
+        ("device", ", ".join(devices) or env.get("device", "–")),
+        ("software", ", ".join(f"{k} {env[k]}" for k in ("python", "torch", "torchvision", "timm") if k in env)),
+        ("platform", env.get("platform", "–")),
+        ("configuration hash", facts.store.meta().get("config_hash", "–")),
+    ]
+    return '<section id="setup"><h2>Set-up</h2>' + _facts_list(items) + "</section>"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _duration(seconds: float) -> str:
+    minutes = seconds / 60
+    return f"{seconds:.0f} s" if seconds < 120 else f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.1f} h"
+
+
+def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
+    failed = facts.summary.failed
+    if failed is None or len(failed) == 0:
+        return '<section id="failed"><h2>Failed trials</h2><p>None: every recorded trial finished.</p></section>'
+    rows = []
+    for r in failed.itertuples():
+        error = str(r.error or "") if show_filenames else redact_paths(str(r.error or ""))
+        rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(error)])
+    hidden = "" if show_filenames else " Paths in the messages are hidden; failures.log in the study folder has them."
+    return ('<section id="failed"><h2>Failed trials</h2>'
+            f"<p>{len(failed)} trial(s) failed and are left out of every number above.{hidden}</p>"
+            + _table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))
+            + "</section>")
+
+
+def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) -> str:
+    """The whole page."""
+    name = facts.data.get("name") or Path(str(facts.config.get("data", "study"))).name
+    modality = facts.data.get("modality")
+    subtitle = (f"{modality + ' · ' if modality else ''}{facts.config.get('backbone', '')} · "
+                f"{len(facts.order)} strategies × {len(facts.fractions)} training-set sizes × "
+                f"{len(facts.config.get('seeds', []))} seeds")
+    nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
+        ("recommendation", "Recommendation"), ("answers", "Answers"), ("results", "Results"), ("figures", "Figures"),
+        ("dataset", "Dataset"), ("setup", "Set-up"), ("failed", "Failed trials")))
+    body = "".join([
+        f"<header><h1>Full training or fine-tuning? {_h(name)}</h1><p class='subtitle'>{_h(subtitle)}</p></header>",
+        f"<nav>{nav}</nav>",
+        section_recommendation(facts),
+        section_questions(facts),
+        section_results(facts),
+        section_figures(figures, show_filenames, str(facts.data.get("source", facts.config.get("data", "")))),
+        section_dataset(facts),
+        section_setup(facts),
+        section_failed(facts, show_filenames),
+    ])
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>Transfer-learning study: {_h(name)}</title><style>{CSS}</style></head>"
+            f"<body><main>{body}</main></body></html>\n")
+
+
+def write_report(study_dir: str | Path, *, show_filenames: bool = False) -> Path:
+    """Write ``study_dir/report.html`` (and the figures as PNG and SVG in ``study_dir/figures/``); return its path.
+
+    ``show_filenames=True`` lists the file name of each image shown in the heat maps; by default no file name
+    appears on the page.
+    """
+    folder = Path(study_dir)
+    facts = StudyFacts.read(folder)
+    figures = build_figures(facts, folder / FIGURES_DIR, show_filenames=show_filenames)
+    path = folder / REPORT_NAME
+    atomic_write(path, render(facts, figures, show_filenames=show_filenames))
+    return path

@@ -1,0 +1,276 @@
+"""The trial engine: one network trained and tested on data already read, split and resized.
+
+A study runs it for every (strategy, training fraction, seed); :func:`medtransfer.run.train` runs it once and writes a
+run folder. Nothing here depends on the task: the :class:`~medtransfer.tasks.Task` brings its targets (how they are
+loaded, batched, augmented and moved), its network head, loss and metric.
+"""
+
+from __future__ import annotations
+
+import functools
+import platform
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from medtransfer.backbones import Backbone, create_backbone
+from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images_fingerprint
+from medtransfer.config import RunConfig, Settings
+from medtransfer.data import Augmentation, ImageSet, ImageTensorDataset, load_images, make_split
+from medtransfer.data.splits import DataSplit, check_split, training_subset
+from medtransfer.errors import ConfigError, TrainingDiverged
+from medtransfer.networks import TransferNet
+from medtransfer.strategies import Strategy, parse_strategy
+from medtransfer.tasks import Task, read_data, resolve_task
+from medtransfer.tasks.registry import task_for_data
+from medtransfer.training import FitResult, Trainer, resolve_device
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def environment() -> dict:
+    import timm
+    import torchvision
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "platform": platform.platform(),
+    }
+
+
+@dataclass
+class PreparedData:
+    """A source read for its task and split, with the training subset for one (fraction, seed)."""
+
+    data: ImageSet
+    task: type[Task]
+    split: DataSplit
+    train_idx: np.ndarray
+
+    def card(self) -> dict:
+        return {
+            "name": self.data.name,
+            "task": self.task.name,
+            "modality": self.data.modality,
+            "classes": self.data.class_names,
+            "split_given": self.split.given,
+            "counts": {"train_used": len(self.train_idx), **self.split.counts()},
+            **self.task.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
+        }
+
+
+def prepare_data(config: RunConfig, data: ImageSet | None = None) -> PreparedData:
+    """Read ``config.data`` for its task (or take ``data`` as read), split it and draw the training subset."""
+    if data is None:
+        task, data = read_data(config.data, task=config.task, **config.source_options)
+    else:
+        task = task_for_data(data) if config.task == "auto" else resolve_task(config.task, config.data)
+        if not isinstance(data, task.data_type):
+            raise ConfigError(f"{config.data}: the task is {task.name}, but the data are laid out for another task")
+    task.options(config.task_options)  # the options were given for the task the data turned out to be for
+    split = make_split(data, seed=config.split_seed, test_fraction=config.test_fraction or task.test_fraction)
+    train_idx = training_subset(data, split.train, config.train_fraction, config.seed)
+    check_split(data, DataSplit(train_idx, split.val, split.test, split.given))
+    return PreparedData(data, task, split, train_idx)
+
+
+def image_loader(task: Task, images: torch.Tensor, targets, batch_size: int, *, augment=None,
+                 shuffle=False, seed=0) -> DataLoader:
+    """Batches of ``(images, targets)``; the task batches the targets. ``augment(image, target)`` per draw."""
+    from torch.utils.data import default_collate
+
+    g = torch.Generator().manual_seed(seed)
+    ds = ImageTensorDataset(images, targets, augment)
+
+    def collate(batch):
+        return default_collate([x for x, _ in batch]), task.collate([y for _, y in batch])
+
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate,
+                      drop_last=shuffle and len(ds) > batch_size)
+
+
+def model_options(config: Settings) -> dict:
+    """Architecture options for ``timm.create_model`` (regularisation that acts in training mode only)."""
+    t = config.train
+    return {k: v for k, v in (("drop_rate", t.drop_rate), ("drop_path_rate", t.drop_path_rate)) if v}
+
+
+def build_network(config: RunConfig, strategy: Strategy, data: ImageSet, train_targets,
+                  task_type: type[Task] | None = None):
+    """The backbone (seeded), the task (``task_type``, or the one that reads data like ``data``) and the network cut
+    for ``strategy``."""
+    seed_everything(config.seed)
+    weights = config.weights if strategy.pretrained else "scratch"
+    backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **model_options(config))
+    task = (task_type or task_for_data(data)).for_data(data, train_targets, config)
+    strategy.validate(len(task.groups(backbone)))
+    net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+    return backbone, task, net
+
+
+@dataclass
+class TrialImages:
+    """The images (and targets) of one dataset, decoded and resized once, shared by every trial of a study."""
+
+    images: torch.Tensor  # uint8 N×C×S×S, only split members, in the order of ``index``
+    targets: object  # one item per image, aligned with ``images``, in the task's kind of sequence
+    index: dict[int, int]  # sample index -> row of ``images``
+    task: type[Task] = Task
+
+    @classmethod
+    def load(cls, prepared: PreparedData, size: int, progress=None) -> TrialImages:
+        idx = np.concatenate([prepared.split.train, prepared.split.val, prepared.split.test])
+        bar = progress.add_task("loading images", total=len(idx)) if progress else None
+        tick = (lambda: progress.advance(bar)) if progress else None
+        images = load_images(prepared.data, idx, size, progress=tick)
+        if bar is not None:
+            progress.remove_task(bar)
+        targets = prepared.task.load_targets(prepared.data, idx, size)
+        return cls(images, targets, {int(i): r for r, i in enumerate(idx)}, prepared.task)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        return images_fingerprint(self.images)
+
+    def positions(self, indices: np.ndarray) -> np.ndarray:
+        return np.asarray([self.index[int(i)] for i in indices], dtype=np.int64)
+
+    def rows(self, indices: np.ndarray):
+        r = self.positions(indices)
+        return self.images[torch.as_tensor(r)], self.task.take(self.targets, r)
+
+
+@dataclass
+class TrialOutcome:
+    """What one trial produced, before anything is written."""
+
+    strategy: Strategy
+    task: Task
+    fit: FitResult
+    test_predictions: object
+    test_targets: object
+    val_score: float
+    test_metrics: dict
+    net: TransferNet
+    spec: dict
+    device: str
+    diverged: TrainingDiverged | None = None
+    trainable_parameters: int = 0
+
+    @property
+    def weights_module(self) -> torch.nn.Module:
+        """What a saved model holds (the timm model, or encoder + decoder)."""
+        return self.net.weights_module
+
+    def case_columns(self) -> dict:
+        """What the study stores per test case."""
+        return self.task.case_columns(self.test_predictions, self.test_targets)
+
+
+def cache_views(config: Settings) -> int:
+    return config.cache_views if Augmentation.preset(config.augmentation).enabled else 1
+
+
+def cache_key(config: Settings, backbone: Backbone, images: TrialImages) -> CacheKey:
+    weights = config.weights
+    if weights not in ("imagenet", "scratch") and Path(weights).is_file():
+        stat = Path(weights).stat()
+        weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return CacheKey(backbone=config.backbone, weights=weights, input_size=config.input_size, mean=backbone.mean,
+                    std=backbone.std, augmentation=config.augmentation, views=cache_views(config),
+                    images=images.fingerprint)
+
+
+def build_cache(config: Settings, prepared: PreparedData, images: TrialImages, strategies: list[Strategy], *,
+                memory_budget: int | None = None, spill_dir: Path | None = None, progress=None,
+                log=None) -> FrozenPrefixCache | None:
+    """One pass of the pre-trained backbone over the images, keeping every boundary ``strategies`` read at."""
+    cacheable = [s for s in strategies if s.kind in ("linear", "tune")]
+    if not config.cache or not cacheable:
+        return None
+    backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes,
+                               **model_options(config))
+    task = prepared.task
+    groups, taps = task.layout(backbone)
+    reads = {s.frozen_groups(len(groups)): task.cache_reads(s.frozen_groups(len(groups)), taps) for s in cacheable}
+    cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), reads, views=cache_views(config),
+                              groups=groups, dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
+    eval_idx = np.concatenate([prepared.split.val, prepared.split.test])
+    # in the training batch size: a convolution's rounding can depend on the batch size, and with the same size
+    # the cached maps are the very numbers the uncached prefix computes (AdamW amplifies the smallest difference)
+    ok = cache.build(images, prepared.split.train, eval_idx, Augmentation.preset(config.augmentation),
+                     seed=config.split_seed, batch_size=config.train.batch_size, progress=progress)
+    if cache.notice and log is not None:
+        log(cache.notice)
+    return cache if ok else None
+
+
+def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
+              on_best=None, cache: FrozenPrefixCache | None = None) -> TrialOutcome:
+    """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best."""
+    strategy = parse_strategy(config.strategy)
+    device = resolve_device(config.device)
+    data = prepared.data
+    train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
+    check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
+    train_images, train_targets = images.rows(train_idx)
+    backbone, task, net = build_network(config, strategy, data, train_targets, prepared.task)
+    bs = config.train.batch_size
+    k = net.num_frozen
+    cached = (cache is not None and strategy.kind in ("linear", "tune")
+              and cache.covers(cache_key(config, backbone, images), k))
+    if cached:
+        train_loader = cached_loader(cache.train_dataset(k, train_idx, config.seed, task.collate), bs, shuffle=True,
+                                     seed=config.seed)
+        val_loader, test_loader = (
+            cached_loader(cache.eval_dataset(k, idx, task.collate), 2 * bs, shuffle=False, seed=0)
+            for idx in (prepared.split.val, prepared.split.test)
+        )
+    else:
+        augment = task.augment(Augmentation.preset(config.augmentation).build())
+        train_loader = image_loader(task, train_images, train_targets, bs, augment=augment, shuffle=True,
+                                    seed=config.seed)
+        val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
+        test_loader = image_loader(task, *images.rows(prepared.split.test), 2 * bs)
+    spec = {
+        **task.config(),
+        "backbone": config.backbone,
+        "weights": config.weights if strategy.pretrained else "scratch",
+        "weights_description": backbone.weights_description,
+        "strategy": strategy.name,
+        "num_groups": len(task.groups(backbone)),
+        "frozen_groups": net.num_frozen,
+        "input_size": config.input_size,
+        "input": "uint8 tensor B×C×H×W (C = 1 or 3), resized to input_size×input_size (bicubic, aspect not kept); "
+        "the network normalises it itself",
+        "mean": list(backbone.mean),
+        "std": list(backbone.std),
+    }
+    callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
+    trainer = Trainer(task, config.train, device, progress=progress)
+    diverged: TrainingDiverged | None = None
+    try:
+        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback)
+    except TrainingDiverged as e:
+        diverged, fit = e, FitResult(stopped="diverged")
+    fit.cached = cached
+    val_predictions, val_targets, _ = trainer.predict(net, val_loader, cached=cached)
+    test_predictions, test_targets, _ = trainer.predict(net, test_loader, cached=cached)
+    return TrialOutcome(
+        strategy=strategy, task=task, fit=fit, test_predictions=test_predictions, test_targets=test_targets,
+        val_score=task.score(val_predictions, val_targets),
+        test_metrics=task.evaluate(test_predictions, test_targets, seed=config.seed),
+        net=net, spec=spec, device=str(device), diverged=diverged,
+        trainable_parameters=sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
+    )
