@@ -100,3 +100,14 @@ def test_diverging_run_exits_2_and_says_which_epoch(shape_folder, tmp_path, caps
 def test_study_seed_count_of_zero_says_how_to_run_seed_zero(shape_folder, tmp_path, capsys):
     code, _, err = run_cli(["study", "--data", shape_folder, "--seeds", "0", "--out", tmp_path / "s", *QUICK], capsys)
     _assert_user_error(code, err, "--seeds 0", "at least 1", "--seeds 1")
+
+
+def test_task_options_on_the_command_line(shape_folder, tmp_path, capsys):
+    code, _, err = run_cli(["train", "--data", shape_folder, "--task-option", "decoder=fpn", "--out", tmp_path / "a",
+                            *QUICK], capsys)
+    _assert_user_error(code, err, "The 'task_options' parameter of the classification task must be empty")
+    code, _, err = run_cli(["study", "--data", shape_folder, "--task", "segmentation", "--task-option", "decoder=fnp",
+                            "--out", tmp_path / "b"], capsys)
+    _assert_user_error(code, err, "The 'decoder' parameter of the segmentation task options must be one of unet, fpn")
+    code, _, err = run_cli(["train", "--data", shape_folder, "--task-option", "decoder", "--out", tmp_path / "c"], capsys)
+    _assert_user_error(code, err, "--task-option 'decoder': give KEY=VALUE")

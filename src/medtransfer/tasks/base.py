@@ -153,8 +153,7 @@ class Task(ABC):
         problems = [parameter_error("task_options", f"the {cls.name} task", takes, k) for k in values if k not in known]
         for k, v in values.items():
             f = known.get(k)
-            if f is not None and f.default is not dataclasses.MISSING and f.default is not None \
-                    and not isinstance(v, type(f.default)):
+            if f is not None and not _type_fits(v, f.default):
                 problems.append(parameter_error(k, f"the {cls.name} task options", f"a {type(f.default).__name__}", v))
         if problems:
             raise ConfigError("\n".join(problems))
@@ -331,6 +330,17 @@ class Task(ABC):
     def config(self) -> dict:
         """What is needed to rebuild this task (stored with a saved model and a study)."""
         return {"task": self.name}
+
+
+def _type_fits(value, default) -> bool:
+    """Whether ``value`` has the type of an option's ``default`` (an int does for a float; no default: anything)."""
+    if default is None or default is dataclasses.MISSING:
+        return True
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
 
 
 def _cell(v) -> str:
