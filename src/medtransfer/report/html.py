@@ -231,6 +231,9 @@ def section_dataset(facts: StudyFacts) -> str:
              ("split", _split_text(facts)),
              ("images", (f"train {counts.get('train', '–')}, validation {counts.get('val', '–')}, test "
                          f"{counts.get('test', '–')}")),
+             *([("patients", f"{d['patients']['count']} (images per patient: min, median, max "
+                             f"{', '.join(str(v) for v in d['patients']['images_per_patient'])})")]
+               if d.get("patients") else []),
              ("image size", (f"resized to {facts.config.get('input_size')} × {facts.config.get('input_size')} px "
                              f"for the networks"))]
     per_class = d.get("per_class", {})  # for tasks that label whole images
@@ -307,8 +310,10 @@ def _duration(seconds: float) -> str:
 
 def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
     failed = facts.summary.failed
+    notes = "".join(f'<p class="note">{_h(n)}</p>' for n in facts.summary.notes)
     if failed is None or len(failed) == 0:
-        return '<section id="failed"><h2>Failed trials</h2><p>None: every recorded trial finished.</p></section>'
+        return ('<section id="failed"><h2>Failed trials</h2><p>None: every recorded trial finished.</p>'
+                + notes + "</section>")
     rows = []
     for r in failed.itertuples():
         error = str(r.error or "") if show_filenames else redact_paths(str(r.error or ""))
@@ -317,7 +322,7 @@ def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
     return ('<section id="failed"><h2>Failed trials</h2>'
             f"<p>{len(failed)} trial(s) failed and are left out of every number above.{hidden}</p>"
             + _table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))
-            + "</section>")
+            + notes + "</section>")
 
 
 def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) -> str:

@@ -30,13 +30,22 @@ def build_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
         return [Figure("results", "Results", note="No trial has finished yet, so there is nothing to plot.")]
     top = facts.fractions[0]
     return [
-        plot_metric_vs_depth(s.table, s.metric, facts.order, s.recommended, s.recommended_fraction, out_dir,
-                             head=facts.head),
-        plot_metric_vs_fraction(s.table, s.metric, facts.order, s.recommended, out_dir),
-        plot_validation_curves(facts.curves, facts.trials, s.metric, facts.order, s.recommended, top, out_dir),
-        *facts.section.figures(facts, out_dir),
-        *draw_model_figures(facts, out_dir),
+        *_drawn("depth", lambda: [plot_metric_vs_depth(s.table, s.metric, facts.order, s.recommended,
+                                                       s.recommended_fraction, out_dir, head=facts.head)]),
+        *_drawn("fraction", lambda: [plot_metric_vs_fraction(s.table, s.metric, facts.order, s.recommended, out_dir)]),
+        *_drawn("validation_curves", lambda: [plot_validation_curves(facts.curves, facts.trials, s.metric, facts.order,
+                                                                     s.recommended, top, out_dir)]),
+        *_drawn(f"{facts.task.name}", lambda: facts.section.figures(facts, out_dir)),
+        *_drawn("models", lambda: draw_model_figures(facts, out_dir)),
     ]
+
+
+def _drawn(name: str, draw) -> list[Figure]:
+    """``draw()``, or a figure that says why it could not be drawn: the report reports what it can."""
+    try:
+        return draw()
+    except Exception as e:  # a damaged or inconsistent study folder must not stop the page
+        return [Figure(name, f"Figure '{name}'", note=f"This figure could not be drawn ({type(e).__name__}: {e}).")]
 
 
 def write_report(study_dir: str | Path, *, show_filenames: bool = False) -> Path:

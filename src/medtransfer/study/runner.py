@@ -22,7 +22,8 @@ import pandas as pd
 from medtransfer.backbones import create_backbone
 from medtransfer.config import RunConfig
 from medtransfer.errors import ConfigError, MedTransferError
-from medtransfer.files import StorageError, atomic_write
+from medtransfer.data.fingerprint import DataFingerprint
+from medtransfer.files import StorageError, atomic_write, check_output_folder
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
@@ -32,6 +33,7 @@ from medtransfer.study.trial import (
     PreparedData,
     TrialImages,
     build_cache,
+    data_fingerprint,
     environment,
     prepare_data,
     run_trial,
@@ -41,6 +43,8 @@ from medtransfer.training import resolve_device
 
 #: the key of the example test images (and their targets) the report shows, in the store's blobs
 EXAMPLES = "examples"
+#: the key of the data fingerprint (what the finished trials read), in the store's blobs
+FINGERPRINT = "fingerprint"
 
 
 class StudyInterrupted(MedTransferError):
@@ -81,6 +85,8 @@ class Study:
         self.config = config
         self.cache_memory = cache_memory
         self.device = str(resolve_device(device))
+        self.new_folder = new_folder
+        check_output_folder(Path(folder), config.data)
         self.folder = self._choose_folder(Path(folder), new_folder)
         self.store = StudyStore(self.folder)
         self._num_groups: int | None = None
@@ -136,15 +142,19 @@ class Study:
         """Run every pending trial; ``progress`` is a rich Progress (or None), ``log`` prints one line per trial."""
         for strategy in self.strategies():  # K out of range fails before any work
             parse_strategy(strategy).validate(self.num_groups)
-        if not self.store.exists():
-            self.store.create(self.config.to_dict(), self.config.hash(), {**environment(), "device": self.device})
         plan, pending = self.plan(), self.pending()
         if pending:
-            self.store.upgrade()
             run_config = self._run_config(pending[0])
-            prepared = prepare_data(run_config)
+            prepared = prepare_data(run_config)  # bad data or options fail here, before anything is written
             images = TrialImages.load(prepared, self.config.input_size, progress)
+            fingerprint = data_fingerprint(prepared, images, self.config.data)
+            self._check_data(prepared, fingerprint, log)
+            if not self.store.exists():
+                self.store.create(self.config.to_dict(), self.config.hash(), {**environment(), "device": self.device})
+            self.store.upgrade()
             self.store.set_meta("data", prepared.card() | {"source": str(self.config.data)})
+            if self.store.blob(FINGERPRINT) is None:
+                self.store.put_blob(FINGERPRINT, fingerprint.to_json().encode())
             self._store_task_and_examples(run_config, prepared, images)
             started = time.perf_counter()
             cache = build_cache(self._run_config(pending[0]), prepared, images,
@@ -176,6 +186,33 @@ class Study:
         summary = self.summary()
         self._write_summary(summary)
         return summary
+
+    def _check_data(self, prepared: PreparedData, fingerprint: DataFingerprint, log) -> None:
+        """Refuse to resume on data that differ from what the finished trials read (or, with ``new_folder``, start a
+        new study beside this one)."""
+        if not self.store.exists():
+            return
+        old = self.store.blob(FINGERPRINT)
+        if old is not None:
+            diff = DataFingerprint.from_json(old.decode()).differences(fingerprint)
+            changed, what = any(diff.values()), DataFingerprint.describe(diff)
+        else:  # a study from before fingerprints: the images per split must at least agree
+            card = json.loads(self.store.meta().get("data") or "{}").get("counts", {})
+            now = prepared.split.counts()
+            changed = bool(card) and any(card.get(k) != now[k] for k in ("train", "val", "test"))
+            what = f"images per split {', '.join(f'{k} {card.get(k)} -> {now[k]}' for k in now)}"
+        if not changed:
+            return
+        if self.new_folder:
+            self.folder = self._choose_folder(_free_folder(self.folder), False)
+            self.store = StudyStore(self.folder)
+            log(f"the data changed since the study started ({what}); starting a new study in {self.folder}")
+            return
+        raise ConfigError(
+            f"{self.config.data}: the data changed since the study in {self.folder} started ({what}); its finished "
+            f"trials were trained on the old data. Restore the data to resume, or pass --new-folder to start a new "
+            f"study beside it."
+        )
 
     def _store_task_and_examples(self, run_config: RunConfig, prepared: PreparedData, images: TrialImages) -> None:
         """The task's spec, and the test images the report shows with their targets, so that the report needs
@@ -230,7 +267,7 @@ class Study:
             return
         if policy == "all":
             save_model(self.folder / "models" / trial.id.replace("|", "_").replace(":", "-"), outcome.weights_module,
-                       {**outcome.spec, "trial": trial.id})
+                       {**outcome.spec, "trial": trial.id}, complete=True)
             return
         trials = self.store.trials()
         previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
@@ -239,7 +276,7 @@ class Study:
         if len(previous) and not metric.better(outcome.val_score, best_so_far):
             return
         save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.weights_module,
-                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score})
+                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score}, complete=True)
 
     def _log_traceback(self, trial: Trial) -> None:
         try:

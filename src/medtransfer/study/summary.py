@@ -53,6 +53,7 @@ class StudySummary:
     scratch_vs_best: list[Comparison] = field(default_factory=list)  # per fraction: best fine-tuned (by val) vs scratch
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     task: str = ""
+    notes: list[str] = field(default_factory=list)  # what is inconsistent in the store, and what was left out
 
     @property
     def metric_label(self) -> str:
@@ -70,6 +71,7 @@ class StudySummary:
             "fine_tuning_vs_scratch": [c.__dict__ | {"sentence": c.sentence(self.metric.label)}
                                        for c in self.scratch_vs_best],
             "failed": self.failed.to_dict(orient="records"),
+            "notes": self.notes,
         }
 
 
@@ -81,16 +83,41 @@ class TrialRecords:
         trials = store.trials()
         self.trials = trials
         self.done = trials[trials.status == "done"] if len(trials) else trials
+        self.notes: list[str] = []
+        self._reference: np.ndarray | None = None  # the test cases most trials were scored on
 
     def runs(self, strategy: str, fraction: float) -> dict[int, tuple[np.ndarray, dict]]:
-        """seed -> (test sample indices, per-case columns) of the finished trials of one cell."""
+        """seed -> (test sample indices, per-case columns) of the finished trials of one cell that were scored on
+        the study's test cases; a trial scored on other cases (the data changed under it) is left out and named
+        in :attr:`notes`."""
         d = self.done
         out = {}
         for seed in sorted(int(s) for s in d[(d.strategy == strategy) & (d.fraction == fraction)].seed) if len(d) else []:
-            rec = self.store.cases(trial_id(strategy, fraction, seed), legacy=self.task.legacy_case_columns)
-            if rec is not None:
-                out[seed] = rec
+            tid = trial_id(strategy, fraction, seed)
+            rec = self.store.cases(tid, legacy=self.task.legacy_case_columns)
+            if rec is None:
+                continue
+            if not np.array_equal(rec[0], self.reference):
+                note = (f"Trial {strategy} · {fraction:.0%} · seed {seed} was tested on other images than the rest of "
+                        f"the study (the data changed while it ran); it is left out of the intervals and comparisons.")
+                if note not in self.notes:
+                    self.notes.append(note)
+                continue
+            out[seed] = rec
         return out
+
+    @property
+    def reference(self) -> np.ndarray:
+        """The test cases the most finished trials were scored on."""
+        if self._reference is None:
+            seen: dict[tuple, int] = {}
+            for tid in self.done.id if len(self.done) else []:
+                rec = self.store.cases(tid, legacy=self.task.legacy_case_columns)
+                if rec is not None:
+                    key = tuple(np.asarray(rec[0]).tolist())
+                    seen[key] = seen.get(key, 0) + 1
+            self._reference = np.asarray(max(seen, key=seen.get)) if seen else np.zeros(0, int)
+        return self._reference
 
 
 def summarize(store: StudyStore, task: Task) -> StudySummary:
@@ -117,14 +144,14 @@ def summarize(store: StudyStore, task: Task) -> StudySummary:
         })
     table = pd.DataFrame(rows)
     if table.empty:
-        return StudySummary(table, None, None, metric, failed=failed, task=task.name)
+        return StudySummary(table, None, None, metric, failed=failed, task=task.name, notes=records.notes)
     depth = {s: parse_strategy(s).depth_order for s in table.strategy.unique()}
     table = table.sort_values(["fraction", "strategy"], key=lambda c: c.map(depth) if c.name == "strategy" else -c)
     table = table.reset_index(drop=True)
 
     top = table.fraction.max()
     best = best_strategy(table, top, metric)
-    summary = StudySummary(table, best, float(top), metric, failed=failed, task=task.name)
+    summary = StudySummary(table, best, float(top), metric, failed=failed, task=task.name, notes=records.notes)
 
     ordered = by_depth(table[table.fraction == top].strategy)
     i = ordered.index(best)

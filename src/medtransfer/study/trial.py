@@ -21,6 +21,7 @@ from medtransfer.backbones import Backbone, create_backbone
 from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images_fingerprint
 from medtransfer.config import RunConfig, Settings
 from medtransfer.data import Augmentation, ImageSet, ImageTensorDataset, load_images, make_split
+from medtransfer.data.fingerprint import DataFingerprint
 from medtransfer.data.splits import DataSplit, check_split, training_subset
 from medtransfer.errors import ConfigError, TrainingDiverged
 from medtransfer.networks import TransferNet
@@ -59,6 +60,11 @@ class PreparedData:
     train_idx: np.ndarray
 
     def card(self) -> dict:
+        patients: dict[str, int] = {}
+        for s in self.data.samples:
+            if s.patient_id:
+                patients[s.patient_id] = patients.get(s.patient_id, 0) + 1
+        per = sorted(patients.values())
         return {
             "name": self.data.name,
             "task": self.task.name,
@@ -66,6 +72,8 @@ class PreparedData:
             "classes": self.data.class_names,
             "split_given": self.split.given,
             "counts": {"train_used": len(self.train_idx), **self.split.counts()},
+            **({"patients": {"count": len(per), "images_per_patient": [per[0], per[len(per) // 2], per[-1]]}}
+               if per else {}),
             **self.task.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
         }
 
@@ -80,6 +88,7 @@ def prepare_data(config: RunConfig, data: ImageSet | None = None) -> PreparedDat
             raise ConfigError(f"{config.data}: the task is {task.name}, but the data are laid out for another task")
     task.options(config.task_options)  # the options were given for the task the data turned out to be for
     split = make_split(data, seed=config.split_seed, test_fraction=config.test_fraction or task.test_fraction)
+    task.check_split(data, split)
     train_idx = training_subset(data, split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, split.val, split.test, split.given))
     return PreparedData(data, task, split, train_idx)
@@ -176,6 +185,16 @@ class TrialOutcome:
     def case_columns(self) -> dict:
         """What the study stores per test case."""
         return self.task.case_columns(self.test_predictions, self.test_targets)
+
+
+def data_fingerprint(prepared: PreparedData, images: TrialImages, source: str | None = None) -> DataFingerprint:
+    """The fingerprint of what a run or a study read: every sample's decoded pixels, target and split."""
+    split_of = {int(i): name for name in ("train", "val", "test") for i in getattr(prepared.split, name)}
+    idx = np.asarray(sorted(images.index), dtype=np.int64)
+    rows = images.positions(idx)
+    targets = images.task.take(images.targets, rows)
+    return DataFingerprint.of([prepared.data.samples[int(i)].ref for i in idx], source or prepared.data.name,
+                              images.images[torch.as_tensor(rows)], targets, [split_of[int(i)] for i in idx])
 
 
 def cache_views(config: Settings) -> int:
