@@ -122,6 +122,7 @@ def train(
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder (when the new run has finished).")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Fine-tune (or train from scratch) one network and write its run folder."""
@@ -140,7 +141,7 @@ def train(
         source_options=_source_options(label_column, path_column, window) or None,
     ))
     with progress_bars(not quiet) as progress:
-        result = run_train(config, out, progress=progress)
+        result = run_train(config, out, progress=progress, overwrite=overwrite)
     m = result.metrics
     stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {config.seed} · test"))
     stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")

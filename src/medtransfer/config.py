@@ -53,6 +53,8 @@ class Settings:
                 self.train = TrainConfig.from_dict(self.train)
             except ConfigError as e:
                 problems.append(str(e))
+        elif not isinstance(self.train, TrainConfig):
+            problems.append(self._problem("train", "a mapping of training settings, e.g. {epochs: 30, lr: 0.001}"))
         problems += self.problems()
         raise_problems(problems)
 

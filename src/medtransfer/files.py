@@ -1,12 +1,15 @@
-"""Writing files so that a crash never leaves half of one."""
+"""Writing files and folders so that a crash never leaves half of one."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from medtransfer.errors import MedTransferError
+from medtransfer.errors import ConfigError, MedTransferError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -43,3 +46,48 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder") -> Iterator[Path]:
+    """A temporary sibling of ``final`` to write into; when the block ends without an error it takes ``final``'s
+    place in one rename (replacing an existing folder only with ``overwrite``), and on any error (or Ctrl-C) it is
+    removed, so ``final`` never holds half of a result. A process killed outright leaves only a hidden
+    ``.NAME.partial-…`` sibling, never a folder at ``final``."""
+    final = Path(final)
+    if final.is_file() or (final.is_dir() and any(final.iterdir()) and not overwrite):
+        raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the {what}")
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
+        os.chmod(tmp, 0o777 & ~_UMASK)
+    except OSError as e:
+        raise StorageError(final, e) from None
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    try:
+        old = None
+        if final.exists():
+            old = final.with_name(f".{final.name}.replaced-{os.getpid()}")
+            os.replace(final, old)
+        os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise StorageError(final, e) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_folder(out: Path, data: str) -> None:
+    """Refuse an output folder inside the data folder: the next read of the data would take its files for data."""
+    source = Path(str(data)).expanduser()
+    if source.is_dir():
+        try:
+            Path(out).resolve().relative_to(source.resolve())
+        except ValueError:
+            return
+        raise ConfigError(f"{out}: the output folder is inside the data folder {data}; the next read of the data "
+                          f"would take its files for images. Choose an --out outside {data}.")

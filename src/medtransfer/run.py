@@ -19,13 +19,14 @@ import torch
 from medtransfer.config import RunConfig
 from medtransfer.data import ImageSet, load_images, make_split
 from medtransfer.errors import ConfigError, DataError
-from medtransfer.files import atomic_write
+from medtransfer.files import atomic_folder, atomic_write, check_output_folder
 from medtransfer.plots import plot_training_curve
-from medtransfer.saved_model import load_model, save_model
+from medtransfer.saved_model import load_model, mark_complete, save_model
 from medtransfer.strategies import parse_strategy
 from medtransfer.study.trial import (
     TrialImages,
     build_cache,
+    data_fingerprint,
     environment,
     image_loader,
     prepare_data,
@@ -59,59 +60,61 @@ def _notice(message: str) -> None:
     console.print(message, highlight=False)
 
 
-def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None,
-          progress=None) -> RunResult:
+def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
+          overwrite: bool = False) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 
     The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
-    ``test_predictions.csv`` (per-image scores for segmentation). On a non-finite loss the best checkpoint is kept
-    there and :class:`~medtransfer.errors.TrainingDiverged` is raised.
+    ``test_predictions.csv``. It is written beside ``out`` and renamed into place only when the run has finished,
+    so ``out`` never holds an unfinished run; an existing ``out`` is replaced only with ``overwrite``. On a
+    non-finite loss nothing is written and :class:`~medtransfer.errors.TrainingDiverged` is raised.
     """
     out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"{out}: cannot create the run folder ({e.strerror})") from None
+    check_output_folder(out, config.data)
     started = time.perf_counter()
     resolve_device(config.device)  # a bad --device fails before the data is read
-    prepared = prepare_data(config, data)
-    images = TrialImages.load(prepared, config.input_size, progress)
+    with atomic_folder(out, overwrite=overwrite, what="run folder") as folder:
+        prepared = prepare_data(config, data)
+        images = TrialImages.load(prepared, config.input_size, progress)
 
-    def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
-        save_model(out, model, {**spec, "epoch": epoch})
+        def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
+            save_model(folder, model, {**spec, "epoch": epoch})
 
-    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
-    outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
-    fit, task = outcome.fit, outcome.task
-    metrics = {
-        "task": task.name,
-        "metric": task.metric.name,
-        "strategy": outcome.strategy.name,
-        "seed": config.seed,
-        "train_fraction": config.train_fraction,
-        "test": outcome.test_metrics,
-        "val": {task.metric.name: outcome.val_score},
-        "best_epoch": fit.best_epoch,
-        "epochs_run": len(fit.history),
-        "stopped": fit.stopped,
-        "cached_prefix": fit.cached,
-        "train_seconds": fit.seconds,
-        "total_seconds": time.perf_counter() - started,
-        "trainable_parameters": outcome.trainable_parameters,
-        "device": outcome.device,
-        "data": prepared.card(),
-        "config": config.to_dict(),
-        "environment": environment(),
-    }
-    atomic_write(out / "metrics.json", json.dumps(metrics, indent=2))
-    atomic_write(out / "history.csv", _history_csv(fit.history))
-    atomic_write(out / "test_predictions.csv",
-                 task.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets))
-    if fit.history:
-        plot_training_curve(fit.history, out / "curve.png", metric=task.metric.name, label=task.metric.label,
-                            title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · seed {config.seed}")
-    if outcome.diverged is not None:
-        raise outcome.diverged
+        cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress,
+                            log=_notice)
+        outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
+        if outcome.diverged is not None:
+            raise outcome.diverged  # no result from a failed run: the folder is removed
+        fit, task = outcome.fit, outcome.task
+        metrics = {
+            "task": task.name,
+            "metric": task.metric.name,
+            "strategy": outcome.strategy.name,
+            "seed": config.seed,
+            "train_fraction": config.train_fraction,
+            "test": outcome.test_metrics,
+            "val": {task.metric.name: outcome.val_score},
+            "best_epoch": fit.best_epoch,
+            "epochs_run": len(fit.history),
+            "stopped": fit.stopped,
+            "cached_prefix": fit.cached,
+            "train_seconds": fit.seconds,
+            "total_seconds": time.perf_counter() - started,
+            "trainable_parameters": outcome.trainable_parameters,
+            "device": outcome.device,
+            "data": prepared.card() | {"fingerprint": data_fingerprint(prepared, images, config.data).digest},
+            "config": config.to_dict(),
+            "environment": environment(),
+        }
+        atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
+        atomic_write(folder / "history.csv", _history_csv(fit.history))
+        atomic_write(folder / "test_predictions.csv",
+                     task.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets))
+        if fit.history:
+            plot_training_curve(fit.history, folder / "curve.png", metric=task.metric.name, label=task.metric.label,
+                                title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
+                                      f"seed {config.seed}")
+        mark_complete(folder)
     return RunResult(out=out, metrics=metrics, fit=fit)
 
 

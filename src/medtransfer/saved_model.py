@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from medtransfer.backbones import create_backbone
-from medtransfer.errors import DataError
+from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_write
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
@@ -36,17 +36,32 @@ class SavedModel:
         return int(self.spec["input_size"])
 
 
-def save_model(run_dir: Path, model: torch.nn.Module, spec: dict) -> None:
-    """Store ``model``'s state (the timm model inside a network) and ``spec`` in ``run_dir``."""
+def save_model(run_dir: Path, model: torch.nn.Module, spec: dict, *, complete: bool = False) -> None:
+    """Store ``model``'s state (the timm model inside a network) and ``spec`` in ``run_dir``. ``complete`` marks
+    the model of a finished run (a checkpoint saved during training is not)."""
     from safetensors.torch import save
 
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     atomic_write(Path(run_dir) / "model.safetensors", save(state, metadata={"format": FORMAT}))
-    atomic_write(Path(run_dir) / "model.json", json.dumps({"format": FORMAT, **spec}, indent=2))
+    atomic_write(Path(run_dir) / "model.json", json.dumps({"format": FORMAT, **spec, "complete": complete}, indent=2))
+
+
+def mark_complete(run_dir: Path) -> None:
+    """Mark the model saved in ``run_dir`` as the model of a finished run."""
+    meta = Path(run_dir) / "model.json"
+    spec = json.loads(meta.read_text())
+    atomic_write(meta, json.dumps({**spec, "complete": True}, indent=2))
+
+
+def is_complete(run_dir: Path, spec: dict) -> bool:
+    """Whether ``run_dir`` holds the model of a finished run (runs from before the mark: a metrics.json)."""
+    return spec.get("complete") is True or ("complete" not in spec and (Path(run_dir) / "metrics.json").is_file())
 
 
 def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> SavedModel:
-    """Rebuild the network saved in ``run_dir``."""
+    """Rebuild the network saved in ``run_dir``; a folder that is incomplete, edited or damaged is refused with a
+    :class:`~medtransfer.errors.DataError` that says which file and why."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     run_dir = Path(run_dir)
@@ -56,16 +71,31 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -
             raise DataError(f"{p}: missing; is {run_dir} a medtransfer run folder?")
     try:
         spec = json.loads(meta.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(f"{meta}: not valid JSON ({e})") from None
-    if spec.get("format") != FORMAT:
-        raise DataError(f"{meta}: format {spec.get('format')!r} is not {FORMAT!r}")
+    if not isinstance(spec, dict) or spec.get("format") != FORMAT:
+        raise DataError(f"{meta}: format {spec.get('format') if isinstance(spec, dict) else None!r} is not {FORMAT!r}")
+    if not is_complete(run_dir, spec):
+        raise DataError(f"{run_dir}: holds a checkpoint of a run that did not finish (model.json is not marked "
+                        f"complete); train again, or use a finished run folder")
+    missing = [k for k in ("backbone", "strategy", "class_names", "input_size") if k not in spec]
+    if missing:
+        raise DataError(f"{meta}: the key(s) {', '.join(missing)} are missing; the file was edited or damaged")
     try:
         task = task_from_spec(spec)
-    except DataError as e:
-        raise DataError(f"{meta}: {e}") from None
-    backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))
-    net = task.build_network(backbone, parse_strategy(spec["strategy"]))
-    net.weights_module.load_state_dict(load_file(str(weights)))
+        backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))
+        net = task.build_network(backbone, parse_strategy(spec["strategy"]))
+    except (DataError, ConfigError, KeyError, TypeError, ValueError) as e:
+        raise DataError(f"{meta}: cannot rebuild the model it describes ({e})") from None
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise DataError(f"{weights}: not a readable safetensors file ({e}); it may be truncated") from None
+    try:
+        net.weights_module.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{weights}: the weights do not fit the model model.json describes ({spec['backbone']}, "
+                        f"{len(spec['class_names'])} classes, {spec['strategy']}): {first}") from None
     net.to(device).eval()
     return SavedModel(net=net, task=task, spec=spec)

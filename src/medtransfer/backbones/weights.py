@@ -68,7 +68,11 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # unpicklable content, truncated file, wrong format
-        raise DataError(f"{path}: cannot read weights ({type(e).__name__}: {e}). Save a plain state_dict.") from None
+        if "weights_only" in str(e):  # torch's own hint would be to load the pickle anyway: never
+            raise DataError(f"{path}: holds Python objects besides tensors, which medtransfer does not load (code could "
+                            f"run). Save model.state_dict() with safetensors or torch.save.") from None
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{path}: cannot read weights ({reason}). Save a plain state_dict.") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -197,6 +197,11 @@ class Task(ABC):
         """Per-part facts for the dataset card (``parts``: name -> sample indices)."""
         return {}
 
+    @classmethod
+    def check_split(cls, data, split) -> None:
+        """Raise a :class:`~medtransfer.errors.DataError` when ``split`` (a
+        :class:`~medtransfer.data.DataSplit`) cannot give this task's metric a meaning, before anything trains."""
+
     def examples(self, data, test_idx: np.ndarray, targets: Sequence, limit: int = 8) -> np.ndarray:
         """Positions in ``test_idx`` of the test images the report shows (``targets`` are theirs, aligned).
         By default up to ``limit``, spread evenly through the test split."""

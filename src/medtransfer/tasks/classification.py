@@ -22,6 +22,7 @@ from medtransfer.data.sources.csv_manifest import CsvManifestSource
 from medtransfer.data.sources.folder import ImageFolderSource
 from medtransfer.data.sources.medmnist import MedMNISTSource
 from medtransfer.metrics import auc_score, bootstrap_metrics
+from medtransfer.errors import DataError
 from medtransfer.metrics.paired import batched_auc
 from medtransfer.tasks.base import Metric, ReportSection, Task
 from medtransfer.tasks.registry import register_task
@@ -138,6 +139,28 @@ class ClassificationTask(Task):
             return {n: int(c) for n, c in zip(data.class_names, counts)}
 
         return {"label_kind": data.label_kind, "per_class": {k: per_class(idx) for k, idx in parts.items()}}
+
+    @classmethod
+    def check_split(cls, data, split) -> None:
+        """AUC needs positives and negatives of every class (label) in validation and test."""
+        t = data.targets()
+        for part in ("val", "test"):
+            idx = getattr(split, part)
+            if not len(idx):
+                continue
+            if t.ndim == 1:
+                missing = [n for c, n in enumerate(data.class_names) if not (t[idx] == c).any()]
+                what = "has no images of"
+            else:
+                pos = t[idx].sum(0)
+                missing = [n for j, n in enumerate(data.class_names) if pos[j] == 0 or pos[j] == len(idx)]
+                what = "has no positive and negative images of"
+            if missing:
+                how = ("add such images to it in the source's split column, or leave the split out and medtransfer "
+                       "makes a stratified one" if split.given else "use more images, or fewer classes")
+                raise DataError(f"{data.name}: the {'given ' if split.given else ''}{'validation' if part == 'val' else part} "
+                                f"split {what} {', '.join(repr(m) for m in missing)}, so its AUC cannot be computed; "
+                                f"{how}.")
 
     def examples(self, data, test_idx: np.ndarray, targets: Sequence, limit: int = 8, per_class: int = 2) -> np.ndarray:
         """Up to ``per_class`` test images of each class (``limit`` in all), the first ones in test-split order."""
