@@ -112,13 +112,15 @@ def train(
         help=f"Stop after this many epochs without a gain in the validation score (0: never; default "
              f"{TrainConfig.patience}).")] = None,
     fraction: Annotated[Optional[float], typer.Option("--train-fraction", "--fraction",
-                                                      help="Share of the training split used (default 1).")] = None,
+                                                      help=f"Share of the training split used (default "
+                                                           f"{_default(RunConfig, 'train_fraction'):g}).")] = None,
     test_fraction: TestFractionOpt = None,
     augment: Annotated[Optional[str], typer.Option(
         help=f"none, light or strong (default {_default(RunConfig, 'augmentation')}).")] = None,
     hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
     vflip: Annotated[bool, typer.Option(help="Allow up-down flips (e.g. endoscopy, microscopy).")] = False,
-    device: DeviceOpt = "auto",
+    device: Annotated[Optional[str], typer.Option(
+        help=f"auto (CUDA when present), cpu, cuda or cuda:N (default {_default(RunConfig, 'device')}).")] = None,
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
