@@ -23,7 +23,7 @@ from medtransfer.data.sources.base import (
     register_source,
 )
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
-from medtransfer.data.sources.image_files import read_image_file
+from medtransfer.data.sources.image_files import image_patient_id, read_image_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
 SPLIT_COLUMN = "split"
@@ -89,7 +89,10 @@ class CsvManifestSource(Source):
 
         paths = [self._path(row) for row in rows]
         splits = [self._split(row, columns) for row in rows]
-        patients = [row.cells.get(PATIENT_COLUMN, "").strip() or None for row in rows]
+        if PATIENT_COLUMN in columns:  # the manifest's own patient ids win over the DICOM headers
+            patients = [row.cells[PATIENT_COLUMN].strip() or None for row in rows]
+        else:  # DICOM files: a salted hash of the header's Patient ID (or Study UID); other images: none
+            patients = [image_patient_id(path) for path in paths]
         if multilabel is not None:
             class_names = multilabel
             targets: list[int | tuple[int, ...]] = [self._binary_vector(row, multilabel) for row in rows]

@@ -8,12 +8,15 @@ LINEAR_EXACT or SIGMOID, applied by pydicom as PS3.3 C.11.2.1.2-3 define them), 
 that the standard does not allow (a width below 1 for LINEAR, not above 0 otherwise) counts as absent.
 Colour images (RGB, YBR, PALETTE COLOR) come back as ``H×W×3``. Of a multi-frame file only the middle frame is read.
 
-No header value other than the image-pixel attributes and the transfer syntax is used, and the dataset is not kept:
-patient identifiers never leave this module (nor do they appear in error messages).
+No header value other than the image-pixel attributes and the transfer syntax is used to decode, and the dataset is
+not kept: patient identifiers never leave this module (nor do they appear in error messages). The one exception is
+:func:`dicom_patient_id`, which reads the Patient ID (or Study Instance UID) from the header only and returns a salted
+one-way hash of it, never the value itself, so that the images of one patient can be kept in one split.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -31,6 +34,10 @@ from medtransfer.errors import ConfigError, DataError
 
 #: File name suffixes that mark a DICOM file.
 DICOM_SUFFIXES = (".dcm", ".dicom")
+#: Header attributes that name the patient, in order of preference (the hash of the first non-empty one is the id).
+_PATIENT_KEYWORDS = ("PatientID", "StudyInstanceUID")
+#: The BLAKE2b personalisation (salt) of the patient-id hash: it ties the hash to this package.
+_PATIENT_HASH_KEY = b"medtransfer-pid"
 
 _GDCM = "pip install python-gdcm"
 _OBJECT_REPR = re.compile(r" ?<[\w.]+ object at 0x[0-9a-f]+>")
@@ -84,6 +91,44 @@ def read_dicom(path: Path, *, window: tuple[float, float] | None = None) -> np.n
     except Exception as e:  # malformed LUTs and attributes surface as many exception types
         reason = _one_line(e)
         raise DataError(f"{path}: cannot convert the pixel data to an image ({reason}). Check the file.") from None
+
+
+def dicom_patient_id(path: Path) -> str | None:
+    """A pseudonymous patient id for the DICOM file ``path``, or ``None`` if it has none.
+
+    It is a one-way hash (BLAKE2b, 8 bytes, as 16 hex digits, salted with this package's name) of the header's Patient
+    ID or, where that is empty or absent, of its Study Instance UID (a study is then the unit that is kept in one
+    split). The clear values are never returned, stored or put in a message. The hash is a pseudonym for grouping,
+    not an anonymisation: the salt is public, so a short Patient ID could be found again by trying every value.
+    Only the header is read (``stop_before_pixels``), so this is cheap next to decoding the image. A file whose header
+    cannot be read gets ``None``: reading its image reports the problem.
+    """
+    try:
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_PATIENT_KEYWORDS))
+        except InvalidDicomError:
+            ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=list(_PATIENT_KEYWORDS), force=True)
+        for keyword in _PATIENT_KEYWORDS:
+            value = _header_text(ds.get(keyword))
+            if value:
+                return _pseudonym(keyword, value)
+    except Exception:  # unreadable or malformed headers raise many exception types; the image read reports them
+        return None
+    return None
+
+
+def _header_text(value: object) -> str:
+    """A header value as text without its padding (spaces, NULs), ``""`` if absent."""
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple, MultiValue)):
+        value = "\\".join(str(v) for v in value)
+    return str(value).strip(" \0")
+
+
+def _pseudonym(keyword: str, value: str) -> str:
+    """The salted hash of one header value; ``keyword`` keeps Patient IDs and Study UIDs apart."""
+    return hashlib.blake2b(f"{keyword}={value}".encode(), digest_size=8, person=_PATIENT_HASH_KEY).hexdigest()
 
 
 def check_window(window: tuple[float, float]) -> None:

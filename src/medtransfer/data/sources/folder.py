@@ -19,6 +19,7 @@ from medtransfer.data.sources.base import (
 )
 from medtransfer.data.sources.image_files import (
     IMAGE_SUFFIXES,
+    image_patient_id,
     is_image_file,
     read_image_file,
 )
@@ -70,7 +71,8 @@ def _is_segmentation_layout(root: Path) -> bool:
 class ImageFolderSource(Source):
     """A folder with one sub-folder of images per class, optionally inside ``train``/``val``/``test`` folders.
 
-    Classes are the class-folder names, sorted. ``window=(centre, width)`` is passed on to the DICOM reader.
+    Classes are the class-folder names, sorted. ``window=(centre, width)`` is passed on to the DICOM reader. A DICOM
+    file's patient id is a salted hash of its header's Patient ID (or Study UID), so that splits are grouped by patient.
     """
 
     kind = "folder"
@@ -138,14 +140,19 @@ class ImageFolderSource(Source):
                 f"Add a folder per class."
             )
         index = {c: i for i, c in enumerate(class_names)}
+        # DICOM files carry their patient (a salted hash of the header's Patient ID or Study UID), so that a seeded
+        # split keeps each patient's images together; other images have no patient.
         samples = [
-            Sample(ref=str(f), load=partial(read_image_file, f, window=self.window), target=index[c], split=split)
+            Sample(ref=str(f), load=partial(read_image_file, f, window=self.window), target=index[c], split=split,
+                   patient_id=image_patient_id(f))
             for split, c, f in files
         ]
+        patients = len({s.patient_id for s in samples if s.patient_id})
         return LabelledImages(
             samples=samples,
             class_names=class_names,
             label_kind="binary" if len(class_names) == 2 else "multiclass",
             name=root.resolve().name or str(root),
-            description=f"{len(samples)} images in {len(class_names)} class folders",
+            description=f"{len(samples)} images in {len(class_names)} class folders"
+            + (f", {patients} patients (from the DICOM headers)" if patients else ""),
         )

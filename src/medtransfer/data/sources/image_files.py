@@ -17,6 +17,7 @@ from medtransfer.data.sources.base import scale_to_uint8, to_uint8_image
 from medtransfer.data.sources.dicom import (
     DICOM_SUFFIXES,
     check_window,
+    dicom_patient_id,
     has_dicom_preamble,
     read_dicom,
 )
@@ -60,7 +61,7 @@ def read_image_file(path: str | os.PathLike, *, window: tuple[float, float] | No
     if p.is_dir():
         raise DataError(f"{p}: is a folder, not an image file. Point to the image files inside it.")
     suffix = p.suffix.lower()
-    if suffix in DICOM_SUFFIXES or (suffix not in PILLOW_SUFFIXES and has_dicom_preamble(p)):
+    if _is_dicom(p):
         image = read_dicom(p, window=window)
     elif suffix in PILLOW_SUFFIXES:
         image = _read_with_pillow(p, window)
@@ -70,6 +71,19 @@ def read_image_file(path: str | os.PathLike, *, window: tuple[float, float] | No
             f"Convert it to one of {', '.join(IMAGE_SUFFIXES)}, or remove it."
         )
     return _collapse_gray(image)
+
+
+def image_patient_id(path: str | os.PathLike) -> str | None:
+    """The pseudonymous patient id in the header of a DICOM file (a salted hash of its Patient ID, else of its Study
+    Instance UID; see :func:`~medtransfer.data.sources.dicom.dicom_patient_id`), or ``None`` for other images and
+    for DICOM files with neither. Reads the header only."""
+    p = Path(path)
+    return dicom_patient_id(p) if _is_dicom(p) else None
+
+
+def _is_dicom(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in DICOM_SUFFIXES or (suffix not in PILLOW_SUFFIXES and has_dicom_preamble(path))
 
 
 def _read_with_pillow(path: Path, window: tuple[float, float] | None) -> np.ndarray:
