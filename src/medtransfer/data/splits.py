@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from medtransfer.data.sources.base import LabelledImages
+from medtransfer.data.audit import audit_split
 from medtransfer.errors import ConfigError, DataError
 
 
@@ -68,6 +69,7 @@ def make_split(data: LabelledImages, *, seed: int = 0, val_fraction: float = 0.1
         rest, test = _carve(everything, strata, groups, round(1 / test_fraction), seed)
         train, val = _carve(rest, strata, groups, round((1 - test_fraction) / val_fraction), seed)
         split = DataSplit(np.sort(train), np.sort(val), np.sort(test), given=False)
+    audit_split(data, split)
     check_split(data, split)
     return split
 

@@ -244,7 +244,8 @@ def section_dataset(facts: StudyFacts) -> str:
         rows.append([_h(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
     rows.append(["<b>all</b>", *[f"<b>{v}</b>" for v in (used, counts.get("val", "–"), counts.get("test", "–"))]])
     heading, first = ("Images per class and split", "class") if per_class else ("Images per split", "")
-    return ('<section id="dataset"><h2>Dataset</h2>' + _facts_list(items)
+    notices = "".join(f'<p class="note">{_h(n)}</p>' for n in d.get("notices", []))
+    return ('<section id="dataset"><h2>Dataset</h2>' + _facts_list(items) + notices
             + f"<h3>{heading}</h3>" + _table([first, _h(train_label), "validation", "test"], rows)
             + "</section>")
 

@@ -74,6 +74,7 @@ class PreparedData:
             "counts": {"train_used": len(self.train_idx), **self.split.counts()},
             **({"patients": {"count": len(per), "images_per_patient": [per[0], per[len(per) // 2], per[-1]]}}
                if per else {}),
+            **({"notices": list(self.data.notices)} if self.data.notices else {}),
             **self.task.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
         }
 

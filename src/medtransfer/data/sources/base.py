@@ -43,6 +43,8 @@ class ImageSet:
     name: str
     modality: str | None = None
     description: str = ""
+    official_split: bool = False  # the source's split is a published benchmark split, kept as it is
+    notices: list[str] = field(default_factory=list)  # what the audits found but kept (see data/audit.py)
 
     @property
     def num_classes(self) -> int:

@@ -22,6 +22,7 @@ from medtransfer.data.sources.base import (
     Source,
     register_source,
 )
+from medtransfer.data.audit import check_spellings
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import image_patient_id, read_image_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
@@ -88,6 +89,7 @@ class CsvManifestSource(Source):
             )
 
         paths = [self._path(row) for row in rows]
+        self._check_listed_once(rows, paths, multilabel)
         splits = [self._split(row, columns) for row in rows]
         if PATIENT_COLUMN in columns:  # the manifest's own patient ids win over the DICOM headers
             patients = [row.cells[PATIENT_COLUMN].strip() or None for row in rows]
@@ -228,6 +230,7 @@ class CsvManifestSource(Source):
                     f"Fill in the label or delete the line."
                 )
             cells.append(cell)
+        check_spellings(self.csv_path, [(c, f"line {row.line}") for c, row in zip(cells, rows)])
         if all(_INTEGER.match(c) for c in cells):
             numbers = [int(c) for c in cells]
             values = sorted(set(numbers))
@@ -244,7 +247,36 @@ class CsvManifestSource(Source):
             )
         return names, targets
 
+    def _check_listed_once(self, rows: list[_Row], paths: list[Path], multilabel: list[str] | None) -> None:
+        """One row per image: the same path (after normalisation) twice is a duplicate, or an image with two labels."""
+        first: dict[str, _Row] = {}
+        repeats = []
+        for row, p in zip(rows, paths):
+            key = os.path.normcase(os.path.abspath(p))
+            if key in first:
+                repeats.append((first[key], row))
+            else:
+                first[key] = row
+        if not repeats:
+            return
+        columns = multilabel or [self.label_column]
+        for a, b in repeats:
+            la, lb = ([r.cells.get(c, "").strip() for c in columns] for r in (a, b))
+            if la != lb:
+                raise DataError(
+                    f"{self.csv_path}, lines {a.line} and {b.line}: {b.cells[self.path_column].strip()!r} has two labels "
+                    f"({', '.join(la)} and {', '.join(lb)}). Keep one row per image, with its one label.")
+        a, b = repeats[0]
+        raise DataError(
+            f"{self.csv_path}, lines {a.line} and {b.line}: {b.cells[self.path_column].strip()!r} is listed twice "
+            f"({len(repeats)} repeated row(s) in all); a repeated image can land in train and test. Keep one row per image.")
+
     def _check_files_exist(self, rows: list[_Row], paths: list[Path]) -> None:
+        folders = [(row, p) for row, p in zip(rows, paths) if p.is_dir()]
+        if folders:
+            row, p = folders[0]
+            raise DataError(f"{self.csv_path}, line {row.line}: {row.cells[self.path_column].strip()!r} is a folder, not "
+                            f"an image file ({len(folders)} such rows). List image files, one per row.")
         missing = [(row, p) for row, p in zip(rows, paths) if not p.is_file()]
         if missing:
             row, p = missing[0]

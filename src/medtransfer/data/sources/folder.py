@@ -10,6 +10,7 @@ import os
 from functools import partial
 from pathlib import Path
 
+from medtransfer.data.audit import check_spellings
 from medtransfer.data.sources.base import (
     SPLITS,
     LabelledImages,
@@ -133,6 +134,7 @@ class ImageFolderSource(Source):
                     )
                 files.extend((split, class_dir.name, f) for f in images)
 
+        check_spellings(root, [(c, f"folder {f.parent}") for _, c, f in files])
         class_names = sorted({c for _, c, _ in files})
         if len(class_names) < 2:
             raise DataError(

@@ -128,9 +128,21 @@ def infer_coding(values_by_ref: Iterable[tuple[str, np.ndarray]], class_names: l
                 f"Masks hold 0/255 (binary) or class indices 0..C-1; re-save gray or anti-aliased masks with exact "
                 f"label values, or pass class_names if there really are {top + 1} classes."
             )
+        gaps = sorted(set(range(top + 1)) - seen)
+        if gaps:  # {0, 1, 7} is not eight classes of which six are never seen
+            odd = [v for v in sorted(seen) if v > min(gaps)]
+            ref = next(r for r, v in values_by_ref if odd[0] in set(int(x) for x in v))
+            raise DataError(
+                f"{ref}: mask value {odd[0]} leaves class indices {_shown([gaps])} unused (values in all masks: "
+                f"{_shown([sorted(seen)])}); masks hold 0/255 (binary) or class indices 0..C-1 without gaps. Remap the "
+                f"values to 0..{len(seen) - 1}, or pass class_names if the missing classes are real."
+            )
         coding = MaskCoding("index", max(top + 1, 2))
     for ref, values in values_by_ref:
         check_values(values, coding, ref)
+    if values_by_ref and seen <= {0}:
+        raise DataError(f"{values_by_ref[0][0]} and the {len(values_by_ref) - 1} other masks hold no foreground at all "
+                        f"(every value is 0): there is nothing to learn or to score. Check the mask files.")
     return coding
 
 

@@ -129,6 +129,7 @@ class MedMNISTSource(Source):
         if missing:
             raise DataError(f"{path}: not a MedMNIST file: missing arrays {', '.join(missing)}")
         info = _info(flag) if flag else None
+        _check_labels(path, arrays, info)
         labels_all = np.concatenate([arrays[f"{s}_labels"].reshape(len(arrays[f"{s}_labels"]), -1) for s in ("train", "val", "test")])
         if arrays["train_images"].ndim == 4 and arrays["train_images"].shape[-1] not in (1, 3):
             raise DataError(f"{path}: holds 3D volumes; medtransfer studies 2D images.")
@@ -158,7 +159,35 @@ class MedMNISTSource(Source):
             name=flag or path.stem,
             modality=_MODALITIES.get(flag or ""),
             description=(info or {}).get("description", ""),
+            official_split=True,
         )
+
+
+def _check_labels(path: Path, arrays: dict, info: dict | None) -> None:
+    """One label row per image; labels whole, non-negative and within the dataset's classes."""
+    n_classes = len(info["label"]) if info else None
+    multilabel = bool(info and info["task"].startswith("multi-label"))
+    for split in ("train", "val", "test"):
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        if len(images) != len(labels):
+            raise DataError(f"{path}: {split} holds {len(images)} images but {len(labels)} labels; the file is damaged or "
+                            f"was written wrongly. Give one label row per image.")
+        values = np.asarray(labels).reshape(len(labels), -1)
+        if values.dtype.kind not in "iub":
+            with np.errstate(invalid="ignore"):
+                bad = ~np.isfinite(values.astype(np.float64)) | (values.astype(np.float64) != np.round(values.astype(np.float64)))
+            if bad.any():
+                i = int(np.argwhere(bad)[0][0])
+                raise DataError(f"{path}: {split}_labels[{i}] is {values[i].tolist()}, not a whole number; labels are "
+                                f"class indices (0, 1, …).")
+        values = values.astype(np.int64)
+        top = 1 if multilabel else (n_classes - 1 if n_classes else None)
+        bad = (values < 0) | ((values > top) if top is not None else np.zeros_like(values, dtype=bool))
+        if bad.any():
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            valid = f"0 to {top}" if top is not None else "0 or more"
+            raise DataError(f"{path}: {split}_labels[{i}] holds label {int(values[i, j])}, outside the dataset's classes "
+                            f"({valid}); {int(bad.any(1).sum())} {split} label(s) are out of range. Fix the labels.")
 
 
 class _ArrayImage:
