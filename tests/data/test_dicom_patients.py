@@ -11,9 +11,8 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from generated import gray_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 import medtransfer.data.sources.dicom as dicom_module
 from medtransfer.data import make_split
@@ -50,22 +49,12 @@ def write_dicom(
 ) -> Path:
     """A small 16-bit gray DICOM file; ``patient_id``/``study_uid`` left out of the header unless given."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.PatientName = name
+    tags = {"PatientName": name, "Modality": "OT"}
     if patient_id is not ABSENT:
-        ds.PatientID = patient_id
+        tags["PatientID"] = patient_id
     if study_uid is not ABSENT:
-        ds.StudyInstanceUID = study_uid
-    ds.Modality = "OT"
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = size, size, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    pixels = np.random.default_rng(seed).integers(0, 4096, (size, size)).astype("<u2")
-    ds.PixelData = pixels.tobytes()
+        tags["StudyInstanceUID"] = study_uid
+    ds = gray_dicom(size, size, np.random.default_rng(seed).integers(0, 4096, (size, size)), **tags)
     ds["PixelData"].VR = "OW"
     ds.save_as(path, enforce_file_format=preamble)
     return path

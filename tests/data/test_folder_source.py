@@ -7,13 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generated import gray_dicom
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    ExplicitVRLittleEndian,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
 
 from medtransfer.data.sources.folder import ImageFolderSource
 from medtransfer.errors import DataError
@@ -28,15 +23,7 @@ def png(path: Path, value: int = 0, size: tuple[int, int] = (5, 6)) -> Path:
 def dicom_without_suffix(path: Path) -> Path:
     """A small 16-bit DICOM file named without a suffix, as PACS exports often are."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = 2, 2, 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ds.PixelData = np.array([[0, 100], [200, 300]], dtype="<u2").tobytes()
+    ds = gray_dicom(2, 2, np.array([[0, 100], [200, 300]]))
     ds.save_as(path, enforce_file_format=True)
     return path
 
