@@ -1,4 +1,5 @@
-"""Data sources: MedMNIST files, image folders, CSV manifests (PNG/JPEG/DICOM images), image + mask pairs.
+"""Data sources: MedMNIST files, image folders, CSV manifests (PNG/JPEG/DICOM images), image + mask pairs, and
+images with boxes (Pascal VOC, COCO, box CSV).
 
 Every source registers itself in :data:`SOURCES`; :func:`open_source` picks the first of a list of sources (a task's,
 or all of them) that recognises a path or name. Which task a data set is for is the tasks' business
@@ -12,7 +13,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from medtransfer.data.sources import csv_manifest, folder, masks, medmnist  # noqa: F401  (registration)
+from medtransfer.data.sources import boxes, csv_manifest, folder, masks, medmnist  # noqa: F401  (registration)
 from medtransfer.data.sources.base import (
     SOURCES,
     ImageSet,

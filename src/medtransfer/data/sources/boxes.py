@@ -1,0 +1,303 @@
+"""Sources of images with boxes (object detection): Pascal VOC folders, COCO JSON, CSV lists, and boxes derived from
+masks.
+
+Boxes are ``(x1, y1, x2, y2)`` in pixels of the image as stored, continuous coordinates (a box around pixel columns
+0..9 is ``x1 = 0, x2 = 10``; VOC's 1-based inclusive corners become ``xmin - 1, ymin - 1, xmax, ymax``). Rules, the
+same for every source:
+
+* ``x2 <= x1`` or ``y2 <= y1``, a box wholly outside its image, a class that is not one of ``class_names`` (when
+  given), or an annotation that names a missing image: one :class:`~medtransfer.errors.DataError` naming the file
+  (and line or box) and what to do.
+* A box that only crosses the border is clipped to the image; how many were, is a notice on the data set.
+* Images without boxes are kept: they are where false positives are measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from medtransfer.data.sources.base import ImageSet, Source, register_source
+from medtransfer.data.sources.folder import canonical_split
+from medtransfer.data.sources.image_files import read_image_file
+from medtransfer.data.sources.masks import MaskedImages, image_size
+from medtransfer.errors import DataError
+
+
+@dataclass(frozen=True)
+class BoxedSample:
+    """One image and its boxes (``N×4`` float, pixels of the stored image) with their class indices."""
+
+    ref: str
+    load: Callable[[], np.ndarray] = field(repr=False, compare=False)
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    split: str | None = None
+    patient_id: str | None = None
+
+    @property
+    def target(self) -> dict[str, np.ndarray]:
+        return {"boxes": np.asarray(self.boxes, dtype=np.float32).reshape(-1, 4),
+                "labels": np.asarray(self.labels, dtype=np.int64)}
+
+
+@dataclass(kw_only=True)
+class BoxedImages(ImageSet):
+    """Images with their boxes; ``class_names`` name the box classes (no background class)."""
+
+    samples: list[BoxedSample]
+
+
+class BoxCollector:
+    """Checks, clips and collects the boxes of one data set; counts the clipped ones for the notice."""
+
+    def __init__(self, class_names: list[str] | None):
+        self.fixed = class_names is not None
+        self.class_names = list(class_names or [])
+        self.clipped = 0
+
+    def label(self, name: str, where: str) -> str:
+        name = str(name).strip()
+        if name not in self.class_names:
+            if self.fixed:
+                raise DataError(f"{where}: unknown class {name!r}; the classes are {', '.join(self.class_names)}. "
+                                f"Fix the label, or add the class to class_names.")
+            self.class_names.append(name)
+        return name
+
+    def box(self, corners, size: tuple[int, int], where: str) -> tuple[float, float, float, float]:
+        """``corners`` (x1, y1, x2, y2) checked against the image ``size`` (width, height), clipped if it crosses."""
+        try:
+            x1, y1, x2, y2 = (float(v) for v in corners)
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: box {corners!r} is not four numbers x1, y1, x2, y2.") from None
+        if not all(np.isfinite([x1, y1, x2, y2])):
+            raise DataError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) holds a non-finite number.")
+        if x2 <= x1 or y2 <= y1:
+            raise DataError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has x2 <= x1 or y2 <= y1; corners are "
+                            f"x1, y1 (top left) then x2, y2 (bottom right).")
+        w, h = size
+        if x2 <= 0 or y2 <= 0 or x1 >= w or y1 >= h:
+            raise DataError(f"{where}: box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) lies wholly outside the {w}×{h} image.")
+        clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(w)), min(y2, float(h)))
+        self.clipped += clipped != (x1, y1, x2, y2)
+        return clipped
+
+    def finish(self, samples: list[BoxedSample], name: str, description: str) -> BoxedImages:
+        order = sorted(self.class_names) if not self.fixed else self.class_names
+        index = {c: i for i, c in enumerate(order)}
+        out = [BoxedSample(s.ref, s.load, s.boxes, tuple(index[self.class_names[i]] for i in s.labels), s.split,
+                           s.patient_id) for s in samples]
+        data = BoxedImages(samples=out, class_names=order, name=name, description=description)
+        if self.clipped:
+            data.notices.append(f"{self.clipped} box(es) crossed the image border and were clipped to it.")
+        return data
+
+
+def _image(path: Path, where: str) -> tuple[int, int]:
+    """(width, height) of the image at ``path``, read from its header."""
+    if not path.is_file():
+        raise DataError(f"{where}: the image {path} is missing. Add it, or remove its annotation.")
+    h, w = image_size(path)
+    return w, h
+
+
+@register_source
+class VocSource(Source):
+    """``root/Annotations/*.xml`` + ``root/JPEGImages/``; ``ImageSets/Main/{train,val,test}.txt`` give the split."""
+
+    kind = "voc"
+
+    def __init__(self, root: str | os.PathLike, *, class_names: list[str] | None = None, window=None):
+        self.root, self.class_names, self.window = Path(root).expanduser(), class_names, window
+
+    @classmethod
+    def can_open(cls, spec: str) -> bool:
+        p = Path(spec).expanduser()
+        return (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir()
+
+    def read(self) -> BoxedImages:
+        collector, samples = BoxCollector(self.class_names), []
+        split_of = self._splits()
+        xmls = sorted((self.root / "Annotations").glob("*.xml"))
+        if not xmls:
+            raise DataError(f"{self.root / 'Annotations'}: no .xml annotations in it.")
+        for xml in xmls:
+            try:
+                tree = ET.parse(xml).getroot()
+            except ET.ParseError as e:
+                raise DataError(f"{xml}: not valid XML ({e}).") from None
+            image = self.root / "JPEGImages" / (tree.findtext("filename") or f"{xml.stem}.jpg").strip()
+            size = _image(image, str(xml))
+            boxes, labels = [], []
+            for k, obj in enumerate(tree.iter("object"), start=1):
+                where = f"{xml}, object {k}"
+                bb = obj.find("bndbox")
+                corners = [bb.findtext(t) if bb is not None else None for t in ("xmin", "ymin", "xmax", "ymax")]
+                if None in corners:
+                    raise DataError(f"{where}: no complete <bndbox> (xmin, ymin, xmax, ymax).")
+                x1, y1, x2, y2 = (float(v) for v in corners)
+                boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, where))
+                labels.append(collector.class_names.index(collector.label(obj.findtext("name") or "", where)))
+            samples.append(BoxedSample(str(image), partial(read_image_file, image, window=self.window),
+                                       tuple(boxes), tuple(labels), split_of.get(xml.stem) if split_of else None))
+        if split_of and any(s.split is None for s in samples):
+            missing = next(s.ref for s in samples if s.split is None)
+            raise DataError(f"{self.root / 'ImageSets' / 'Main'}: {Path(missing).name} is in no split file; list every "
+                            f"image in train.txt, val.txt or test.txt, or remove the split files.")
+        return collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+
+    def _splits(self) -> dict[str, str]:
+        folder = self.root / "ImageSets" / "Main"
+        out: dict[str, str] = {}
+        for name in ("train", "val", "test"):
+            f = folder / f"{name}.txt"
+            if f.is_file():
+                for line in f.read_text().split():
+                    out[line.strip()] = name
+        return out
+
+
+@register_source
+class CocoSource(Source):
+    """A COCO JSON file (``images``, ``annotations``, ``categories``); image paths are relative to the JSON's folder,
+    or to ``image_root``. ``iscrowd`` boxes are left out, with a notice."""
+
+    kind = "coco"
+
+    def __init__(self, path: str | os.PathLike, *, image_root: str | None = None, window=None):
+        self.path = Path(path).expanduser()
+        self.image_root = Path(image_root).expanduser() if image_root else self.path.parent
+        self.window = window
+
+    @classmethod
+    def can_open(cls, spec: str) -> bool:
+        p = Path(spec).expanduser()
+        if p.suffix.lower() != ".json" or not p.is_file():
+            return False
+        try:
+            head = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(head, dict) and {"images", "annotations", "categories"} <= set(head)
+
+    def read(self) -> BoxedImages:
+        try:
+            coco = json.loads(self.path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"{self.path}: not a readable JSON file ({e}).") from None
+        categories = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
+        collector = BoxCollector(list(categories.values()))
+        images, boxes, crowd = {}, {}, 0
+        for im in coco.get("images", []):
+            images[im["id"]] = im
+            boxes[im["id"]] = []
+        for k, a in enumerate(coco.get("annotations", []), start=1):
+            where = f"{self.path}, annotation {a.get('id', k)}"
+            if a.get("image_id") not in images:
+                raise DataError(f"{where}: image_id {a.get('image_id')!r} is not among the images.")
+            if a.get("category_id") not in categories:
+                raise DataError(f"{where}: category_id {a.get('category_id')!r} is not among the categories "
+                                f"({', '.join(map(str, categories))}).")
+            if a.get("iscrowd"):
+                crowd += 1
+                continue
+            boxes[a["image_id"]].append(a)
+        samples = []
+        for image_id, im in images.items():
+            path = self.image_root / im["file_name"]
+            size = _image(path, f"{self.path}, image {image_id}")
+            kept, labels = [], []
+            for a in boxes[image_id]:
+                x, y, w, h = a["bbox"]
+                kept.append(collector.box((x, y, x + w, y + h), size, f"{self.path}, annotation {a.get('id')}"))
+                labels.append(collector.class_names.index(categories[a["category_id"]]))
+            samples.append(BoxedSample(str(path), partial(read_image_file, path, window=self.window), tuple(kept),
+                                       tuple(labels)))
+        data = collector.finish(samples, self.path.stem, f"{len(samples)} images (COCO)")
+        if crowd:
+            data.notices.append(f"{crowd} iscrowd annotation(s) were left out: a crowd region is not one object.")
+        return data
+
+
+BOX_COLUMNS = ("image", "x1", "y1", "x2", "y2", "label")
+
+
+@register_source
+class BoxCsvSource(Source):
+    """A CSV with one row per box, ``image,x1,y1,x2,y2,label[,split,patient_id]``; an image without boxes is listed
+    once with the box columns empty. Paths are relative to the CSV's folder."""
+
+    kind = "box-csv"
+
+    def __init__(self, path: str | os.PathLike, *, class_names: list[str] | None = None, window=None):
+        self.path, self.class_names, self.window = Path(path).expanduser(), class_names, window
+
+    @classmethod
+    def can_open(cls, spec: str) -> bool:
+        p = Path(spec).expanduser()
+        if p.suffix.lower() != ".csv" or not p.is_file():
+            return False
+        with open(p, newline="", encoding="utf-8", errors="replace") as f:
+            header = next(csv.reader(f), [])
+        return set(BOX_COLUMNS) <= {h.strip() for h in header}
+
+    def read(self) -> BoxedImages:
+        collector, rows = BoxCollector(self.class_names), {}
+        with open(self.path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            for row in reader:
+                line = reader.line_num
+                where = f"{self.path}, line {line}"
+                cell = (row.get("image") or "").strip()
+                if not cell:
+                    raise DataError(f"{where}: empty 'image' cell.")
+                path = Path(cell) if Path(cell).is_absolute() else self.path.parent / cell
+                entry = rows.setdefault(str(path), {"path": path, "boxes": [], "labels": [], "line": line,
+                                                    "split": canonical_split((row.get("split") or "").strip()) or None,
+                                                    "patient": (row.get("patient_id") or "").strip() or None})
+                corners = [(row.get(c) or "").strip() for c in ("x1", "y1", "x2", "y2")]
+                if not any(corners) and not (row.get("label") or "").strip():
+                    continue  # an image without boxes
+                if "size" not in entry:
+                    entry["size"] = _image(path, where)
+                entry["boxes"].append(collector.box(corners, entry["size"], where))
+                entry["labels"].append(collector.class_names.index(collector.label(row.get("label") or "", where)))
+        if not rows:
+            raise DataError(f"{self.path}: the CSV has a header but no rows. Add one row per box.")
+        samples = []
+        for entry in rows.values():
+            if "size" not in entry:
+                _image(entry["path"], f"{self.path}, line {entry['line']}")
+            samples.append(BoxedSample(str(entry["path"]), partial(read_image_file, entry["path"], window=self.window),
+                                       tuple(entry["boxes"]), tuple(entry["labels"]), entry["split"], entry["patient"]))
+        return collector.finish(samples, self.path.stem, f"{len(samples)} images (box CSV)")
+
+
+#: the sources of images with boxes, most specific first
+BOX_SOURCES = (VocSource, CocoSource, BoxCsvSource)
+
+
+def boxes_from_masks(data: MaskedImages) -> BoxedImages:
+    """Each connected component of each foreground class of a mask becomes one box of that class (8-connected)."""
+    from scipy import ndimage
+
+    collector, samples = BoxCollector(list(data.class_names[1:])), []
+    for s in data.samples:
+        mask = s.load_mask()
+        boxes, labels = [], []
+        for c in range(1, len(data.class_names)):
+            components, _ = ndimage.label(mask == c, structure=np.ones((3, 3), int))
+            for sl in ndimage.find_objects(components):
+                boxes.append((float(sl[1].start), float(sl[0].start), float(sl[1].stop), float(sl[0].stop)))
+                labels.append(c - 1)
+        samples.append(BoxedSample(s.ref, s.load_image, tuple(boxes), tuple(labels), s.split, s.patient_id))
+    return collector.finish(samples, data.name, f"{len(samples)} images, boxes from their masks")
