@@ -114,3 +114,29 @@ def gray_dicom(rows: int, columns: int, pixels: np.ndarray, **tags):
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = np.asarray(pixels, dtype="<u2").tobytes()
     return ds
+
+
+def write_box_csv(root: Path, n: int = 48, seed: int = 0, size: int = 96) -> Path:
+    """``root/boxes.csv`` (image,x1,y1,x2,y2,label) over RGB images of noise with bright discs ("cell") and dim
+    squares ("blob"), one to three objects each; every eighth image holds none (listed with empty box cells)."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rows = ["image,x1,y1,x2,y2,label"]
+    yy, xx = np.mgrid[:size, :size]
+    for i in range(n):
+        img = rng.normal(60, 12, (size, size, 3))
+        name = f"images/{i:03d}.png"
+        count = 0 if i % 8 == 7 else int(rng.integers(1, 4))
+        for _ in range(count):
+            r = int(rng.integers(7, 13))
+            cy, cx = (int(v) for v in rng.integers(r + 1, size - r - 1, 2))
+            kind = "cell" if rng.random() < 0.5 else "blob"
+            inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r if kind == "cell" else (
+                (abs(yy - cy) <= r) & (abs(xx - cx) <= r))
+            img[inside] = (230, 80, 80) if kind == "cell" else (80, 200, 90)
+            rows.append(f"{name},{cx - r},{cy - r},{cx + r + 1},{cy + r + 1},{kind}")
+        if not count:
+            rows.append(f"{name},,,,,")
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / name)
+    (root / "boxes.csv").write_text("\n".join(rows) + "\n")
+    return root / "boxes.csv"

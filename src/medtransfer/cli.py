@@ -135,11 +135,11 @@ def train(
     train_given = _given(epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer)
     if patience is not None:
         train_given["patience"] = patience or None
-    config = RunConfig(**_given(
+    config = RunConfig.with_recipe(**_given(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
         train_fraction=fraction, augmentation=augmentation, device=device, task=task,
         task_options=_task_options(task_option), test_fraction=test_fraction,
-        train=TrainConfig(**train_given) if train_given else None,
+        train=train_given or None,
         source_options=_source_options(label_column, path_column, window) or None,
     ))
     with progress_bars(not quiet) as progress:
@@ -241,10 +241,7 @@ def study(
     else:
         if data is None:
             raise ConfigError("give --data (or --config with a 'data' entry)")
-        given = {k: v for k, v in overrides.items() if v is not None}
-        if "train" in given:
-            given["train"] = TrainConfig(**given["train"])
-        cfg = StudyConfig(**given)
+        cfg = StudyConfig.with_recipe(**{k: v for k, v in overrides.items() if v is not None})
     _run_study(cfg, out, device, new_folder, quiet, cache_memory=cache_memory)
 
 

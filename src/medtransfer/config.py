@@ -103,6 +103,23 @@ class Settings:
                     p.append(str(e))
         return p
 
+    # -- construction --------------------------------------------------------------------------------------------
+    @classmethod
+    def with_recipe(cls, **given):
+        """The settings ``given``, and for those not given the task's :attr:`~medtransfer.tasks.Task.recipe` (the
+        task named by ``task``, or told by the layout of ``data``), then this class's defaults. ``train`` may be a
+        mapping of the training settings given (the recipe fills the others) or a :class:`TrainConfig`. This is how
+        the command line and config files build their settings: detection gets its own input size and schedule
+        without a flag."""
+        recipe = _recipe(given.get("data"), given.get("task", "auto"))
+        train, train_recipe = given.pop("train", None), recipe.pop("train", {})
+        if isinstance(train, TrainConfig):  # a whole training config: every setting given
+            train = train.to_dict()
+        merged = {**recipe, **given}
+        if train is not None or train_recipe:
+            merged["train"] = {**train_recipe, **train} if isinstance(train, dict) else (train or train_recipe)
+        return cls(**merged)
+
     # -- conversion ----------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -112,6 +129,19 @@ class Settings:
     def shared(self) -> dict:
         """The :class:`Settings` fields of this object, to make another config with the same settings."""
         return {f.name: getattr(self, f.name) for f in fields(Settings)}
+
+
+def _recipe(data, task: str) -> dict:
+    """The recipe of the task ``task`` (or of the one ``data``'s layout tells); empty when neither says."""
+    from medtransfer.errors import MedTransferError
+    from medtransfer.tasks import get_task, resolve_task
+
+    try:
+        if task not in (None, "auto"):
+            return dict(get_task(task).recipe)
+        return dict(resolve_task("auto", data).recipe) if isinstance(data, str) and data else {}
+    except MedTransferError:  # an unknown task or unreadable data: the settings' own checks say so later
+        return {}
 
 
 @dataclass(kw_only=True)

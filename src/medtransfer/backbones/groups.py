@@ -132,3 +132,50 @@ def check_sequential(model: nn.Module, groups: list[LayerGroup]) -> None:
             f"{type(model).__name__}: its forward is not a plain sequence of layer groups, so it cannot be cut for "
             f"layer-wise fine-tuning; {SUPPORTED_HINT}"
         )
+
+
+def feature_groups(backbone, reductions: tuple[int, ...], *, purpose: str) -> tuple[list[LayerGroup], list[int]]:
+    """The backbone's groups cut after its feature map at the deepest of ``reductions`` (timm's ``feature_info``),
+    and the 0-based indices of the groups whose outputs are the feature maps at ``reductions``, shallow to deep.
+
+    Layers after that map (EfficientNet's ``conv_head``) are dropped. A decoder (segmentation) or a feature pyramid
+    (detection) reads the tapped maps; ``purpose`` names it in the error when the maps do not end layer groups."""
+    info = getattr(backbone.model, "feature_info", None)
+    modules = [f["module"] for f in info or [] if f.get("reduction") in reductions]
+    if info is None or [f["reduction"] for f in info if f.get("reduction") in reductions] != list(reductions):
+        raise ConfigError(f"{backbone.name}: no feature maps at reductions {reductions} for {purpose}; {SUPPORTED_HINT}")
+    groups: list[LayerGroup] = []
+    taps: list[int] = []
+    for g in backbone.groups:
+        names = g.name.split("+")
+        keep = len(names)
+        for j, n in enumerate(names):
+            if n == modules[-1]:
+                keep = j + 1
+        names = names[:keep]
+        groups.append(LayerGroup("+".join(names), nn.Sequential(*list(g.module)[:keep])))
+        if names[-1] in modules:
+            taps.append(len(groups) - 1)
+        if names[-1] == modules[-1]:
+            break
+    if len(taps) != len(modules):
+        raise ConfigError(
+            f"{backbone.name}: its feature maps ({', '.join(modules)}) do not all end a layer group, so {purpose} "
+            f"cannot be cut at group boundaries; {SUPPORTED_HINT}"
+        )
+    return groups, taps
+
+
+@torch.no_grad()
+def feature_channels(groups: list[LayerGroup], taps: list[int]) -> list[int]:
+    """The channel counts of the tapped groups' outputs (probed on a small input, modes restored)."""
+    y = torch.zeros(1, 3, 64, 64)
+    chans = []
+    was = [g.module.training for g in groups]
+    for i, g in enumerate(groups):
+        y = g.module.eval()(y)
+        if i in taps:
+            chans.append(int(y.shape[1]))
+    for g, w in zip(groups, was):
+        g.module.train(w)
+    return chans

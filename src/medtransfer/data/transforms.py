@@ -35,8 +35,11 @@ class Augmentation:
 
     @classmethod
     def preset(cls, spec: str) -> Augmentation:
-        """``none``, ``light`` or ``strong``, optionally with ``+hflip`` and/or ``+vflip`` (e.g. ``light+hflip``)."""
-        presets = {"none": cls.none(), "light": cls(), "strong": cls(25.0, 0.12, (0.8, 1.2), 0.3, 0.3)}
+        """``none``, ``light``, ``strong`` or ``boxes``, optionally with ``+hflip`` and/or ``+vflip`` (e.g.
+        ``light+hflip``). ``boxes`` is for detection: shifts, scalings and intensity jitter but no rotation, which
+        would turn each box into the larger box around its rotated corners."""
+        presets = {"none": cls.none(), "light": cls(), "strong": cls(25.0, 0.12, (0.8, 1.2), 0.3, 0.3),
+                   "boxes": cls(0.0, 0.1, (0.75, 1.25), 0.2, 0.2)}
         name, *flips = spec.split("+")
         if name not in presets or not set(flips) <= {"hflip", "vflip"}:
             raise ConfigError(

@@ -1,5 +1,6 @@
 """Figures (matplotlib, headless): PNG for pages, SVG for papers. Nothing here knows about tasks or studies."""
 
+from medtransfer.plots.boxes import plot_boxes, plot_froc
 from medtransfer.plots.figures import (
     Figure,
     percent,
@@ -16,6 +17,6 @@ from medtransfer.plots.saliency import SaliencyImage, gradcam_maps, plot_salienc
 
 __all__ = [
     "Figure", "MaskPrediction", "OverlayImage", "RocRuns", "SaliencyImage", "gradcam_maps", "percent",
-    "plot_metric_vs_depth", "plot_metric_vs_fraction", "plot_overlays", "plot_roc", "plot_saliency",
+    "plot_boxes", "plot_froc", "plot_metric_vs_depth", "plot_metric_vs_fraction", "plot_overlays", "plot_roc", "plot_saliency",
     "plot_training_curve", "plot_validation_curves", "roc_inputs", "save_figure", "strategy_colors",
 ]

@@ -81,7 +81,7 @@ class StudyConfig(Settings):
             raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         if moved:
             raw["task_options"] = {**moved, **(raw.get("task_options") or {})}
-        return cls(**raw)
+        return cls.with_recipe(**raw)
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> StudyConfig:

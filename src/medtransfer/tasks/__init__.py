@@ -14,7 +14,7 @@ from medtransfer.tasks.registry import (
     task_from_spec,
     task_names,
 )
-from medtransfer.tasks import classification, segmentation  # noqa: E402,F401  (registration)
+from medtransfer.tasks import classification, detection, segmentation  # noqa: E402,F401  (registration)
 
 __all__ = ["Metric", "ReportSection", "Task", "TaskOptions", "detect_task", "get_task", "read_data", "register_task",
            "resolve_task", "task_from_spec", "task_names"]

@@ -142,6 +142,9 @@ class Task(ABC):
     test_fraction: ClassVar[float] = 0.2
     #: the report section class
     Report: ClassVar[type[ReportSection]] = ReportSection
+    #: the task's own defaults for the shared settings (``input_size``, ``augmentation``, ``train: {…}``), measured
+    #: for it; they apply where a user sets nothing (:meth:`~medtransfer.config.Settings.with_recipe`)
+    recipe: ClassVar[dict] = {}
 
     # -- options ---------------------------------------------------------------------------------------------
     @classmethod

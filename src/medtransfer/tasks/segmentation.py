@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medtransfer.backbones import Backbone
-from medtransfer.backbones.groups import SUPPORTED_HINT, LayerGroup
+from medtransfer.backbones.groups import LayerGroup, feature_channels, feature_groups
 from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource
 from medtransfer.errors import ConfigError, parameter_error
 from medtransfer.metrics.bootstrap import nanmean
@@ -43,32 +43,9 @@ DECODERS = ("unet", "fpn")
 
 
 def encoder_groups(backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
-    """The backbone's groups cut after its deepest feature map, and the 0-based indices of the groups whose outputs
-    are the feature maps at :data:`REDUCTIONS`."""
-    info = getattr(backbone.model, "feature_info", None)
-    modules = [f["module"] for f in info or [] if f.get("reduction") in REDUCTIONS]
-    if info is None or [f["reduction"] for f in info if f.get("reduction") in REDUCTIONS] != list(REDUCTIONS):
-        raise ConfigError(f"{backbone.name}: no feature maps at reductions {REDUCTIONS} for a U-Net; {SUPPORTED_HINT}")
-    groups: list[LayerGroup] = []
-    taps: list[int] = []
-    for g in backbone.groups:
-        names = g.name.split("+")
-        keep = len(names)
-        for j, n in enumerate(names):
-            if n == modules[-1]:
-                keep = j + 1
-        names = names[:keep]
-        groups.append(LayerGroup("+".join(names), nn.Sequential(*list(g.module)[:keep])))
-        if names[-1] in modules:
-            taps.append(len(groups) - 1)
-        if names[-1] == modules[-1]:
-            break
-    if len(taps) != len(modules):
-        raise ConfigError(
-            f"{backbone.name}: its feature maps ({', '.join(modules)}) do not all end a layer group, so the U-Net's skip "
-            f"connections cannot be cut at group boundaries; {SUPPORTED_HINT}"
-        )
-    return groups, taps
+    """The backbone's groups cut after its deepest feature map, and the groups whose outputs are the maps at
+    :data:`REDUCTIONS` (a U-Net reads them all)."""
+    return feature_groups(backbone, REDUCTIONS, purpose="a U-Net")
 
 
 class DecoderHead(nn.Module):
@@ -216,24 +193,10 @@ class SegmentationTask(Task):
         return encoder_groups(backbone)
 
     def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> nn.Module:
-        return DecoderHead(self._channels(groups, taps), self.num_classes, self.decoder)
+        return DecoderHead(feature_channels(groups, taps), self.num_classes, self.decoder)
 
     def saved_weights(self, backbone: Backbone, groups: list[LayerGroup], head: nn.Module) -> nn.Module:
         return nn.ModuleDict({"encoder": nn.ModuleList([g.module for g in groups]), "decoder": head})
-
-    @staticmethod
-    @torch.no_grad()
-    def _channels(groups: list[LayerGroup], taps: list[int]) -> list[int]:
-        y = torch.zeros(1, 3, 64, 64)
-        chans = []
-        was = [g.module.training for g in groups]
-        for i, g in enumerate(groups):
-            y = g.module.eval()(y)
-            if i in taps:
-                chans.append(int(y.shape[1]))
-        for g, w in zip(groups, was):
-            g.module.train(w)
-        return chans
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self._dice is None:

@@ -28,8 +28,11 @@ import numpy as np
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import canonical_split
 from medtransfer.data.sources.image_files import read_image_file
-from medtransfer.data.sources.masks import MaskedImages, image_size
+from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
 from medtransfer.errors import DataError
+
+#: the image + mask sources, in the segmentation task's order
+MASK_SOURCES = (MaskCsvSource, NiftiVolumeSource, MaskFolderSource)
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class BoxedSample:
     labels: tuple[int, ...] = ()
     split: str | None = None
     patient_id: str | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the stored image
 
     @property
     def target(self) -> dict[str, np.ndarray]:
@@ -95,7 +99,7 @@ class BoxCollector:
         order = sorted(self.class_names) if not self.fixed else self.class_names
         index = {c: i for i, c in enumerate(order)}
         out = [BoxedSample(s.ref, s.load, s.boxes, tuple(index[self.class_names[i]] for i in s.labels), s.split,
-                           s.patient_id) for s in samples]
+                           s.patient_id, s.size) for s in samples]
         data = BoxedImages(samples=out, class_names=order, name=name, description=description)
         if self.clipped:
             data.notices.append(f"{self.clipped} box(es) crossed the image border and were clipped to it.")
@@ -148,7 +152,8 @@ class VocSource(Source):
                 boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, where))
                 labels.append(collector.class_names.index(collector.label(obj.findtext("name") or "", where)))
             samples.append(BoxedSample(str(image), partial(read_image_file, image, window=self.window),
-                                       tuple(boxes), tuple(labels), split_of.get(xml.stem) if split_of else None))
+                                       tuple(boxes), tuple(labels), split_of.get(xml.stem) if split_of else None,
+                                       size=size))
         if split_of and any(s.split is None for s in samples):
             missing = next(s.ref for s in samples if s.split is None)
             raise DataError(f"{self.root / 'ImageSets' / 'Main'}: {Path(missing).name} is in no split file; list every "
@@ -221,7 +226,7 @@ class CocoSource(Source):
                 kept.append(collector.box((x, y, x + w, y + h), size, f"{self.path}, annotation {a.get('id')}"))
                 labels.append(collector.class_names.index(categories[a["category_id"]]))
             samples.append(BoxedSample(str(path), partial(read_image_file, path, window=self.window), tuple(kept),
-                                       tuple(labels)))
+                                       tuple(labels), size=size))
         data = collector.finish(samples, self.path.stem, f"{len(samples)} images (COCO)")
         if crowd:
             data.notices.append(f"{crowd} iscrowd annotation(s) were left out: a crowd region is not one object.")
@@ -276,9 +281,10 @@ class BoxCsvSource(Source):
         samples = []
         for entry in rows.values():
             if "size" not in entry:
-                _image(entry["path"], f"{self.path}, line {entry['line']}")
+                entry["size"] = _image(entry["path"], f"{self.path}, line {entry['line']}")
             samples.append(BoxedSample(str(entry["path"]), partial(read_image_file, entry["path"], window=self.window),
-                                       tuple(entry["boxes"]), tuple(entry["labels"]), entry["split"], entry["patient"]))
+                                       tuple(entry["boxes"]), tuple(entry["labels"]), entry["split"], entry["patient"],
+                                       entry["size"]))
         return collector.finish(samples, self.path.stem, f"{len(samples)} images (box CSV)")
 
 
@@ -299,5 +305,26 @@ def boxes_from_masks(data: MaskedImages) -> BoxedImages:
             for sl in ndimage.find_objects(components):
                 boxes.append((float(sl[1].start), float(sl[0].start), float(sl[1].stop), float(sl[0].stop)))
                 labels.append(c - 1)
-        samples.append(BoxedSample(s.ref, s.load_image, tuple(boxes), tuple(labels), s.split, s.patient_id))
+        samples.append(BoxedSample(s.ref, s.load_image, tuple(boxes), tuple(labels), s.split, s.patient_id,
+                                   (int(mask.shape[1]), int(mask.shape[0]))))
     return collector.finish(samples, data.name, f"{len(samples)} images, boxes from their masks")
+
+
+@register_source
+class MaskBoxSource(Source):
+    """Any image + mask layout the segmentation sources read (folder pairs, CSV, NIfTI), read as detection data:
+    each connected component of a class becomes one box (:func:`boxes_from_masks`). Asked for by name
+    (``--task detection``), never told from the layout, which reads as segmentation."""
+
+    kind = "mask-boxes"
+
+    def __init__(self, spec: str | os.PathLike, **options):
+        self.spec, self.options = str(spec), options
+
+    @classmethod
+    def can_open(cls, spec: str) -> bool:
+        return any(s.can_open(spec) for s in MASK_SOURCES)
+
+    def read(self) -> BoxedImages:
+        source = next(s for s in MASK_SOURCES if s.can_open(self.spec))
+        return boxes_from_masks(source(self.spec, **self.options).read())
