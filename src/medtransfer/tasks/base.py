@@ -307,8 +307,9 @@ class Task(ABC):
         """Test metrics with bootstrap intervals: ``{metric: {"value", "ci_low", "ci_high"}}``, the study metric
         among them."""
 
-    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
-        """The test predictions of a run folder, one row per test case: by default the stored case columns."""
+    def predictions_csv(self, indices: np.ndarray, predictions, targets, *, uncalibrated=None) -> str:
+        """The test predictions of a run folder, one row per test case: by default the stored case columns.
+        ``uncalibrated``: the predictions before :meth:`calibrate`, where the task calibrates."""
         cases = self.case_columns(predictions, targets)
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -327,6 +328,23 @@ class Task(ABC):
         """Per-case columns from a study stored before per-case columns existed (a ``targets`` and a ``probs``
         array per trial)."""
         return {"targets": targets, "probs": probs}
+
+    # -- calibration -----------------------------------------------------------------------------------------
+    @property
+    def calibrates(self) -> bool:
+        """Whether the task fits a calibration of its predictions on the validation split (:meth:`calibrate`)."""
+        return False
+
+    def calibrate(self, outputs, targets) -> dict:
+        """Fit the calibration on the validation split's network outputs (``Trainer.predict(..., raw=True)``) and
+        keep it: :meth:`predict` applies it from then on and :meth:`config` stores it. Returns what a run reports
+        of the fit (JSON-ready)."""
+        return {}
+
+    def calibration_check(self, outputs, targets):
+        """The fitted calibration judged on the test split's network outputs: a
+        :class:`~medtransfer.delivery.calibration.CalibrationCheck` (figures before and after), or ``None``."""
+        return None
 
     # -- the rest --------------------------------------------------------------------------------------------
     def report(self) -> ReportSection:
