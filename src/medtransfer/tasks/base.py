@@ -122,6 +122,21 @@ class ReportSection:
         return []
 
 
+# -- predictions on new images ---------------------------------------------------------------------------------------
+class PredictionWriter:
+    """Writes what a saved model predicts for new, unlabelled images, batch by batch, into an output folder; a task
+    returns one from :meth:`Task.prediction_writer`. ``images`` are
+    :class:`~medtransfer.delivery.inputs.NewImage` objects (the path as given, the pixels at their own size, the
+    model's input tensor); ``outputs`` are the network's raw outputs for them."""
+
+    def add(self, images: list, outputs: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list:
+        """Finish the files; returns their paths."""
+        return []
+
+
 # -- the task --------------------------------------------------------------------------------------------------------
 class Task(ABC):
     """A learning task. Subclass, set the class attributes, implement the abstract methods, and register it."""
@@ -345,6 +360,17 @@ class Task(ABC):
         """The fitted calibration judged on the test split's network outputs: a
         :class:`~medtransfer.delivery.calibration.CalibrationCheck` (figures before and after), or ``None``."""
         return None
+
+    # -- delivery --------------------------------------------------------------------------------------------
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> PredictionWriter:
+        """The writer of this task's predictions for new images (``medtransfer predict``) of the saved model
+        ``saved`` (a :class:`~medtransfer.saved_model.SavedModel`) into ``out_dir``."""
+        raise ConfigError(f"predicting new images is not available for the {self.name} task")
+
+    def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What a delivered (exported) model returns for a batch of network outputs, traceable: by default
+        :meth:`predict` of them."""
+        return self.predict(outputs)
 
     # -- the rest --------------------------------------------------------------------------------------------
     def report(self) -> ReportSection:

@@ -25,7 +25,7 @@ from medtransfer.data.sources.medmnist import MedMNISTSource
 from medtransfer.metrics import auc_score, bootstrap_metrics
 from medtransfer.errors import ConfigError, DataError, parameter_error
 from medtransfer.metrics.paired import batched_auc
-from medtransfer.tasks.base import Metric, ReportSection, Task, TaskOptions
+from medtransfer.tasks.base import Metric, PredictionWriter, ReportSection, Task, TaskOptions
 from medtransfer.tasks.registry import register_task
 
 
@@ -97,6 +97,57 @@ class ClassificationReport(ReportSection):
                   for im, t, ref in zip(examples["images"], examples["targets"], examples["refs"])]
         return [plot_saliency(images, [(s, saved.net) for s, saved in models],
                               {s: saved.task.predict for s, saved in models}, out_dir, fraction_note=models_note)]
+
+
+class ProbabilityWriter(PredictionWriter):
+    """``predictions.csv``: per image the path as given, each class's probability (``p_<class>``, calibrated as the
+    model is) and the predicted class (multi-label: the labels at 0.5 or more, joined by ';'); with ``heatmaps``, a
+    Grad-CAM overlay of the predicted class per image in ``heatmaps/`` (:mod:`medtransfer.plots.saliency`)."""
+
+    def __init__(self, task: ClassificationTask, saved, out_dir, heatmaps: bool):
+        from pathlib import Path
+
+        from medtransfer.delivery.output_files import CsvTable, FileNames
+
+        self.task, self.saved, self.out_dir = task, saved, Path(out_dir)
+        self.table = CsvTable(self.out_dir / "predictions.csv",
+                              ["path", *[f"p_{n}" for n in task.class_names], "predicted"])
+        self.heatmaps = self.out_dir / "heatmaps" if heatmaps else None
+        self.names = FileNames()
+        self.written: list = []
+
+    def add(self, images: list, outputs: torch.Tensor) -> None:
+        probs = self.task.predict(outputs).numpy()
+        names = self.task.class_names
+        for im, p in zip(images, probs):
+            predicted = (";".join(n for n, v in zip(names, p) if v >= 0.5) if self.task.label_kind == "multilabel"
+                         else names[int(p.argmax())])
+            self.table.add([im.path, *map(float, p), predicted])
+        if self.heatmaps is not None:
+            self._draw_heatmaps(images, probs)
+
+    def _draw_heatmaps(self, images: list, probs: np.ndarray) -> None:
+        from PIL import Image
+        from pytorch_grad_cam.utils.image import show_cam_on_image
+
+        from medtransfer.plots import SaliencyImage, gradcam_maps
+
+        self.heatmaps.mkdir(parents=True, exist_ok=True)
+        shown = [SaliencyImage(im.tensor.expand(3, -1, -1).numpy(), int(p.argmax()),
+                               self.task.class_names[int(p.argmax())], im.path) for im, p in zip(images, probs)]
+        maps, _p, _shape = gradcam_maps(self.saved.net, shown, self.task.predict)
+        for im, cam in zip(images, maps):
+            h, w = im.size
+            rgb = np.broadcast_to(im.pixels[..., None], (h, w, 3)) if im.pixels.ndim == 2 else im.pixels
+            cam = np.asarray(Image.fromarray(np.float32(cam)).resize((w, h), Image.BILINEAR))
+            overlay = show_cam_on_image(rgb.astype(np.float32) / 255.0, np.clip(cam, 0, 1), use_rgb=True,
+                                        image_weight=0.55)
+            path = self.heatmaps / self.names.name(im.path, ".png")
+            Image.fromarray(overlay).save(path)
+            self.written.append(path)
+
+    def close(self) -> list:
+        return [self.table.close(), *self.written]
 
 
 CALIBRATIONS = ("temperature", "none")
@@ -229,6 +280,9 @@ class ClassificationTask(Task):
         z = outputs.float() / self.temperature if self.temperature != 1.0 else outputs.float()
         p = torch.sigmoid(z) if self.label_kind == "multilabel" else torch.softmax(z, dim=1)
         return p.cpu()
+
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> ProbabilityWriter:
+        return ProbabilityWriter(self, saved, out_dir, heatmaps)
 
     @property
     def calibrates(self) -> bool:
