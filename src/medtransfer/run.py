@@ -18,6 +18,7 @@ import torch
 
 from medtransfer.config import RunConfig
 from medtransfer.data import ImageSet, load_images, make_split
+from medtransfer.delivery.model_card import write_model_card
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_folder, atomic_write, check_output_folder
 from medtransfer.plots import plot_reliability, plot_training_curve
@@ -119,6 +120,9 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
             plot_training_curve(fit.history, folder / "curve.png", metric=task.metric.name, label=task.metric.label,
                                 title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
                                       f"seed {config.seed}")
+        write_model_card(folder, outcome.spec, metrics["test"], metrics["data"], metrics["environment"],
+                         choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
+                                f"study compares it with the other depths.", metric=task.metric.name)
         mark_complete(folder, outcome.spec)
     return RunResult(out=out, metrics=metrics, fit=fit)
 
