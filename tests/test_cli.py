@@ -105,7 +105,7 @@ def test_study_seed_count_of_zero_says_how_to_run_seed_zero(shape_folder, tmp_pa
 def test_task_options_on_the_command_line(shape_folder, tmp_path, capsys):
     code, _, err = run_cli(["train", "--data", shape_folder, "--task-option", "decoder=fpn", "--out", tmp_path / "a",
                             *QUICK], capsys)
-    _assert_user_error(code, err, "The 'task_options' parameter of the classification task must be empty")
+    _assert_user_error(code, err, "The 'task_options' parameter of the classification task must be one of its options (calibration)", "Got 'decoder'")
     code, _, err = run_cli(["study", "--data", shape_folder, "--task", "segmentation", "--task-option", "decoder=fnp",
                             "--out", tmp_path / "b"], capsys)
     _assert_user_error(code, err, "The 'decoder' parameter of the segmentation task options must be one of unet, fpn")

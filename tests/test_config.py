@@ -34,7 +34,7 @@ def test_task_options_are_the_tasks_to_validate():
     with pytest.raises(ConfigError, match=r"The 'decoder' parameter of the segmentation task options must be one of "
                                           r"unet, fpn\. Got 'fnp' instead\."):
         RunConfig(data="d", task="segmentation", task_options={"decoder": "fnp"})
-    with pytest.raises(ConfigError, match="The 'task_options' parameter of the classification task must be empty"):
+    with pytest.raises(ConfigError, match=r"The 'task_options' parameter of the classification task must be one of its options \(calibration\)"):
         RunConfig(data="d", task="classification", task_options={"decoder": "fpn"})
     with pytest.raises(ConfigError, match="options of one task"):
         RunConfig(data="d", task_options={"no_such_option": 1})

@@ -292,6 +292,50 @@ def evaluate(
         stdout.print(metrics_table(result["metrics"], f"{run} on {data} · {split} ({result['n']} images)"))
 
 
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="A run folder, or a study folder (its recommended model).")],
+    inputs: Annotated[Path, typer.Argument(metavar="INPUT", help="An image, a folder of images (PNG, JPEG, TIFF, "
+                                           "BMP, DICOM) or a CSV of image paths (column 'path').")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the predictions into.")],
+    strategy: Annotated[Optional[str], typer.Option(help="In a study folder: this strategy's model instead of the "
+                                                         "recommended one.")] = None,
+    heatmaps: Annotated[bool, typer.Option(help="Classification: a Grad-CAM overlay per image in OUT/heatmaps/.")] = False,
+    batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
+    device: DeviceOpt = "cpu",
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Predict new, unlabelled images with a saved model, preprocessed as its training images were."""
+    from medtransfer.console import progress_bars, stdout
+    from medtransfer.delivery.predict import predict as run_predict
+
+    with progress_bars(not quiet) as progress:
+        result = run_predict(model, inputs, out, strategy=strategy, heatmaps=heatmaps, batch_size=batch_size,
+                             device=device, progress=progress)
+    stdout.print(f"{result.predicted} images predicted with {result.model}; written to {result.out}")
+    if result.errors:
+        stdout.print(f"{len(result.errors)} files could not be read; see {result.out / 'errors.csv'}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="A run folder, or a study folder (its recommended model).")],
+    format: Annotated[str, typer.Option("--format", help="onnx.")] = "onnx",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="The file to write (default: "
+                                                "MODEL_FOLDER/model.onnx), with OUT.json beside it.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="In a study folder: this strategy's model.")] = None,
+    check: Annotated[Optional[Path], typer.Option(help="Also check onnxruntime against PyTorch on these images (a "
+                                                       "file, folder or CSV of paths).")] = None,
+) -> None:
+    """Export a saved model to ONNX (uint8 images in, probabilities out), checked with onnxruntime."""
+    from medtransfer.console import stdout
+    from medtransfer.delivery.export import export_model
+
+    r = export_model(model, out, format=format, strategy=strategy, check=check)
+    stdout.print(f"{r.path} (+ {r.sidecar.name}) from {r.model}: onnxruntime vs PyTorch max abs difference "
+                 f"{r.max_abs_diff:.2e} on {r.checked} images")
+
+
 @backbones_app.command("show")
 def backbones_show(name: Annotated[str, typer.Argument(help="A timm model name.")] = "tf_efficientnet_lite0") -> None:
     """The layer groups of NAME, shallow to deep, with parameter counts and the valid tune:K."""

@@ -23,6 +23,10 @@ class ConfigError(MedTransferError, ValueError):
     """A parameter, flag or configuration value that is not valid."""
 
 
+class ExportError(MedTransferError, RuntimeError):
+    """An exported model that does not compute what the saved one does."""
+
+
 class TrainingDiverged(MedTransferError, RuntimeError):
     """The loss became non-finite. The best checkpoint so far has been kept."""
 

@@ -18,9 +18,10 @@ import torch
 
 from medtransfer.config import RunConfig
 from medtransfer.data import ImageSet, load_images, make_split
+from medtransfer.delivery.model_card import write_model_card
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_folder, atomic_write, check_output_folder
-from medtransfer.plots import plot_training_curve
+from medtransfer.plots import plot_reliability, plot_training_curve
 from medtransfer.saved_model import load_model, mark_complete, save_model
 from medtransfer.strategies import parse_strategy
 from medtransfer.study.trial import (
@@ -102,6 +103,7 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
             "total_seconds": time.perf_counter() - started,
             "trainable_parameters": outcome.trainable_parameters,
             "device": outcome.device,
+            **({"calibration": outcome.calibration.summary} if outcome.calibration else {}),
             "data": prepared.card() | {"fingerprint": data_fingerprint(prepared, images, config.data).digest},
             "config": config.to_dict(),
             "environment": environment(),
@@ -109,12 +111,19 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
         atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write(folder / "history.csv", _history_csv(fit.history))
         atomic_write(folder / "test_predictions.csv",
-                     task.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets))
+                     task.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets,
+                                          **({"uncalibrated": outcome.uncalibrated_test_predictions}
+                                             if outcome.uncalibrated_test_predictions is not None else {})))
+        if outcome.calibration is not None:
+            plot_reliability(outcome.calibration.curves, folder, what="test split")
         if fit.history:
             plot_training_curve(fit.history, folder / "curve.png", metric=task.metric.name, label=task.metric.label,
                                 title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
                                       f"seed {config.seed}")
-        mark_complete(folder)
+        write_model_card(folder, outcome.spec, metrics["test"], metrics["data"], metrics["environment"],
+                         choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
+                                f"study compares it with the other depths.", metric=task.metric.name)
+        mark_complete(folder, outcome.spec)
     return RunResult(out=out, metrics=metrics, fit=fit)
 
 

@@ -46,11 +46,12 @@ def save_model(run_dir: Path, model: torch.nn.Module, spec: dict, *, complete: b
     atomic_write(Path(run_dir) / "model.json", json.dumps({"format": FORMAT, **spec, "complete": complete}, indent=2))
 
 
-def mark_complete(run_dir: Path) -> None:
-    """Mark the model saved in ``run_dir`` as the model of a finished run."""
+def mark_complete(run_dir: Path, updates: dict | None = None) -> None:
+    """Mark the model saved in ``run_dir`` as the model of a finished run, with ``updates`` to its spec (what was
+    fitted after the best epoch was saved: the calibration)."""
     meta = Path(run_dir) / "model.json"
     spec = json.loads(meta.read_text())
-    atomic_write(meta, json.dumps({**spec, "complete": True}, indent=2))
+    atomic_write(meta, json.dumps({**spec, **(updates or {}), "complete": True}, indent=2))
 
 
 def is_complete(run_dir: Path, spec: dict) -> bool:

@@ -185,7 +185,33 @@ class Study:
                     shutil.rmtree(self.folder / "cache", ignore_errors=True)
         summary = self.summary()
         self._write_summary(summary)
+        self._write_model_cards(summary)
         return summary
+
+    def _write_model_cards(self, summary: StudySummary) -> None:
+        """``MODEL_CARD.md`` in every saved model's folder, saying why its strategy was (or was not) chosen."""
+        from medtransfer.delivery.model_card import write_model_card
+
+        meta = self.store.meta() if self.store.exists() else {}
+        data = json.loads(meta.get("data") or "{}")
+        env = json.loads(meta.get("environment") or "null") or environment()
+        metric, trials = study_task(self.store).metric, self.results()
+        for folder in sorted((self.folder / "models").glob("*")):
+            try:
+                spec = json.loads((folder / "model.json").read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            s = spec.get("strategy")
+            why = (f"the study's recommendation: the best mean validation {metric.label} at the full training set among "
+                   f"{len(self.strategies())} strategies (the test split was not used to choose)."
+                   if s == summary.recommended else
+                   f"kept by the study as the best validation trial of '{s}'; the study recommends "
+                   f"'{summary.recommended}' instead.")
+            trial = trials[trials.id == spec.get("trial")] if len(trials) else trials
+            used = {"train_used": int(trial.train_size.iloc[0])} if len(trial) else {}
+            card = {**data, "counts": {**data.get("counts", {}), **used}}
+            write_model_card(folder, spec, spec.get("test_metrics", {}), card, env, choice=why,
+                             metric=metric.name)
 
     def _check_data(self, prepared: PreparedData, fingerprint: DataFingerprint, log) -> None:
         """Refuse to resume on data that differ from what the finished trials read (or, with ``new_folder``, start a
@@ -267,7 +293,7 @@ class Study:
             return
         if policy == "all":
             save_model(self.folder / "models" / trial.id.replace("|", "_").replace(":", "-"), outcome.weights_module,
-                       {**outcome.spec, "trial": trial.id}, complete=True)
+                       {**outcome.spec, "trial": trial.id, "test_metrics": outcome.test_metrics}, complete=True)
             return
         trials = self.store.trials()
         previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
@@ -276,7 +302,8 @@ class Study:
         if len(previous) and not metric.better(outcome.val_score, best_so_far):
             return
         save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.weights_module,
-                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score}, complete=True)
+                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
+                    "test_metrics": outcome.test_metrics}, complete=True)
 
     def _log_traceback(self, trial: Trial) -> None:
         try:

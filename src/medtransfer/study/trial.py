@@ -22,6 +22,7 @@ from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images
 from medtransfer.config import RunConfig, Settings
 from medtransfer.data import Augmentation, ImageSet, ImageTensorDataset, load_images, make_split
 from medtransfer.data.fingerprint import DataFingerprint
+from medtransfer.delivery.calibration import CalibrationCheck
 from medtransfer.data.splits import DataSplit, check_split, training_subset
 from medtransfer.errors import ConfigError, TrainingDiverged
 from medtransfer.networks import TransferNet
@@ -177,6 +178,8 @@ class TrialOutcome:
     device: str
     diverged: TrainingDiverged | None = None
     trainable_parameters: int = 0
+    calibration: CalibrationCheck | None = None  # summary: the fit on validation, the ECE on test
+    uncalibrated_test_predictions: object = None
 
     @property
     def weights_module(self) -> torch.nn.Module:
@@ -276,6 +279,8 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         "the network normalises it itself",
         "mean": list(backbone.mean),
         "std": list(backbone.std),
+        "channels": int(images.images.shape[1]),  # 1: gray images (colour ones are converted), 3: RGB
+        **({"window": list(config.source_options["window"])} if config.source_options.get("window") else {}),
     }
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
     trainer = Trainer(task, config.train, device, progress=progress)
@@ -285,10 +290,27 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached
-    val_predictions, val_targets, _ = trainer.predict(net, val_loader, cached=cached)
-    test_predictions, test_targets, _ = trainer.predict(net, test_loader, cached=cached)
+    if cached:  # the final predictions come from the images through the whole network, as a delivered model's do
+        val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
+        test_loader = image_loader(task, *images.rows(prepared.split.test), 2 * bs)
+    calibration, uncalibrated = None, None
+    if task.calibrates and diverged is None:
+        # one pass each: the logits, then the task's predictions of them before and after the fit on validation
+        val_outputs, val_targets, _ = trainer.predict(net, val_loader, raw=True)
+        test_outputs, test_targets, _ = trainer.predict(net, test_loader, raw=True)
+        uncalibrated = task.predict(torch.as_tensor(test_outputs)).numpy()
+        fitted = task.calibrate(val_outputs, val_targets)
+        check = task.calibration_check(test_outputs, test_targets)
+        calibration = CalibrationCheck({**fitted, **{f"test_{k}": v for k, v in check.summary.items()}}, check.curves)
+        val_predictions = task.predict(torch.as_tensor(val_outputs)).numpy()
+        test_predictions = task.predict(torch.as_tensor(test_outputs)).numpy()
+        spec.update(task.config(), calibration=calibration.summary)
+    else:
+        val_predictions, val_targets, _ = trainer.predict(net, val_loader)
+        test_predictions, test_targets, _ = trainer.predict(net, test_loader)
     return TrialOutcome(
         strategy=strategy, task=task, fit=fit, test_predictions=test_predictions, test_targets=test_targets,
+        calibration=calibration, uncalibrated_test_predictions=uncalibrated,
         val_score=task.score(val_predictions, val_targets),
         test_metrics=task.evaluate(test_predictions, test_targets, seed=config.seed),
         net=net, spec=spec, device=str(device), diverged=diverged,

@@ -122,6 +122,21 @@ class ReportSection:
         return []
 
 
+# -- predictions on new images ---------------------------------------------------------------------------------------
+class PredictionWriter:
+    """Writes what a saved model predicts for new, unlabelled images, batch by batch, into an output folder; a task
+    returns one from :meth:`Task.prediction_writer`. ``images`` are
+    :class:`~medtransfer.delivery.inputs.NewImage` objects (the path as given, the pixels at their own size, the
+    model's input tensor); ``outputs`` are the network's raw outputs for them."""
+
+    def add(self, images: list, outputs: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def close(self) -> list:
+        """Finish the files; returns their paths."""
+        return []
+
+
 # -- the task --------------------------------------------------------------------------------------------------------
 class Task(ABC):
     """A learning task. Subclass, set the class attributes, implement the abstract methods, and register it."""
@@ -310,8 +325,9 @@ class Task(ABC):
         """Test metrics with bootstrap intervals: ``{metric: {"value", "ci_low", "ci_high"}}``, the study metric
         among them."""
 
-    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
-        """The test predictions of a run folder, one row per test case: by default the stored case columns."""
+    def predictions_csv(self, indices: np.ndarray, predictions, targets, *, uncalibrated=None) -> str:
+        """The test predictions of a run folder, one row per test case: by default the stored case columns.
+        ``uncalibrated``: the predictions before :meth:`calibrate`, where the task calibrates."""
         cases = self.case_columns(predictions, targets)
         buf = io.StringIO()
         w = csv.writer(buf)
@@ -330,6 +346,34 @@ class Task(ABC):
         """Per-case columns from a study stored before per-case columns existed (a ``targets`` and a ``probs``
         array per trial)."""
         return {"targets": targets, "probs": probs}
+
+    # -- calibration -----------------------------------------------------------------------------------------
+    @property
+    def calibrates(self) -> bool:
+        """Whether the task fits a calibration of its predictions on the validation split (:meth:`calibrate`)."""
+        return False
+
+    def calibrate(self, outputs, targets) -> dict:
+        """Fit the calibration on the validation split's network outputs (``Trainer.predict(..., raw=True)``) and
+        keep it: :meth:`predict` applies it from then on and :meth:`config` stores it. Returns what a run reports
+        of the fit (JSON-ready)."""
+        return {}
+
+    def calibration_check(self, outputs, targets):
+        """The fitted calibration judged on the test split's network outputs: a
+        :class:`~medtransfer.delivery.calibration.CalibrationCheck` (figures before and after), or ``None``."""
+        return None
+
+    # -- delivery --------------------------------------------------------------------------------------------
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> PredictionWriter:
+        """The writer of this task's predictions for new images (``medtransfer predict``) of the saved model
+        ``saved`` (a :class:`~medtransfer.saved_model.SavedModel`) into ``out_dir``."""
+        raise ConfigError(f"predicting new images is not available for the {self.name} task")
+
+    def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """What a delivered (exported) model returns for a batch of network outputs, traceable: by default
+        :meth:`predict` of them."""
+        return self.predict(outputs)
 
     # -- the rest --------------------------------------------------------------------------------------------
     def report(self) -> ReportSection:

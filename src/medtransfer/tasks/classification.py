@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -22,9 +23,9 @@ from medtransfer.data.sources.csv_manifest import CsvManifestSource
 from medtransfer.data.sources.folder import ImageFolderSource
 from medtransfer.data.sources.medmnist import MedMNISTSource
 from medtransfer.metrics import auc_score, bootstrap_metrics
-from medtransfer.errors import DataError
+from medtransfer.errors import ConfigError, DataError, parameter_error
 from medtransfer.metrics.paired import batched_auc
-from medtransfer.tasks.base import Metric, ReportSection, Task
+from medtransfer.tasks.base import Metric, PredictionWriter, ReportSection, Task, TaskOptions
 from medtransfer.tasks.registry import register_task
 
 
@@ -98,6 +99,71 @@ class ClassificationReport(ReportSection):
                               {s: saved.task.predict for s, saved in models}, out_dir, fraction_note=models_note)]
 
 
+class ProbabilityWriter(PredictionWriter):
+    """``predictions.csv``: per image the path as given, each class's probability (``p_<class>``, calibrated as the
+    model is) and the predicted class (multi-label: the labels at 0.5 or more, joined by ';'); with ``heatmaps``, a
+    Grad-CAM overlay of the predicted class per image in ``heatmaps/`` (:mod:`medtransfer.plots.saliency`)."""
+
+    def __init__(self, task: ClassificationTask, saved, out_dir, heatmaps: bool):
+        from pathlib import Path
+
+        from medtransfer.delivery.output_files import CsvTable, FileNames
+
+        self.task, self.saved, self.out_dir = task, saved, Path(out_dir)
+        self.table = CsvTable(self.out_dir / "predictions.csv",
+                              ["path", *[f"p_{n}" for n in task.class_names], "predicted"])
+        self.heatmaps = self.out_dir / "heatmaps" if heatmaps else None
+        self.names = FileNames()
+        self.written: list = []
+
+    def add(self, images: list, outputs: torch.Tensor) -> None:
+        probs = self.task.predict(outputs).numpy()
+        names = self.task.class_names
+        for im, p in zip(images, probs):
+            predicted = (";".join(n for n, v in zip(names, p) if v >= 0.5) if self.task.label_kind == "multilabel"
+                         else names[int(p.argmax())])
+            self.table.add([im.path, *map(float, p), predicted])
+        if self.heatmaps is not None:
+            self._draw_heatmaps(images, probs)
+
+    def _draw_heatmaps(self, images: list, probs: np.ndarray) -> None:
+        from PIL import Image
+        from pytorch_grad_cam.utils.image import show_cam_on_image
+
+        from medtransfer.plots import SaliencyImage, gradcam_maps
+
+        self.heatmaps.mkdir(parents=True, exist_ok=True)
+        shown = [SaliencyImage(im.tensor.expand(3, -1, -1).numpy(), int(p.argmax()),
+                               self.task.class_names[int(p.argmax())], im.path) for im, p in zip(images, probs)]
+        maps, _p, _shape = gradcam_maps(self.saved.net, shown, self.task.predict)
+        for im, cam in zip(images, maps):
+            h, w = im.size
+            rgb = np.broadcast_to(im.pixels[..., None], (h, w, 3)) if im.pixels.ndim == 2 else im.pixels
+            cam = np.asarray(Image.fromarray(np.float32(cam)).resize((w, h), Image.BILINEAR))
+            overlay = show_cam_on_image(rgb.astype(np.float32) / 255.0, np.clip(cam, 0, 1), use_rgb=True,
+                                        image_weight=0.55)
+            path = self.heatmaps / self.names.name(im.path, ".png")
+            Image.fromarray(overlay).save(path)
+            self.written.append(path)
+
+    def close(self) -> list:
+        return [self.table.close(), *self.written]
+
+
+CALIBRATIONS = ("temperature", "none")
+
+
+@dataclass(frozen=True)
+class ClassificationOptions(TaskOptions):
+    calibration: str = "temperature"  # temperature scaling fitted on validation, or none
+
+    def problems(self) -> list[str]:
+        if self.calibration not in CALIBRATIONS:
+            return [parameter_error("calibration", "the classification task options",
+                                    f"one of {', '.join(CALIBRATIONS)}", self.calibration)]
+        return []
+
+
 @register_task
 class ClassificationTask(Task):
     name = "classification"
@@ -107,12 +173,19 @@ class ClassificationTask(Task):
     layouts = ("a MedMNIST name or .npz, a CSV manifest (path,label[,split,patient_id]) or a folder laid out as "
                "<class>/<image> or <split>/<class>/<image>")
     Report = ClassificationReport
+    Options = ClassificationOptions
 
     def __init__(self, class_names: list[str], label_kind: str, class_weights: np.ndarray | None = None,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0, calibration: str = "temperature", temperature: float = 1.0):
+        self.options({"calibration": calibration})
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
+                np.isfinite(temperature) and temperature > 0):
+            raise ConfigError(f"temperature {temperature!r} must be a number > 0")
         self.class_names = list(class_names)
         self.label_kind = label_kind
         self.label_smoothing = label_smoothing
+        self.calibration = calibration
+        self.temperature = float(temperature)
         self._weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
 
     @classmethod
@@ -120,11 +193,14 @@ class ClassificationTask(Task):
         train_config = config.train
         weights = (balanced_class_weights(np.asarray(train_targets), data.num_classes, data.label_kind)
                    if train_config.class_weighting else None)
-        return cls(data.class_names, data.label_kind, weights, label_smoothing=train_config.label_smoothing)
+        return cls(data.class_names, data.label_kind, weights, label_smoothing=train_config.label_smoothing,
+                   calibration=cls.options(config.task_options).calibration)
 
     @classmethod
     def from_spec(cls, spec: dict) -> ClassificationTask:
-        return cls(spec["class_names"], spec.get("label_kind", "binary"))
+        """Models saved before calibration existed have no temperature: 1, i.e. none."""
+        return cls(spec["class_names"], spec.get("label_kind", "binary"),
+                   calibration=spec.get("calibration_method", "temperature"), temperature=spec.get("temperature", 1.0))
 
     @staticmethod
     def load_targets(data, indices: np.ndarray, size: int) -> np.ndarray:
@@ -171,13 +247,19 @@ class ClassificationTask(Task):
             chosen += [int(i) for i in members[:per_class] if i not in chosen][: max(0, limit - len(chosen))]
         return np.asarray(chosen, dtype=np.int64)
 
-    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
+    def predictions_csv(self, indices: np.ndarray, predictions, targets, *, uncalibrated=None) -> str:
+        """``p_<class>``: the probabilities a delivered model gives (calibrated, when calibration is on);
+        ``uncalibrated_p_<class>``: before the temperature, where one was fitted."""
         buf = io.StringIO()
         w = csv.writer(buf)
         t = np.asarray(targets).reshape(len(targets), -1)
-        w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in self.class_names]])
-        for i, tt, p in zip(indices, t, predictions):
-            w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p)])
+        extra = [] if uncalibrated is None else [f"uncalibrated_p_{n}" for n in self.class_names]
+        w.writerow(["sample", *[f"target_{i}" for i in range(t.shape[1])], *[f"p_{n}" for n in self.class_names],
+                    *extra])
+        rows = zip(indices, t, predictions, predictions if uncalibrated is None else uncalibrated)
+        for i, tt, p, u in rows:
+            w.writerow([int(i), *map(int, tt), *(f"{v:.6f}" for v in p),
+                        *(() if uncalibrated is None else (f"{v:.6f}" for v in u))])
         return buf.getvalue()
 
     @property
@@ -194,8 +276,29 @@ class ClassificationTask(Task):
         return F.cross_entropy(outputs, targets, weight=w, label_smoothing=self.label_smoothing)
 
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
-        p = torch.sigmoid(outputs) if self.label_kind == "multilabel" else torch.softmax(outputs, dim=1)
-        return p.float().cpu()
+        """Probabilities: softmax (sigmoid for multi-label) of the logits divided by the fitted temperature."""
+        z = outputs.float() / self.temperature if self.temperature != 1.0 else outputs.float()
+        p = torch.sigmoid(z) if self.label_kind == "multilabel" else torch.softmax(z, dim=1)
+        return p.cpu()
+
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> ProbabilityWriter:
+        return ProbabilityWriter(self, saved, out_dir, heatmaps)
+
+    @property
+    def calibrates(self) -> bool:
+        return self.calibration == "temperature"
+
+    def calibrate(self, outputs, targets) -> dict:
+        """Temperature scaling on the validation split's logits (see :mod:`medtransfer.delivery.calibration`)."""
+        from medtransfer.delivery.calibration import fit_temperature
+
+        self.temperature = fit_temperature(np.asarray(outputs), np.asarray(targets), self.label_kind)
+        return {"method": "temperature scaling", "fitted_on": "validation", "temperature": self.temperature}
+
+    def calibration_check(self, outputs, targets):
+        from medtransfer.delivery.calibration import temperature_check
+
+        return temperature_check(np.asarray(outputs), np.asarray(targets), self.temperature, self.label_kind)
 
     @property
     def metric(self) -> Metric:
@@ -211,4 +314,5 @@ class ClassificationTask(Task):
         return bootstrap_metrics(predictions, targets, self.label_kind, seed=seed)
 
     def config(self) -> dict:
-        return {"task": self.name, "class_names": self.class_names, "label_kind": self.label_kind}
+        return {"task": self.name, "class_names": self.class_names, "label_kind": self.label_kind,
+                "calibration_method": self.calibration, "temperature": self.temperature}

@@ -130,7 +130,7 @@ class DetectorHead(nn.Module):
             model = FasterRCNN(stand_in, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
                                box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
                                rpn_post_nms_top_n_train=1000, rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=500,
-                               box_batch_size_per_image=256, box_score_thresh=0.01)
+                               box_batch_size_per_image=128, box_score_thresh=0.01)
             self.rpn, self.roi_heads = model.rpn, model.roi_heads
         elif kind in ("retinanet", "fcos"):
             self.fpn = FeaturePyramidNetwork(in_channels, channels, extra_blocks=LastLevelP6P7(channels, channels))
@@ -276,7 +276,7 @@ class DetectionTask(Task):
     test_fraction = 0.2
     #: the measured defaults of a detection run (README, "Detection"): what a run uses where the user sets nothing
     recipe = {"input_size": 384, "augmentation": "boxes+hflip+vflip",
-              "train": {"epochs": 12, "batch_size": 4, "lr": 3e-4, "warmup_epochs": 1, "patience": None,
+              "train": {"epochs": 10, "batch_size": 4, "lr": 3e-4, "warmup_epochs": 1, "patience": None,
                         "ema_decay": None}}
 
     def __init__(self, class_names: list[str], detector: str = "faster_rcnn", fpn_channels: int = 128,
@@ -417,7 +417,7 @@ class DetectionTask(Task):
             out["map50"]["value"], out["map"]["value"] = reference
         return out
 
-    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
+    def predictions_csv(self, indices: np.ndarray, predictions, targets, *, uncalibrated=None) -> str:
         """One row per predicted box: the test sample, the box (pixels of the image resized to the input size),
         its class and its score."""
         buf = io.StringIO()

@@ -33,7 +33,7 @@ from medtransfer.metrics.masks import (
     dice_per_image,
     mask_metrics,
 )
-from medtransfer.tasks.base import Metric, ReportSection, Task, TaskOptions
+from medtransfer.tasks.base import Metric, PredictionWriter, ReportSection, Task, TaskOptions
 from medtransfer.tasks.registry import register_task
 
 #: The reductions a U-Net reads, shallow to deep.
@@ -133,6 +133,43 @@ class SegmentationReport(ReportSection):
                               recommended=facts.summary.recommended, models_note=models_note)]
 
 
+class MaskWriter(PredictionWriter):
+    """One mask per image in ``masks/``, at the image's own size (the network's class scores resized bilinearly to
+    it, then the most probable class per pixel): PNG of {0, 255} for one foreground class, else of class indices;
+    and ``areas.csv``: per image the path as given, the mask file, the image's size and each foreground class's
+    area in pixels and as a share of the image."""
+
+    def __init__(self, task: SegmentationTask, out_dir):
+        from pathlib import Path
+
+        from medtransfer.delivery.output_files import CsvTable, FileNames
+
+        self.task, self.masks = task, Path(out_dir) / "masks"
+        self.masks.mkdir(parents=True, exist_ok=True)
+        fg = task.class_names[1:]
+        self.table = CsvTable(Path(out_dir) / "areas.csv", ["path", "mask", "height", "width",
+                                                            *[f"area_px_{n}" for n in fg],
+                                                            *[f"area_fraction_{n}" for n in fg]])
+        self.names = FileNames()
+        self.written: list = []
+
+    def add(self, images: list, outputs: torch.Tensor) -> None:
+        from PIL import Image
+
+        for im, out in zip(images, outputs):
+            h, w = im.size
+            scores = F.interpolate(out[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
+            mask = scores.argmax(0).to(torch.uint8).numpy()
+            name = self.names.name(im.path, ".png")
+            Image.fromarray(mask * 255 if self.task.num_classes == 2 else mask).save(self.masks / name)
+            self.written.append(self.masks / name)
+            areas = [int((mask == c).sum()) for c in range(1, self.task.num_classes)]
+            self.table.add([im.path, f"masks/{name}", h, w, *areas, *[a / (h * w) for a in map(float, areas)]])
+
+    def close(self) -> list:
+        return [self.table.close(), *self.written]
+
+
 @register_task
 class SegmentationTask(Task):
     name = "segmentation"
@@ -209,6 +246,15 @@ class SegmentationTask(Task):
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The predicted class of every pixel (``uint8`` ``N×H×W``): what the metrics and the figures read."""
         return outputs.argmax(1).to(torch.uint8).cpu()
+
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> MaskWriter:
+        if heatmaps:
+            raise ConfigError("--heatmaps is for classification models; a segmentation model writes its masks")
+        return MaskWriter(self, out_dir)
+
+    def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Per-pixel class probabilities (softmax), ``B×C×S×S``: the exported graph's output."""
+        return torch.softmax(outputs.float(), dim=1)
 
     @property
     def metric(self) -> Metric:

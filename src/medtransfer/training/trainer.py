@@ -95,9 +95,11 @@ class Trainer:
         return x if cached else net.prefix(x)
 
     @torch.no_grad()
-    def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None):
+    def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None,
+                raw: bool = False):
         """(predictions, targets, mean loss) over ``batches``, in eval mode; the task gathers the predictions and
-        the targets of all batches."""
+        the targets of all batches. With ``raw`` the predictions are the network's outputs (logits), not the task's
+        :meth:`~medtransfer.tasks.Task.predict` of them."""
         suffix = suffix or net.suffix
         was = suffix.training
         suffix.eval()
@@ -107,7 +109,7 @@ class Trainer:
                 out = suffix(self._inputs(net, x, cached))
                 losses += float(self.task.loss(out, self.task.to_device(y, self.device))) * len(y)
                 n += len(y)
-                predictions.append(self.task.predict(out))
+                predictions.append(out.detach().float().cpu() if raw else self.task.predict(out))
                 targets.append(y)
         finally:
             suffix.train(was)

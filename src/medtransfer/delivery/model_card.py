@@ -1,0 +1,111 @@
+"""``MODEL_CARD.md``: what a saved model is for and how well it works, in the sections of Mitchell et al. (FAT* 2019)
+as Hugging Face's model cards use them: model details, intended use, training data, evaluation, calibration,
+limitations, how to use it, versions.
+
+The card is written from what the run or the study recorded (the model's ``model.json``, its test metrics, the
+dataset card and the package versions); the dataset card is shown without file names, sample references or patient
+identifiers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from medtransfer.files import atomic_write
+
+#: the dataset card's entries that a model card shows (never notices, which may name files, nor fingerprints)
+DATA_FIELDS = ("name", "task", "modality", "classes", "split_given", "counts", "patients", "label_kind", "per_class")
+
+
+def _value(m: dict) -> str:
+    if not isinstance(m, dict) or m.get("value") is None:
+        return "–"
+    lo, hi = m.get("ci_low"), m.get("ci_high")
+    ci = f" (95 % CI {lo:.3f}–{hi:.3f})" if lo is not None and hi is not None else ""
+    return f"{m['value']:.3f}{ci}"
+
+
+def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice: str, metric: str = "") -> str:
+    """The card as Markdown. ``spec``: the model's ``model.json``; ``test``: its test metrics
+    (``{name: {value, ci_low, ci_high}}``); ``data``: the dataset card; ``choice``: why this strategy."""
+    data = {k: data[k] for k in DATA_FIELDS if k in data}
+    task, size, strategy = spec.get("task", "classification"), spec.get("input_size"), spec.get("strategy")
+    classes = ", ".join(map(str, spec.get("class_names", [])))
+    counts = data.get("counts", {})
+    lines = [
+        f"# Model card: {spec.get('backbone')} · {strategy} · {data.get('name', 'dataset')}",
+        "",
+        "## Model details",
+        f"- Task: {task}; classes: {classes}.",
+        f"- Network: {spec.get('backbone')} (timm), starting from {spec.get('weights_description') or spec.get('weights')}; "
+        f"strategy `{strategy}` ({spec.get('frozen_groups')} of {spec.get('num_groups')} layer groups frozen).",
+        f"- Input: {size}×{size} px, {'gray' if spec.get('channels') == 1 else 'RGB'}; images are resized to it "
+        f"(bicubic, aspect ratio not kept) and normalised inside the network.",
+        f"- Why this strategy: {choice}",
+        "- Files: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and feed it); no pickle.",
+        "",
+        "## Intended use",
+        f"- Research on {data.get('modality') or 'medical'} images like those it was trained on: "
+        f"{'assigning one of the classes above' if task == 'classification' else 'outlining the classes above'} "
+        f"as a second reader or to sort images, with a person checking every result.",
+        "- Not intended for diagnosis or treatment decisions on its own, for other modalities, body parts, devices "
+        "or sites than those of the training data, or for images of other classes.",
+        "",
+        "## Training data",
+        f"- Dataset: {data.get('name')} ({data.get('modality') or 'modality not recorded'}); split "
+        f"{'as given by the source' if data.get('split_given') else 'made by medtransfer, seeded'}.",
+        f"- Images: {counts.get('train_used', '–')} used for training (of {counts.get('train', '–')} in the training "
+        f"split), {counts.get('val', '–')} for validation, {counts.get('test', '–')} for test.",
+    ]
+    if data.get("patients"):
+        p = data["patients"]
+        lines.append(f"- Patients: {p.get('count')} (images per patient: min / median / max "
+                     f"{' / '.join(map(str, p.get('images_per_patient', [])))}); no patient is in two splits.")
+    for part, per in (data.get("per_class") or {}).items():
+        lines.append(f"- {part}: " + ", ".join(f"{k} {v}" for k, v in per.items()))
+    lines += ["", "## Evaluation (test split, never used for choosing or fitting)", "",
+              "| metric | value (95 % bootstrap CI) |", "|---|---|"]
+    lines += [f"| {name.replace('_', ' ')}{' (study metric)' if name == metric else ''} | {_value(m)} |"
+              for name, m in test.items()]
+    cal = spec.get("calibration")
+    lines += ["", "## Calibration"]
+    if cal:
+        lines.append(f"- {cal.get('method', 'calibration').capitalize()} fitted on the validation split: temperature "
+                     f"{cal.get('temperature', 1.0):.3f}; the probabilities `predict` and the ONNX export give "
+                     f"include it.")
+        if cal.get("test_ece_before") is not None:
+            lines.append(f"- Expected calibration error on test (15 bins): {cal['test_ece_before']:.3f} before, "
+                         f"{cal['test_ece_after']:.3f} after (`reliability.png` in a run folder).")
+    elif task == "classification":
+        lines.append("- None: the probabilities are the network's softmax as trained; read them as scores, not risks.")
+    else:
+        lines.append("- Not applicable: the model outputs a class per pixel.")
+    lines += [
+        "",
+        "## Limitations",
+        f"- Small data: {counts.get('train_used', '–')} training images; the test metrics' intervals above show how "
+        f"uncertain they are with {counts.get('test', '–')} test images.",
+        "- One source: the images come from one dataset and are likely from few sites and devices; performance on "
+        "other sites, scanners or populations is unknown until measured there.",
+        f"- Input size: the network sees {size}×{size} px; finer detail than that is lost, and images of other "
+        "aspect ratios are distorted by the resize.",
+        "- Probabilities are calibrated on the validation split of the same source; on other data they may not be.",
+        "",
+        "## How to use",
+        "```bash",
+        "medtransfer predict MODEL_FOLDER IMAGES/ --out predictions/   # CSV (and masks) per image, errors.csv",
+        "medtransfer export MODEL_FOLDER --format onnx                  # model.onnx + model.onnx.json",
+        "```",
+        "",
+        "## Versions",
+        "- " + ", ".join(f"{k} {v}" for k, v in environment.items() if k != "platform"),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_model_card(folder: str | Path, spec: dict, test: dict, data: dict, environment: dict, *, choice: str,
+                     metric: str = "") -> Path:
+    path = Path(folder) / "MODEL_CARD.md"
+    atomic_write(path, model_card(spec, test, data, environment, choice=choice, metric=metric))
+    return path

@@ -1,0 +1,84 @@
+"""``predict``: a saved model on new, unlabelled images, preprocessed as its training images were.
+
+The model is a run folder or a study folder (its recommended model, or another strategy's); the images are a file,
+a folder or a CSV of paths (:mod:`medtransfer.delivery.inputs`). What is written per image is the task's
+(:meth:`~medtransfer.tasks.Task.prediction_writer`): class probabilities for classification, masks and areas for
+segmentation. A file that cannot be read is listed in ``errors.csv`` with its reason and the others are predicted;
+when none can be read, a :class:`~medtransfer.errors.DataError` is raised.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, read_new_image
+from medtransfer.delivery.model_folder import model_folder
+from medtransfer.delivery.output_files import CsvTable
+from medtransfer.errors import DataError
+from medtransfer.saved_model import load_model
+from medtransfer.training import resolve_device
+
+
+@dataclass
+class PredictionResult:
+    model: Path  # the model folder used
+    out: Path
+    predicted: int  # images predicted
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (path as given, reason) of the unreadable ones
+    files: list[Path] = field(default_factory=list)
+
+
+def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, *,
+            strategy: str | None = None, heatmaps: bool = False, batch_size: int = 32, device: str = "cpu",
+            progress=None) -> PredictionResult:
+    """Run the model in ``model`` on the images ``inputs`` names and write the predictions into ``out``."""
+    folder = model_folder(model, strategy)
+    dev = resolve_device(device)
+    saved = load_model(folder, dev)
+    paths = input_paths(inputs)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    writer = saved.task.prediction_writer(saved, out, heatmaps=heatmaps)
+    errors: list[tuple[str, str]] = []
+    batch: list[NewImage] = []
+    done = 0
+    bar = progress.add_task("predicting", total=len(paths)) if progress is not None else None
+
+    def flush() -> None:
+        nonlocal done
+        if batch:
+            with torch.no_grad():
+                outputs = saved.net(batch_tensor(batch).to(dev)).float().cpu()
+            writer.add(batch, outputs)
+            done += len(batch)
+            batch.clear()
+
+    try:
+        for path in paths:
+            try:
+                batch.append(read_new_image(path, saved.spec))
+            except DataError as e:
+                message = str(e)
+                errors.append((path, message[len(path) + 2:] if message.startswith(f"{path}: ") else message))
+            if len(batch) >= batch_size:
+                flush()
+            if bar is not None:
+                progress.advance(bar)
+        flush()
+    finally:
+        files = writer.close()
+        if bar is not None:
+            progress.remove_task(bar)
+    if errors:
+        table = CsvTable(out / "errors.csv", ["path", "reason"])
+        for row in errors:
+            table.add(list(row))
+        files.append(table.close())
+    if not done:
+        raise DataError(f"{inputs}: none of the {len(paths)} images could be read; their reasons are in "
+                        f"{out / 'errors.csv'}")
+    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files)
