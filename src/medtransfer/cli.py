@@ -32,6 +32,18 @@ def _default(config: type, name: str):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
+def _recipes(name: str, train: bool = False) -> str:
+    """``'; detection: 384'``: the tasks whose recipe sets ``name`` otherwise (:attr:`Task.recipe`)."""
+    from medtransfer.tasks import get_task, task_names
+
+    notes = []
+    for t in task_names():
+        recipe = get_task(t).recipe.get("train", {}) if train else get_task(t).recipe
+        if name in recipe:
+            notes.append(f"{t}: {recipe[name]}")
+    return "".join(f"; {n}" for n in notes)
+
+
 def _tasks() -> str:
     from medtransfer.tasks import task_names
 
@@ -43,7 +55,10 @@ DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .np
                                       "CSV image,mask), or any layout a registered task reads.")]
 TaskOpt = Annotated[Optional[str], typer.Option(help=f"{_tasks()}, or auto (told by the data's layout; default).")]
 TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
-    "--task-option", help="A task's own setting as KEY=VALUE, repeatable (e.g. decoder=fpn).")]
+    "--task-option", help="A task's own setting as KEY=VALUE, repeatable (e.g. decoder=fpn, detector=retinanet).")]
+HitOpt = Annotated[Optional[str], typer.Option(
+    help="Detection: when a detection finds a true box for the FROC, 'iou' (IoU >= 0.5, default) or 'centre' (its "
+         "centre inside the box); the same as --task-option hit=….")]
 TestFractionOpt = Annotated[Optional[float], typer.Option(
     help="Share of the data in a seeded test split when the source gives none (default: the task's).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cuda or cuda:N.")]
@@ -52,14 +67,15 @@ PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path colum
 WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,WIDTH (default: from the header).")]
 
 
-def _task_options(pairs: list[str] | None) -> dict | None:
-    """``["decoder=fpn", "depth=3"]`` as ``{"decoder": "fpn", "depth": 3}`` (values read as YAML scalars)."""
+def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | None:
+    """``["decoder=fpn", "depth=3"]`` as ``{"decoder": "fpn", "depth": 3}`` (values read as YAML scalars); ``hit``
+    is detection's ``hit`` option."""
     import yaml
 
-    if not pairs:
+    if not pairs and hit is None:
         return None
-    out = {}
-    for pair in pairs:
+    out = {} if hit is None else {"hit": hit}
+    for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--task-option {pair!r}: give KEY=VALUE, e.g. decoder=fpn")
@@ -98,15 +114,17 @@ def train(
     seed: Annotated[Optional[int], typer.Option(help=f"Default {_default(RunConfig, 'seed')}.")] = None,
     task: TaskOpt = None,
     task_option: TaskOptionOpt = None,
+    hit: HitOpt = None,
     backbone: Annotated[Optional[str], typer.Option(
         help=f"Any timm model name (default {_default(RunConfig, 'backbone')}).")] = None,
     weights: Annotated[Optional[str], typer.Option(
         help=f"imagenet, scratch, or a .safetensors/.pth file (default {_default(RunConfig, 'weights')}).")] = None,
     input_size: Annotated[Optional[int], typer.Option(
-        help=f"Images are resized to this square size (default {_default(RunConfig, 'input_size')}).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.epochs}.")] = None,
-    lr: Annotated[Optional[float], typer.Option(help=f"Default {TrainConfig.lr}.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.batch_size}.")] = None,
+        help=f"Images are resized to this square size (default {_default(RunConfig, 'input_size')}"
+             f"{_recipes('input_size')}).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.epochs}{_recipes('epochs', True)}.")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Default {TrainConfig.lr}{_recipes('lr', True)}.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.batch_size}{_recipes('batch_size', True)}.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help=f"adamw or sgd (default {TrainConfig.optimizer}).")] = None,
     patience: Annotated[Optional[int], typer.Option(
         help=f"Stop after this many epochs without a gain in the validation score (0: never; default "
@@ -116,7 +134,8 @@ def train(
                                                            f"{_default(RunConfig, 'train_fraction'):g}).")] = None,
     test_fraction: TestFractionOpt = None,
     augment: Annotated[Optional[str], typer.Option(
-        help=f"none, light or strong (default {_default(RunConfig, 'augmentation')}).")] = None,
+        help=f"none, light, strong or boxes (default {_default(RunConfig, 'augmentation')}"
+             f"{_recipes('augmentation')}).")] = None,
     hflip: Annotated[bool, typer.Option(help="Allow left-right flips (off: anatomy has sides).")] = False,
     vflip: Annotated[bool, typer.Option(help="Allow up-down flips (e.g. endoscopy, microscopy).")] = False,
     device: Annotated[Optional[str], typer.Option(
@@ -138,7 +157,7 @@ def train(
     config = RunConfig.with_recipe(**_given(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
         train_fraction=fraction, augmentation=augmentation, device=device, task=task,
-        task_options=_task_options(task_option), test_fraction=test_fraction,
+        task_options=_task_options(task_option, hit), test_fraction=test_fraction,
         train=train_given or None,
         source_options=_source_options(label_column, path_column, window) or None,
     ))
@@ -191,9 +210,11 @@ def study(
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder (rerun the same command to resume).")] = Path("studies/study"),
     task: TaskOpt = None,
     task_option: TaskOptionOpt = None,
+    hit: HitOpt = None,
     test_fraction: TestFractionOpt = None,
     augment: Annotated[Optional[str], typer.Option(
-        help=f"none, light or strong, with +hflip/+vflip (default {_default(StudyConfig, 'augmentation')}).")] = None,
+        help=f"none, light, strong or boxes, with +hflip/+vflip (default "
+             f"{_default(StudyConfig, 'augmentation')}{_recipes('augmentation')}).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
     strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
     fractions: Annotated[Optional[str], typer.Option(help="Training fractions, e.g. 1,0.5,0.25,0.1.")] = None,
@@ -201,10 +222,11 @@ def study(
     backbone: Annotated[Optional[str], typer.Option(help="Any timm model name.")] = None,
     weights: Annotated[Optional[str], typer.Option(help="imagenet or a .safetensors/.pth file.")] = None,
     input_size: Annotated[Optional[int], typer.Option(
-        help=f"Images are resized to this square size (default {_default(StudyConfig, 'input_size')}).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default {TrainConfig.epochs}).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help=f"Learning rate of the tuned layers (default {TrainConfig.lr}).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}).")] = None,
+        help=f"Images are resized to this square size (default {_default(StudyConfig, 'input_size')}"
+             f"{_recipes('input_size')}).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default {TrainConfig.epochs}{_recipes('epochs', True)}).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help=f"Learning rate of the tuned layers (default {TrainConfig.lr}{_recipes('lr', True)}).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}{_recipes('batch_size', True)}).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option(
         help=f"best (per strategy), all, or none (default {_default(StudyConfig, 'checkpoints')}).")] = None,
     new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
@@ -232,7 +254,7 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
-        "task_options": _task_options(task_option),
+        "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
     }

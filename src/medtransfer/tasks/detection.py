@@ -128,8 +128,9 @@ class DetectorHead(nn.Module):
             self.fpn = FeaturePyramidNetwork(in_channels, channels, extra_blocks=LastLevelMaxPool())
             anchors = AnchorGenerator(((16,), (32,), (64,), (128,)), ((0.5, 1.0, 2.0),) * 4)
             model = FasterRCNN(stand_in, num_classes=num_classes + 1, rpn_anchor_generator=anchors,
-                               box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 2),
-                               rpn_post_nms_top_n_train=1000, rpn_pre_nms_top_n_test=500, rpn_post_nms_top_n_test=500,
+                               box_roi_pool=MultiScaleRoIAlign(["0", "1", "2"], 7, 1),
+                               rpn_pre_nms_top_n_train=1000, rpn_post_nms_top_n_train=1000,
+                               rpn_pre_nms_top_n_test=300, rpn_post_nms_top_n_test=300,
                                box_batch_size_per_image=128, box_score_thresh=0.01)
             self.rpn, self.roi_heads = model.rpn, model.roi_heads
         elif kind in ("retinanet", "fcos"):
@@ -276,8 +277,8 @@ class DetectionTask(Task):
     test_fraction = 0.2
     #: the measured defaults of a detection run (README, "Detection"): what a run uses where the user sets nothing
     recipe = {"input_size": 384, "augmentation": "boxes+hflip+vflip",
-              "train": {"epochs": 10, "batch_size": 4, "lr": 3e-4, "warmup_epochs": 1, "patience": None,
-                        "ema_decay": None}}
+              "train": {"epochs": 9, "batch_size": 4, "lr": 3e-4, "warmup_epochs": 1, "patience": None,
+                        "ema_decay": 0.99}}
 
     def __init__(self, class_names: list[str], detector: str = "faster_rcnn", fpn_channels: int = 128,
                  hit: str = "iou"):
