@@ -55,7 +55,8 @@ def test_a_tiny_detector_learns_the_shapes(box_csv, tmp_path):
     assert rows[0] == "sample,x1,y1,x2,y2,label,score" and len(rows) > 1
     # evaluate re-scores the saved detector on the source: the same test images, the same mAP
     again = evaluate(tmp_path / "run", str(box_csv))
-    assert again["test"]["map50"]["value"] == pytest.approx(test["map50"]["value"], abs=1e-6)
+    assert again["split"] == "test"
+    assert again["metrics"]["map50"]["value"] == pytest.approx(test["map50"]["value"], abs=1e-6)
 
 
 def _drawn(box, size=64) -> torch.Tensor:
