@@ -143,12 +143,10 @@ class DetectorHead(nn.Module):
                 anchors = AnchorGenerator(((8,), (16,), (32,), (64,), (128,)), ((1.0,),) * 5)
                 model = FCOS(stand_in, num_classes=num_classes, anchor_generator=anchors, score_thresh=0.01)
             self.head, self.anchor_generator = model.head, model.anchor_generator
-            self._one_stage = model
+            # the detector's own loss and post-processing; its modules are registered just above, not twice
+            self.__dict__["_one_stage"] = model
         else:
             raise ConfigError(f"unknown detector {kind!r}; choose one of {', '.join(DETECTORS)}")
-        if kind != "faster_rcnn":
-            # the detector's own post-processing methods; its modules are registered above, not twice
-            self.__dict__["_one_stage"] = self._modules.pop("_one_stage")
 
     def forward(self, maps: tuple[torch.Tensor, ...]) -> DetectorOutput:
         return DetectorOutput(self.fpn(OrderedDict((str(i), m.float()) for i, m in enumerate(maps))), self)
@@ -367,8 +365,7 @@ class DetectionTask(Task):
     # -- the network -----------------------------------------------------------------------------------------
     @classmethod
     def layout(cls, backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
-        groups, taps = feature_groups(backbone, REDUCTIONS, purpose="a feature pyramid")
-        return groups, taps
+        return feature_groups(backbone, REDUCTIONS, purpose="a feature pyramid")
 
     def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> nn.Module:
         return DetectorHead(feature_channels(groups, taps), len(self.class_names), self.detector, self.fpn_channels)
