@@ -10,6 +10,8 @@ The Python API and the ``medtransfer`` command are two faces of one thing::
 from medtransfer.backbones import create_backbone, describe_groups
 from medtransfer.config import RunConfig
 from medtransfer.data import Augmentation, open_source, read_source
+from medtransfer.delivery.export import export_model
+from medtransfer.delivery.predict import predict
 from medtransfer.errors import (
     ConfigError,
     DataError,
@@ -27,6 +29,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Augmentation", "ConfigError", "DataError", "MedTransferError", "Metric", "ReportSection", "RunConfig", "RunResult",
     "Strategy", "Task", "TaskOptions", "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups",
-    "evaluate", "layerwise_strategies", "load_model", "open_source", "parse_strategy", "read_source",
+    "evaluate", "export_model", "layerwise_strategies", "load_model", "open_source", "parse_strategy", "predict", "read_source",
     "register_task", "train",
 ]

@@ -57,6 +57,50 @@ def test_a_tiny_detector_learns_the_shapes(box_csv, tmp_path):
     again = evaluate(tmp_path / "run", str(box_csv))
     assert again["split"] == "test"
     assert again["metrics"]["map50"]["value"] == pytest.approx(test["map50"]["value"], abs=1e-6)
+    _predict_new_images(tmp_path / "run", box_csv, tmp_path)
+
+
+def _predict_new_images(run: Path, box_csv: Path, tmp_path: Path) -> None:
+    """``predict`` on test images as stored, one stretched to 128×64 and one broken file: the boxes of the stored
+    ones are test_predictions.csv's, the stretched one's are in its own pixels, the broken one is in errors.csv."""
+    import csv as csvlib
+
+    from PIL import Image
+
+    from medtransfer import ConfigError, export_model, predict
+
+    stored = list(csvlib.DictReader((run / "test_predictions.csv").open()))
+    data = read_data(box_csv)[1]
+    best = {}  # sample → its best box, as test_predictions.csv has it
+    for r in stored:
+        best.setdefault(int(r["sample"]), r)
+    samples = [s for s in best if float(best[s]["score"]) > 0.5][:3]
+    new = tmp_path / "new"
+    new.mkdir()
+    for s in samples:
+        Image.fromarray(data.samples[s].load()).save(new / f"s{s}.png")
+    wide = samples[0]
+    Image.fromarray(data.samples[wide].load()).resize((128, 64), Image.NEAREST).save(new / "wide.png")
+    (new / "broken.png").write_bytes(b"not an image")
+    result = predict(run, new, tmp_path / "p")
+    assert result.predicted == len(samples) + 1 and [e[0] for e in result.errors] == [str(new / "broken.png")]
+    rows = list(csvlib.DictReader((tmp_path / "p" / "boxes.csv").open()))
+    assert list(rows[0]) == ["path", "height", "width", "x1", "y1", "x2", "y2", "label", "score"]
+    first = {}
+    for r in rows:
+        first.setdefault(Path(r["path"]).stem, r)
+    for s in samples:
+        got, want = first[f"s{s}"], best[s]
+        assert got["label"] == want["label"] and float(got["score"]) == pytest.approx(float(want["score"]), abs=1e-3)
+        assert [float(got[k]) for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
+            [float(want[k]) for k in ("x1", "y1", "x2", "y2")], abs=0.11)
+    stretched, want = first["wide"], best[wide]
+    assert (stretched["height"], stretched["width"]) == ("64", "128") and stretched["label"] == want["label"]
+    assert [float(stretched[k]) for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
+        [2 * float(want["x1"]), float(want["y1"]), 2 * float(want["x2"]), float(want["y2"])], abs=3)
+    with pytest.raises(ConfigError, match="ONNX export of a detection model"):
+        export_model(run, tmp_path / "d.onnx")
+    assert not (tmp_path / "d.onnx").exists()
 
 
 def _drawn(box, size=64) -> torch.Tensor:

@@ -78,6 +78,8 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     delivered = DeliveredNet(saved).eval()
     example = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        delivered(example)  # a task whose outputs cannot be delivered says so here, before a file is written
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         torch.onnx.export(delivered, (example,), str(path), dynamo=False, opset_version=opset,

@@ -3,7 +3,7 @@
 The model is a run folder or a study folder (its recommended model, or another strategy's); the images are a file,
 a folder or a CSV of paths (:mod:`medtransfer.delivery.inputs`). What is written per image is the task's
 (:meth:`~medtransfer.tasks.Task.prediction_writer`): class probabilities for classification, masks and areas for
-segmentation. A file that cannot be read is listed in ``errors.csv`` with its reason and the others are predicted;
+segmentation, boxes for detection. A file that cannot be read is listed in ``errors.csv`` with its reason and the others are predicted;
 when none can be read, a :class:`~medtransfer.errors.DataError` is raised.
 """
 
@@ -52,7 +52,9 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
         nonlocal done
         if batch:
             with torch.no_grad():
-                outputs = saved.net(batch_tensor(batch).to(dev)).float().cpu()
+                outputs = saved.net(batch_tensor(batch).to(dev))
+            if isinstance(outputs, torch.Tensor):  # a detector's outputs are the task's to read
+                outputs = outputs.float().cpu()
             writer.add(batch, outputs)
             done += len(batch)
             batch.clear()

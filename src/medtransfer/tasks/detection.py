@@ -53,7 +53,7 @@ from medtransfer.metrics.detection import (
 from medtransfer.metrics.froc import HITS
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import Strategy
-from medtransfer.tasks.base import Metric, ReportSection, Task, TaskOptions
+from medtransfer.tasks.base import Metric, PredictionWriter, ReportSection, Task, TaskOptions
 from medtransfer.tasks.registry import register_task
 
 #: the strides of the backbone maps the feature pyramid reads
@@ -261,6 +261,36 @@ class DetectionReport(ReportSection):
                            recommended=facts.summary.recommended, models_note=models_note)]
 
 
+# -- predictions on new images ---------------------------------------------------------------------------------------
+class BoxWriter(PredictionWriter):
+    """``boxes.csv``: one row per detected box, in pixels of the input image as read (the boxes found at the input
+    size scaled back by the image's own width and height), with its class and score, best first per image; an image
+    with no detection is listed once with empty box columns. Every detection the model keeps (score ≥ its threshold,
+    0.01) is written: filter by ``score`` for an operating point."""
+
+    def __init__(self, task: DetectionTask, saved, out_dir):
+        from pathlib import Path
+
+        from medtransfer.delivery.output_files import CsvTable
+
+        self.task, self.size = task, int(saved.spec["input_size"])
+        self.table = CsvTable(Path(out_dir) / "boxes.csv",
+                              ["path", "height", "width", "x1", "y1", "x2", "y2", "label", "score"])
+
+    def add(self, images: list, outputs: DetectorOutput) -> None:
+        for im, found in zip(images, self.task.predict(outputs)):
+            h, w = im.size
+            scale = np.array([w, h, w, h], dtype=np.float64) / self.size
+            if not len(found["boxes"]):
+                self.table.add([im.path, h, w, "", "", "", "", "", ""])
+            for box, label, score in zip(found["boxes"] * scale, found["labels"], found["scores"]):
+                self.table.add([im.path, h, w, *(f"{v:.1f}" for v in box), self.task.class_names[int(label)],
+                                f"{score:.4f}"])
+
+    def close(self) -> list:
+        return [self.table.close()]
+
+
 # -- the task --------------------------------------------------------------------------------------------------------
 @register_task
 class DetectionTask(Task):
@@ -389,6 +419,16 @@ class DetectionTask(Task):
         """Per image: ``boxes`` (K×4, pixels of the resized image), ``scores`` and ``labels`` (0-based), best first."""
         return [{k: v.detach().float().cpu().numpy() if k != "labels" else v.cpu().numpy() for k, v in d.items()}
                 for d in outputs.detector.detect(outputs.features)]
+
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> BoxWriter:
+        if heatmaps:
+            raise ConfigError("--heatmaps is for classification models; a detection model writes its boxes")
+        return BoxWriter(self, saved, out_dir)
+
+    def delivered_outputs(self, outputs: DetectorOutput) -> torch.Tensor:
+        raise ConfigError("ONNX export of a detection model is not available: torchvision's proposal and box "
+                          "post-processing (NMS per image, ragged outputs) does not trace into one graph here; use "
+                          "'medtransfer predict' with the model folder")
 
     @property
     def metric(self) -> Metric:
