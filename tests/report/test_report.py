@@ -17,7 +17,7 @@ from medtransfer.errors import MedTransferError
 from medtransfer.report import write_report
 from medtransfer.report.answers import redact_paths
 
-FIGURES = ("auc_vs_depth", "auc_vs_fraction", "validation_curves", "roc", "saliency")
+FIGURES = ("auc_vs_depth", "auc_vs_fraction", "validation_curves", "roc", "saliency", "calibration")
 
 
 class PageParser(HTMLParser):
@@ -95,6 +95,13 @@ def test_report_holds_every_figure_the_recommendation_and_the_answers(study_run)
         assert comparison["sentence"] in text
     assert "Grad-CAM" in text and "Images per class and split" in text and "torch" in text
     assert "Failed trials" in text and "every recorded trial finished" in text
+    # the model handed over: its folder and card, its calibration (the one predict and export apply), its use
+    spec = json.loads((folder / "models" / summary["recommended"].replace(":", "-") / "model.json").read_text())
+    cal = spec["calibration"]
+    assert "model" in ids and "MODEL_CARD.md" in text and "medtransfer predict" in text
+    assert f"temperature {cal['temperature']:.3f}" in text
+    assert f"{cal['test_ece_before']:.3f} before, {cal['test_ece_after']:.3f} after" in text
+    assert "Calibration of every kept model" in text  # scratch and the fine-tuned depths each have one
 
 
 def test_file_names_only_when_asked(study_copy, shape_folder):
@@ -115,7 +122,9 @@ def test_missing_model_folder_leaves_out_its_heat_maps_with_a_note(study_copy):
     html = write_report(study_copy).read_text()
     text = visible_text(html)
     assert "The saved model of scratch (models/scratch/) is missing" in text
-    assert sum(1 for t, _ in parse(html).tags if t == "img") == len(FIGURES)  # the recommended model's maps remain
+    recommended = json.loads((study_copy / "summary.json").read_text())["recommended"]
+    # the recommended model's maps remain; its reliability diagram goes with its folder when that was scratch's
+    assert sum(1 for t, _ in parse(html).tags if t == "img") == len(FIGURES) - (recommended == "scratch")
 
 
 def test_report_command(study_copy):

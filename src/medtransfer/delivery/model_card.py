@@ -14,6 +14,10 @@ from pathlib import Path
 from medtransfer.files import atomic_write
 
 #: the dataset card's entries that a model card shows (never notices, which may name files, nor fingerprints)
+#: what a model of each task is for, and what it outputs when it has no calibrated probabilities
+USES = {"classification": "assigning one of the classes above", "segmentation": "outlining the classes above",
+        "detection": "finding and boxing the objects of the classes above"}
+OUTPUTS = {"segmentation": "a class per pixel", "detection": "boxes with detection scores (ranks, not risks)"}
 DATA_FIELDS = ("name", "task", "modality", "classes", "split_given", "counts", "patients", "label_kind", "per_class")
 
 
@@ -46,7 +50,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         "",
         "## Intended use",
         f"- Research on {data.get('modality') or 'medical'} images like those it was trained on: "
-        f"{'assigning one of the classes above' if task == 'classification' else 'outlining the classes above'} "
+        f"{USES.get(task, 'predicting the classes above')} "
         f"as a second reader or to sort images, with a person checking every result.",
         "- Not intended for diagnosis or treatment decisions on its own, for other modalities, body parts, devices "
         "or sites than those of the training data, or for images of other classes.",
@@ -79,7 +83,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
     elif task == "classification":
         lines.append("- None: the probabilities are the network's softmax as trained; read them as scores, not risks.")
     else:
-        lines.append("- Not applicable: the model outputs a class per pixel.")
+        lines.append(f"- Not applicable: the model outputs {OUTPUTS.get(task, 'no class probabilities')}.")
     lines += [
         "",
         "## Limitations",
@@ -93,7 +97,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         "",
         "## How to use",
         "```bash",
-        "medtransfer predict MODEL_FOLDER IMAGES/ --out predictions/   # CSV (and masks) per image, errors.csv",
+        "medtransfer predict MODEL_FOLDER IMAGES/ --out predictions/   # CSV (masks, boxes) per image, errors.csv",
         "medtransfer export MODEL_FOLDER --format onnx                  # model.onnx + model.onnx.json",
         "```",
         "",

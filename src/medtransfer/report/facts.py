@@ -102,3 +102,15 @@ class StudyFacts:
     def runs(self, strategy: str, fraction: float) -> dict[int, tuple[np.ndarray, dict]]:
         """seed → (test sample indices, per-case columns) of the finished trials of one cell."""
         return self.records.runs(strategy, fraction)
+
+    def model_folder(self, strategy: str) -> Path:
+        """Where the study keeps the model of ``strategy`` (``models/<strategy>/``)."""
+        return self.folder / "models" / strategy.replace(":", "-")
+
+    def model_spec(self, strategy: str) -> dict | None:
+        """The ``model.json`` of ``strategy``'s kept model, or ``None`` when the study kept none (or it is damaged)."""
+        try:
+            spec = json.loads((self.model_folder(strategy) / "model.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return spec if isinstance(spec, dict) else None

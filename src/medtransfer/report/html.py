@@ -59,6 +59,7 @@ th:first-child,td:first-child{text-align:left}
 td.text{text-align:left;white-space:normal;overflow-wrap:anywhere}
 td small{color:#57606a;white-space:nowrap}
 tr.recommended td{background:#fdf5f4;font-weight:600}
+pre{background:#f6f6f6;padding:.6em .8em;overflow-x:auto;font-size:.9em}
 dl.facts{display:grid;grid-template-columns:minmax(10em,max-content) 1fr;gap:4px 18px;margin:.5em 0}
 dl.facts dt{color:#57606a}
 dl.facts dd{margin:0;overflow-wrap:anywhere}
@@ -127,6 +128,45 @@ def section_recommendation(facts: StudyFacts) -> str:
         + (f"<h3>Paired evidence on the test split</h3><ul>{evidence}</ul>" if evidence else "")
         + "</div></section>"
     )
+
+
+def section_model(facts: StudyFacts) -> str:
+    """The model the study hands over: its folder, what it takes, its calibration, and how to use it."""
+    rec = facts.summary.recommended
+    spec = facts.model_spec(rec) if rec is not None else None
+    if spec is None:
+        return ('<section id="model"><h2>The model</h2><p class="note">'
+                + ("No trial has finished, so there is no model yet." if rec is None else
+                   f"The study kept no model of {_h(rec)} (checkpoints: {_h(facts.config.get('checkpoints', '–'))}).")
+                + "</p></section>")
+    folder = facts.model_folder(rec)
+    size = spec.get("input_size")
+    items = [("folder", f"{folder.relative_to(facts.folder)}/ — model.safetensors (weights), model.json, "
+                        f"MODEL_CARD.md (the model card: intended use, data, evaluation, limits)"),
+             ("strategy", f"{rec}: {describe_strategy(rec, facts.head)}"),
+             ("input", f"{size} × {size} px, {'gray' if spec.get('channels') == 1 else 'RGB'}, uint8; the network "
+                       f"normalises it"),
+             ("classes", ", ".join(map(str, spec.get("class_names", []))))]
+    cal = spec.get("calibration")
+    if cal:
+        items.append(("calibration", f"{cal.get('method', 'temperature scaling')} fitted on the validation split, "
+                                     f"temperature {cal.get('temperature', 1.0):.3f}; expected calibration error on "
+                                     f"test {fmt(cal.get('test_ece_before'))} before, {fmt(cal.get('test_ece_after'))} "
+                                     f"after (reliability diagram among the figures)"))
+    rows = []
+    for strategy in facts.order:
+        c = (facts.model_spec(strategy) or {}).get("calibration")
+        if c:
+            rows.append([_h(strategy), f"{c.get('temperature', 1.0):.3f}", fmt(c.get("test_ece_before")),
+                         fmt(c.get("test_ece_after"))])
+    table = ("<h3>Calibration of every kept model (test split)</h3>"
+             + _table(["strategy", "temperature", "ECE before", "ECE after"], rows,
+                      row_classes=["recommended" if r[0] == _h(rec) else "" for r in rows])) if len(rows) > 1 else ""
+    use = (f"<pre>medtransfer predict {_h(facts.folder.name)} IMAGES/ --out predictions/\n"
+           f"medtransfer export {_h(facts.folder.name)} --format onnx</pre>")
+    return ('<section id="model"><h2>The model</h2>' + _facts_list(items) + table
+            + "<p>Predict new images with it, or export it for a runtime without PyTorch (a study folder stands for "
+              "its recommended model; <code>--strategy</code> picks another):</p>" + use + "</section>")
 
 
 def section_questions(facts: StudyFacts) -> str:
@@ -334,12 +374,13 @@ def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) ->
                 f"{len(facts.order)} strategies × {len(facts.fractions)} training-set sizes × "
                 f"{len(facts.config.get('seeds', []))} seeds")
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
-        ("recommendation", "Recommendation"), ("answers", "Answers"), ("results", "Results"), ("figures", "Figures"),
+        ("recommendation", "Recommendation"), ("model", "Model"), ("answers", "Answers"), ("results", "Results"), ("figures", "Figures"),
         ("dataset", "Dataset"), ("setup", "Set-up"), ("failed", "Failed trials")))
     body = "".join([
         f"<header><h1>Full training or fine-tuning? {_h(name)}</h1><p class='subtitle'>{_h(subtitle)}</p></header>",
         f"<nav>{nav}</nav>",
         section_recommendation(facts),
+        section_model(facts),
         section_questions(facts),
         section_results(facts),
         section_figures(figures, show_filenames, str(facts.data.get("source", facts.config.get("data", "")))),

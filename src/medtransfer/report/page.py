@@ -7,6 +7,7 @@ The figures that need only the stored results are drawn here; the ones that run 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from medtransfer.files import atomic_write
@@ -37,7 +38,32 @@ def build_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
                                                                      s.recommended, top, out_dir)]),
         *_drawn(f"{facts.task.name}", lambda: facts.section.figures(facts, out_dir)),
         *_drawn("models", lambda: draw_model_figures(facts, out_dir)),
+        *_drawn("calibration", lambda: calibration_figure(facts, out_dir)),
     ]
+
+
+def calibration_figure(facts: StudyFacts, out_dir: Path) -> list[Figure]:
+    """The recommended model's reliability diagram on test, before and after its calibration (drawn when the study
+    kept the model; tasks without calibrated probabilities have none)."""
+    rec = facts.summary.recommended
+    if rec is None or not (facts.model_spec(rec) or {}).get("calibration"):
+        return []
+    folder = facts.model_folder(rec)
+    png, svg = folder / "reliability.png", folder / "reliability.svg"
+    if not png.is_file():
+        return [Figure("calibration", f"Calibration of the recommended model ({rec})",
+                       note=f"{png.relative_to(facts.folder)} is missing; the model was kept before reliability "
+                            f"diagrams were drawn.")]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(png, out_dir / "calibration.png")
+    if svg.is_file():
+        shutil.copyfile(svg, out_dir / "calibration.svg")
+    return [Figure("calibration", f"Calibration of the recommended model ({rec})", png=out_dir / "calibration.png",
+                   svg=out_dir / "calibration.svg" if svg.is_file() else None, caption=(
+                       "Observed accuracy against predicted confidence on the test split, before and after the "
+                       "temperature fitted on validation, with the expected calibration error (ECE) of each; bars: "
+                       "the share of test cases per confidence bin. The probabilities predict and the ONNX export "
+                       "give are the calibrated ones."))]
 
 
 def _drawn(name: str, draw) -> list[Figure]:

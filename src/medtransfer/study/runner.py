@@ -24,6 +24,7 @@ from medtransfer.config import RunConfig
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.data.fingerprint import DataFingerprint
 from medtransfer.files import StorageError, atomic_write, check_output_folder
+from medtransfer.plots import plot_reliability
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
@@ -301,9 +302,12 @@ class Study:
         best_so_far = previous.val_score.max() if metric.higher_is_better else previous.val_score.min()
         if len(previous) and not metric.better(outcome.val_score, best_so_far):
             return
-        save_model(self.folder / "models" / trial.strategy.replace(":", "-"), outcome.weights_module,
+        folder = self.folder / "models" / trial.strategy.replace(":", "-")
+        save_model(folder, outcome.weights_module,
                    {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
                     "test_metrics": outcome.test_metrics}, complete=True)
+        if outcome.calibration is not None:  # the model's reliability diagram beside it, as a run folder has it
+            plot_reliability(outcome.calibration.curves, folder, what="test split")
 
     def _log_traceback(self, trial: Trial) -> None:
         try:
