@@ -109,6 +109,41 @@ def test_segmentation_masks_follow_each_images_size(segmenter, tmp_path):
         predict(segmenter, tmp_path / "wide.png", tmp_path / "p2", heatmaps=True)
 
 
+
+def test_a_nifti_volume_is_predicted_slice_by_slice_into_a_label_volume(segmenter, classifier, blob_folder, tmp_path):
+    """A volume whose slices are gray test images: its label volume's slices are the masks the same slices get as
+    PNG files, in the input's geometry; a classifier lists the volume in errors.csv."""
+    import nibabel as nib
+
+    _task, data = read_data(str(blob_folder), task="segmentation")
+    slices = [np.asarray(Image.fromarray(data.samples[i].load_image()).convert("L")) for i in range(3)]
+    volume = np.stack(slices, axis=2).astype(np.float32)
+    volume[0, 0, 0], volume[0, 1, 0] = 0, 255  # min–max 0…255: the volume's scaling keeps the gray values
+    (tmp_path / "png").mkdir()
+    for i in range(3):
+        Image.fromarray(volume[:, :, i].astype(np.uint8)).save(tmp_path / "png" / f"slice{i}.png")
+    affine = np.diag([0.5, 0.5, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(volume, affine), str(tmp_path / "ct.nii.gz"))
+
+    predict(segmenter, tmp_path / "png", tmp_path / "p2d")
+    result = predict(segmenter, tmp_path / "ct.nii.gz", tmp_path / "p3d")
+    assert result.predicted == 3 and not result.errors
+    written = nib.load(str(tmp_path / "p3d" / "masks" / "ct.nii.gz"))
+    labels = np.asarray(written.dataobj)
+    assert labels.shape == volume.shape and np.allclose(written.affine, affine)
+    for i in range(3):
+        flat = np.asarray(Image.open(tmp_path / "p2d" / "masks" / f"slice{i}.png")) // 255
+        np.testing.assert_array_equal(labels[:, :, i], flat)
+    row = _rows(tmp_path / "p3d" / "areas.csv")[0]
+    fg = data.class_names[1]
+    assert (row["slices"], float(row["voxel_mm3"])) == ("3", 0.5)
+    assert int(row[f"area_px_{fg}"]) == int((labels == 1).sum())
+
+    with pytest.raises(DataError, match="none of the 1 images"):
+        predict(classifier, tmp_path / "ct.nii.gz", tmp_path / "pc")
+    assert "only segmentation models predict volumes" in _rows(tmp_path / "pc" / "errors.csv")[0]["reason"]
+
+
 def test_bad_inputs_and_bad_model_folders_are_refused_with_one_line(classifier, tmp_path, capsys):
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.png").write_bytes(b"\x89PNG truncated")

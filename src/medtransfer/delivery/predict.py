@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, read_new_image
+from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, read_new_images
 from medtransfer.delivery.model_folder import model_folder
 from medtransfer.delivery.output_files import CsvTable
 from medtransfer.errors import DataError
@@ -62,12 +62,15 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
     try:
         for path in paths:
             try:
-                batch.append(read_new_image(path, saved.spec))
+                images = read_new_images(path, saved.spec)
             except DataError as e:
                 message = str(e)
                 errors.append((path, message[len(path) + 2:] if message.startswith(f"{path}: ") else message))
-            if len(batch) >= batch_size:
-                flush()
+                images = []
+            for image in images:
+                batch.append(image)
+                if len(batch) >= batch_size:
+                    flush()
             if bar is not None:
                 progress.advance(bar)
         flush()

@@ -281,6 +281,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         "std": list(backbone.std),
         "channels": int(images.images.shape[1]),  # 1: gray images (colour ones are converted), 3: RGB
         **({"window": list(config.source_options["window"])} if config.source_options.get("window") else {}),
+        **({"axis": int(config.source_options["axis"])} if config.source_options.get("axis") is not None else {}),
     }
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
     trainer = Trainer(task, config.train, device, progress=progress)

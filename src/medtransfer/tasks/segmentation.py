@@ -135,9 +135,10 @@ class SegmentationReport(ReportSection):
 
 class MaskWriter(PredictionWriter):
     """One mask per image in ``masks/``, at the image's own size (the network's class scores resized bilinearly to
-    it, then the most probable class per pixel): PNG of {0, 255} for one foreground class, else of class indices;
-    and ``areas.csv``: per image the path as given, the mask file, the image's size and each foreground class's
-    area in pixels and as a share of the image."""
+    it, then the most probable class per pixel): PNG of {0, 255} for one foreground class, else of class indices; a
+    NIfTI volume gets one label volume (``.nii.gz``, class indices, the input's shape and affine) assembled from its
+    slices. ``areas.csv``: per image or volume the path as given, the mask file, its size, and each foreground
+    class's area in pixels (voxels for a volume, with the voxel size in mm³) and as a share of the image."""
 
     def __init__(self, task: SegmentationTask, out_dir):
         from pathlib import Path
@@ -147,11 +148,12 @@ class MaskWriter(PredictionWriter):
         self.task, self.masks = task, Path(out_dir) / "masks"
         self.masks.mkdir(parents=True, exist_ok=True)
         fg = task.class_names[1:]
-        self.table = CsvTable(Path(out_dir) / "areas.csv", ["path", "mask", "height", "width",
+        self.table = CsvTable(Path(out_dir) / "areas.csv", ["path", "mask", "height", "width", "slices", "voxel_mm3",
                                                             *[f"area_px_{n}" for n in fg],
                                                             *[f"area_fraction_{n}" for n in fg]])
         self.names = FileNames()
         self.written: list = []
+        self._volumes: dict[str, list] = {}  # path → [label volume, slices still to come]
 
     def add(self, images: list, outputs: torch.Tensor) -> None:
         from PIL import Image
@@ -160,11 +162,35 @@ class MaskWriter(PredictionWriter):
             h, w = im.size
             scores = F.interpolate(out[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
             mask = scores.argmax(0).to(torch.uint8).numpy()
+            if im.volume is not None:
+                self._add_slice(im, mask)
+                continue
             name = self.names.name(im.path, ".png")
             Image.fromarray(mask * 255 if self.task.num_classes == 2 else mask).save(self.masks / name)
-            self.written.append(self.masks / name)
-            areas = [int((mask == c).sum()) for c in range(1, self.task.num_classes)]
-            self.table.add([im.path, f"masks/{name}", h, w, *areas, *[a / (h * w) for a in map(float, areas)]])
+            self._row(im.path, name, mask, (h, w), 1, "")
+
+    def _add_slice(self, im, mask: np.ndarray) -> None:
+        v = im.volume
+        entry = self._volumes.setdefault(v.path, [np.zeros(v.shape, np.uint8), v.shape[v.axis]])
+        where = [slice(None)] * 3
+        where[v.axis] = im.index
+        entry[0][tuple(where)] = mask
+        entry[1] -= 1
+        if entry[1] == 0:  # the volume's last slice: write it
+            import nibabel as nib
+
+            labels = self._volumes.pop(v.path)[0]
+            name = self.names.name(v.path, ".nii.gz")
+            image = nib.Nifti1Image(labels, v.affine)
+            image.header.set_zooms(v.zooms)
+            nib.save(image, str(self.masks / name))
+            plane = [n for k, n in enumerate(v.shape) if k != v.axis]
+            self._row(v.path, name, labels, tuple(plane), v.shape[v.axis], float(np.prod(v.zooms)))
+
+    def _row(self, path: str, name: str, mask: np.ndarray, size: tuple[int, int], slices: int, voxel) -> None:
+        self.written.append(self.masks / name)
+        areas = [int((mask == c).sum()) for c in range(1, self.task.num_classes)]
+        self.table.add([path, f"masks/{name}", *size, slices, voxel, *areas, *[a / mask.size for a in map(float, areas)]])
 
     def close(self) -> list:
         return [self.table.close(), *self.written]

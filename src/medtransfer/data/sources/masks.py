@@ -461,7 +461,7 @@ def nifti_stem(path: Path) -> str:
     return path.stem
 
 
-def _is_nifti(path: Path) -> bool:
+def is_nifti(path: Path) -> bool:
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 
@@ -483,15 +483,38 @@ class _VolumeCache:
         return value
 
 
-def _load_volume(path: Path) -> np.ndarray:
+def load_volume(path: Path) -> np.ndarray:
+    return load_volume_with_geometry(path)[0]
+
+
+def load_volume_with_geometry(path: Path) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float]]:
+    """A NIfTI volume's voxels (3D, as stored), its affine (voxel → world, 4×4) and its voxel size (mm)."""
     import nibabel as nib
 
     try:
-        data = np.asanyarray(nib.load(str(path)).dataobj)
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+        affine, zooms = np.asarray(image.affine, dtype=np.float64), tuple(float(z) for z in image.header.get_zooms()[:3])
     except Exception as e:  # nibabel raises many kinds (ImageFileError, OSError, EOFError, zlib errors)
         reason = " ".join(str(e).split()) or type(e).__name__
         raise DataError(f"{path}: cannot read the NIfTI volume ({reason}). Re-export it.") from None
-    return _as_3d(data, path)
+    return _as_3d(data, path), affine, zooms
+
+
+def volume_to_uint8(volume: np.ndarray, window: tuple[float, float] | None, path) -> np.ndarray:
+    """A volume's intensities on ``uint8``: by ``window=(centre, width)`` when given, else by the volume's own
+    min–max (one scale for all its slices)."""
+    from medtransfer.data.sources.base import scale_to_uint8
+
+    v = np.asarray(volume).astype(np.float32)
+    if not np.isfinite(v).all():
+        raise DataError(f"{path}: the volume holds NaN or infinite values.")
+    if window is not None:
+        centre, width = (float(x) for x in window)
+        lo, hi = centre - width / 2.0, centre + width / 2.0
+    else:
+        lo, hi = float(v.min()), float(v.max())
+    return scale_to_uint8(v, lo, hi - lo)
 
 
 def _as_3d(data: np.ndarray, path: Path) -> np.ndarray:
@@ -555,7 +578,7 @@ class NiftiVolumeSource(MaskSource):
     def can_open(cls, spec: str) -> bool:
         p = Path(spec).expanduser()
         images, labels = p / cls.image_dir_name, p / cls.label_dir_name
-        return images.is_dir() and labels.is_dir() and any(_is_nifti(f) for f in images.iterdir())
+        return images.is_dir() and labels.is_dir() and any(is_nifti(f) for f in images.iterdir())
 
     def read(self) -> MaskedImages:
         image_dir, label_dir = self.root / self.image_dir_name, self.root / self.label_dir_name
@@ -565,8 +588,8 @@ class NiftiVolumeSource(MaskSource):
                     f"{d}: no such folder. A NIfTI data set holds {self.image_dir_name}/ and {self.label_dir_name}/ "
                     f"with .nii or .nii.gz volumes paired by name."
                 )
-        images = _files_by_stem(image_dir, nifti_stem, _is_nifti)
-        labels = _files_by_stem(label_dir, nifti_stem, _is_nifti)
+        images = _files_by_stem(image_dir, nifti_stem, is_nifti)
+        labels = _files_by_stem(label_dir, nifti_stem, is_nifti)
         stems = _match(images, labels, image_dir, label_dir)
         found, shapes = [], {}
         for s in stems:
@@ -602,23 +625,10 @@ class NiftiVolumeSource(MaskSource):
         )
 
     def _volume(self, path: Path) -> np.ndarray:
-        return self._cache.get((str(path), "raw"), partial(_load_volume, path))
+        return self._cache.get((str(path), "raw"), partial(load_volume, path))
 
     def _scaled(self, path: Path) -> np.ndarray:
-        from medtransfer.data.sources.base import scale_to_uint8
-
-        def make() -> np.ndarray:
-            v = self._volume(path).astype(np.float32)
-            if not np.isfinite(v).all():
-                raise DataError(f"{path}: the volume holds NaN or infinite values.")
-            if self.window is not None:
-                centre, width = (float(x) for x in self.window)
-                lo, hi = centre - width / 2.0, centre + width / 2.0
-            else:
-                lo, hi = float(v.min()), float(v.max())
-            return scale_to_uint8(v, lo, hi - lo)
-
-        return self._cache.get((str(path), "uint8"), make)
+        return self._cache.get((str(path), "uint8"), lambda: volume_to_uint8(self._volume(path), self.window, path))
 
     def _image_slice(self, path: Path, index: int) -> np.ndarray:
         return np.ascontiguousarray(np.take(self._scaled(path), index, axis=self.axis))
