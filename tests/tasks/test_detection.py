@@ -39,7 +39,7 @@ def test_the_layout_tells_detection_and_the_recipe_applies(box_csv):
     task, data = read_data(box_csv)
     assert task is DetectionTask and isinstance(data, BoxedImages) and data.class_names == ["blob", "cell"]
     config = RunConfig.with_recipe(data=str(box_csv), train={"epochs": 3})
-    assert (config.input_size, config.augmentation) == (DetectionTask.recipe["input_size"], "boxes+hflip+vflip")
+    assert (config.input_size, config.augmentation) == (DetectionTask.recipe["input_size"], "none+hflip+vflip")
     assert config.train.epochs == 3 and config.train.lr == DetectionTask.recipe["train"]["lr"]  # given wins, rest from the recipe
     assert RunConfig.with_recipe(data=str(box_csv), input_size=96).input_size == 96
 
