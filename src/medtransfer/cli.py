@@ -318,7 +318,8 @@ def evaluate(
 def predict(
     model: Annotated[Path, typer.Argument(help="A run folder, or a study folder (its recommended model).")],
     inputs: Annotated[Path, typer.Argument(metavar="INPUT", help="An image, a folder of images (PNG, JPEG, TIFF, "
-                                           "BMP, DICOM) or a CSV of image paths (column 'path').")],
+                                           "BMP, DICOM; NIfTI volumes for segmentation models) or a CSV of image "
+                                           "paths (column 'path').")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the predictions into.")],
     strategy: Annotated[Optional[str], typer.Option(help="In a study folder: this strategy's model instead of the "
                                                          "recommended one.")] = None,
