@@ -27,7 +27,7 @@ from medtransfer.training import resolve_device
 class PredictionResult:
     model: Path  # the model folder used
     out: Path
-    predicted: int  # images predicted
+    predicted: int  # images predicted (each slice of a NIfTI volume counts as one)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path as given, reason) of the unreadable ones
     files: list[Path] = field(default_factory=list)
 
