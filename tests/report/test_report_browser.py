@@ -201,7 +201,7 @@ def test_report_renders_offline_and_fits_1280px(browser, study_run, tmp_path):
         keep.mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, keep / "report.png")
     images = evaluate(browser, session, IMAGES_JS)
-    assert len(images) == 5
+    assert len(images) == 6  # every figure of the page: five of the results and the calibration diagram
     for im in images:
         assert im["complete"] and im["w"] > 100 and im["h"] > 100, im
         assert im["width"] > 100 and im["height"] > 100 and im["x"] + im["width"] <= WIDTH, im
