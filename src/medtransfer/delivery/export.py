@@ -71,6 +71,8 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
         raise ConfigError(f"--format {format!r}: choose {' or '.join(FORMATS)}")
     folder = model_folder(model, strategy)
     saved = load_model(folder, "cpu")
+    if saved.task.export_refusal:
+        raise ConfigError(saved.task.export_refusal)
     spec = saved.spec
     size, channels = int(spec["input_size"]), int(spec.get("channels") or 3)
     path = Path(out) if out is not None else folder / "model.onnx"
@@ -78,8 +80,6 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     delivered = DeliveredNet(saved).eval()
     example = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8,
                             generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        delivered(example)  # a task whose outputs cannot be delivered says so here, before a file is written
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         torch.onnx.export(delivered, (example,), str(path), dynamo=False, opset_version=opset,

@@ -143,6 +143,8 @@ class Task(ABC):
 
     #: the registry name, ``--task NAME``
     name: ClassVar[str] = ""
+    #: why ``medtransfer export`` cannot export this task's models, or ``None`` when it can
+    export_refusal: ClassVar[str | None] = None
     #: the source classes (:class:`~medtransfer.data.sources.base.Source`) that read data for this task
     sources: ClassVar[tuple[type, ...]] = ()
     #: the container its sources read (an :class:`~medtransfer.data.ImageSet` subclass)

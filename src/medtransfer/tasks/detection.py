@@ -302,6 +302,9 @@ class DetectionTask(Task):
                "image,x1,y1,x2,y2,label[,split,patient_id], or image + mask pairs with --task detection")
     Options = DetectionOptions
     Report = DetectionReport
+    export_refusal = ("ONNX export of a detection model is not available: torchvision's proposal and box "
+                      "post-processing (NMS per image, ragged outputs) does not trace into one graph here; use "
+                      "'medtransfer predict' with the model folder")
     test_fraction = 0.2
     #: the measured defaults of a detection run (README, "Detection"): what a run uses where the user sets nothing.
     #: Flips only: shifts and zooms make new image borders, and annotators often leave objects cut by the border
@@ -427,11 +430,6 @@ class DetectionTask(Task):
         if heatmaps:
             raise ConfigError("--heatmaps is for classification models; a detection model writes its boxes")
         return BoxWriter(self, saved, out_dir)
-
-    def delivered_outputs(self, outputs: DetectorOutput) -> torch.Tensor:
-        raise ConfigError("ONNX export of a detection model is not available: torchvision's proposal and box "
-                          "post-processing (NMS per image, ragged outputs) does not trace into one graph here; use "
-                          "'medtransfer predict' with the model folder")
 
     @property
     def metric(self) -> Metric:
