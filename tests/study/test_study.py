@@ -57,6 +57,11 @@ def test_changed_config_is_refused_or_written_beside(shape_folder, tmp_path):
         Study(changed, tmp_path / "s", device="cpu")
     beside = Study(changed, tmp_path / "s", device="cpu", new_folder=True)
     assert beside.folder == tmp_path / "s-2"
+    # the same data folder named another way (relative instead of absolute) is the same study: it resumes
+    relative = os.path.relpath(shape_folder, os.getcwd())
+    assert relative != str(shape_folder)
+    same = Study(_config(relative, strategies=["linear"], fractions=[1.0]), tmp_path / "s", device="cpu")
+    assert same.folder == tmp_path / "s" and same.pending() == []
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(shape_folder, tmp_path):

@@ -66,6 +66,15 @@ class Trial:
         return f"{self.strategy} · {self.fraction:.0%} · seed {self.seed}"
 
 
+def _same_but_spelling(stored: dict, given: dict) -> bool:
+    """Whether two study configurations differ only in how they name the same data folder or file
+    (``../data/x`` and ``/abs/data/x``); the data fingerprint still checks that its content is unchanged."""
+    a, b = stored.get("data"), given.get("data")
+    if not (a and b and Path(a).exists() and Path(b).exists()):
+        return False
+    return Path(a).resolve() == Path(b).resolve() and {**stored, "data": b} == given
+
+
 def _free_folder(folder: Path) -> Path:
     for i in itertools.count(2):
         candidate = folder.with_name(f"{folder.name}-{i}")
@@ -98,7 +107,7 @@ class Study:
         if store.exists():
             store.check()
             stored = store.meta().get("config_hash")
-            if stored != self.config.hash():
+            if stored != self.config.hash() and not _same_but_spelling(store.config(), self.config.to_dict()):
                 if new_folder:
                     return self._choose_folder(_free_folder(folder), False)
                 old = store.config()
