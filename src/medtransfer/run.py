@@ -32,6 +32,7 @@ from medtransfer.study.trial import (
     image_loader,
     prepare_data,
     run_trial,
+    test_scoring,
 )
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
 
@@ -151,6 +152,6 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
     x = load_images(images, idx, saved.input_size)
     loader = image_loader(saved.task, x, saved.task.load_targets(images, idx, saved.input_size), 64)
     trainer = Trainer(saved.task, TrainConfig(), dev)
-    predictions, targets, _ = trainer.predict(saved.net, loader)
+    predictions, targets = test_scoring(trainer, saved.net, loader, images, idx)
     return {"data": str(data), "split": split, "n": int(len(idx)),
             "metrics": saved.task.evaluate(predictions, targets)}

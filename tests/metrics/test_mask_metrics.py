@@ -10,6 +10,7 @@ import pytest
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.metrics.masks import (
     bootstrap_mean,
+    dice_per_image,
     dice_iou,
     hausdorff_percentile,
     mask_border,
@@ -113,3 +114,13 @@ def test_bootstrap_brackets_the_mean():
     two_cols = bootstrap_mean(np.stack([scores, scores + 0.1], axis=1), n_resamples=200)
     assert two_cols["value"] == pytest.approx(scores.mean() + 0.05)
     assert math.isnan(bootstrap_mean([np.nan])["value"])
+
+
+def test_dice_per_image_of_masks_of_different_sizes():
+    a, b = np.zeros((4, 6), np.uint8), np.zeros((3, 3), np.uint8)
+    a[:2, :3] = 1  # 6 pixels
+    b[0, 0] = 1
+    true_a, true_b = np.zeros((4, 6), np.uint8), np.zeros((3, 3), np.uint8)
+    true_a[:2, :2] = 1  # 4 pixels, all inside the prediction: Dice 2·4 / (6 + 4)
+    true_b[2, 2] = 1  # no overlap
+    np.testing.assert_allclose(dice_per_image([a, b], [true_a, true_b], 2)[:, 0], [0.8, 0.0])

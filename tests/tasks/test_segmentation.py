@@ -147,3 +147,6 @@ def test_cli_trains_a_segmentation_run_and_refuses_the_wrong_task(blob_folder, s
     assert "dice" in metrics["test"] and metrics["data"]["counts"]["test"] == 4  # 80/10/10 of 40 images
     code, _, err = run_cli(["train", "--task", "segmentation", "--data", shape_folder, "--out", tmp_path / "x"], capsys)
     assert code == 2 and "segmentation" in err and "Traceback" not in err
+    code, _, err = run_cli(["train", "--task", "segmentation", "--data", blob_folder, "--input-size", "48",
+                            "--out", tmp_path / "y", "--quiet"], capsys)
+    assert code == 2 and "multiple of 32" in err and "e.g. 64" in err and "Traceback" not in err

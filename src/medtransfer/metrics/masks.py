@@ -53,12 +53,16 @@ def dice_iou(pred: np.ndarray, true: np.ndarray) -> tuple[float, float]:
     return float(dice[0]), float(iou[0])
 
 
-def dice_per_image(pred: np.ndarray, true: np.ndarray, num_classes: int) -> np.ndarray:
-    """``N×(C-1)`` Dice of each foreground class per image for ``N×H×W`` class-index masks of one size."""
+def dice_per_image(pred, true, num_classes: int) -> np.ndarray:
+    """``N×(C-1)`` Dice of each foreground class per image, for ``N×H×W`` class-index masks or for two sequences
+    of ``H×W`` masks whose sizes may differ between images (not within a pair)."""
+    if not len(pred):
+        return np.zeros((0, num_classes - 1))
+    if isinstance(pred, (list, tuple)) or isinstance(true, (list, tuple)):
+        return np.concatenate([dice_per_image(np.asarray(p)[None], np.asarray(t)[None], num_classes)
+                               for p, t in zip(pred, true)])
     p = np.asarray(pred).reshape(len(pred), -1)
     t = np.asarray(true).reshape(len(true), -1)
-    if not len(p):
-        return np.zeros((0, num_classes - 1))
     return np.stack([overlap(p == c, t == c)[0] for c in range(1, num_classes)], axis=1)
 
 

@@ -162,6 +162,16 @@ class TrialImages:
         return self.images[torch.as_tensor(r)], self.task.take(self.targets, r)
 
 
+def test_scoring(trainer: Trainer, net: TransferNet, loader, data, indices: np.ndarray):
+    """(predictions, targets) of ``data.samples[indices]`` (the order of ``loader``) as the test metrics score
+    them: at each image's own size when the task scores there (:meth:`~medtransfer.tasks.Task.own_size_targets`),
+    else at the input size."""
+    own = trainer.task.own_size_targets(data, indices)
+    sizes = None if own is None else [np.shape(t)[-2:] for t in own]
+    predictions, targets, _ = trainer.predict(net, loader, sizes=sizes)
+    return predictions, (targets if own is None else own)
+
+
 @dataclass
 class TrialOutcome:
     """What one trial produced, before anything is written."""
@@ -308,7 +318,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         spec.update(task.config(), calibration=calibration.summary)
     else:
         val_predictions, val_targets, _ = trainer.predict(net, val_loader)
-        test_predictions, test_targets, _ = trainer.predict(net, test_loader)
+        test_predictions, test_targets = test_scoring(trainer, net, test_loader, prepared.data, prepared.split.test)
     return TrialOutcome(
         strategy=strategy, task=task, fit=fit, test_predictions=test_predictions, test_targets=test_targets,
         calibration=calibration, uncalibrated_test_predictions=uncalibrated,

@@ -306,6 +306,17 @@ class Task(ABC):
     def predict(self, outputs) -> Any:
         """The network's outputs for a batch as the metrics read them (probabilities, a mask, boxes, …), on the CPU."""
 
+    def own_size_targets(self, data, indices: np.ndarray) -> Sequence | None:
+        """The targets of ``data.samples[indices]`` at each image's own size, when the test metrics score there rather
+        than at the input size (segmentation: the masks a delivered model writes are the image's size, so its test
+        Dice is measured on them). ``None`` (the default): the test metrics read the targets at the input size."""
+        return None
+
+    def predict_at(self, outputs, sizes: Sequence[tuple[int, int]]) -> Any:
+        """:meth:`predict` for images whose own sizes ``(h, w)`` are ``sizes`` (one per output), for the targets of
+        :meth:`own_size_targets`. By default the predictions at the input size."""
+        return self.predict(outputs)
+
     @property
     @abstractmethod
     def metric(self) -> Metric:

@@ -8,7 +8,8 @@ reductions feed segmentation-models-pytorch's ``UnetDecoder`` (all five, as skip
 a random encoder. The decoder and the segmentation head always train.
 
 Loss: cross-entropy + soft Dice (smp's ``DiceLoss``), over all classes including background. Validation score: mean
-per-image Dice of the foreground classes. Test metrics: Dice, IoU and HD95 (pixels, at the input size) with
+per-image Dice of the foreground classes (at the input size). Test metrics: Dice, IoU and HD95 (pixels) of the masks
+at each test image's own size — the class scores resized bilinearly to it, as ``predict`` writes them — with
 bootstrap intervals over test images.
 """
 
@@ -112,8 +113,10 @@ class SegmentationReport(ReportSection):
     def metrics_note(self, facts) -> str:
         return ("Dice and IoU compare each test image's predicted mask with the true one, per foreground class, and "
                 "are averaged over images (1 when both masks are empty); HD95 is the 95th percentile of the distances "
-                f"between the two masks' borders, in pixels at the {facts.config.get('input_size')} px input size, "
-                "over the images where neither mask is empty.")
+                f"between the two masks' borders, in pixels, over the images where neither mask is empty. The test masks "
+                "are scored at each image's own size (the network's class scores, at the "
+                f"{facts.config.get('input_size')} px input size, resized to it), as the delivered model writes them; "
+                "validation, which picks the checkpoint, at the input size.")
 
     def model_figure_names(self) -> list[tuple[str, str, str]]:
         return [("overlay", "Predicted masks on test images", "predicted masks")]
@@ -131,6 +134,13 @@ class SegmentationReport(ReportSection):
             predictions.append(MaskPrediction(strategy, masks, saved.task.case_columns(masks, truth)["dice"]))
         return [plot_overlays(images, predictions, self.task.class_names, out_dir,
                               recommended=facts.summary.recommended, models_note=models_note)]
+
+
+def mask_at(scores: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """The class map (``uint8`` ``h×w``) of one image's class scores (``C×S×S``) resized bilinearly to ``size``:
+    what a delivered model writes and what the test metrics score."""
+    scores = F.interpolate(scores[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
+    return scores.argmax(0).to(torch.uint8).cpu().numpy()
 
 
 class MaskWriter(PredictionWriter):
@@ -160,8 +170,7 @@ class MaskWriter(PredictionWriter):
 
         for im, out in zip(images, outputs):
             h, w = im.size
-            scores = F.interpolate(out[None].float(), size=(h, w), mode="bilinear", align_corners=False)[0]
-            mask = scores.argmax(0).to(torch.uint8).numpy()
+            mask = mask_at(out, (h, w))
             if im.volume is not None:
                 self._add_slice(im, mask)
                 continue
@@ -219,6 +228,11 @@ class SegmentationTask(Task):
 
     @classmethod
     def for_data(cls, data, train_targets, config) -> SegmentationTask:
+        if config.input_size % REDUCTIONS[-1]:
+            raise ConfigError(parameter_error(
+                "input_size", "a segmentation run", f"a multiple of {REDUCTIONS[-1]} (the decoder joins maps at "
+                f"1/2 … 1/{REDUCTIONS[-1]} of it), e.g. {max(32, round(config.input_size / 32) * 32)}",
+                config.input_size))
         return cls(data.class_names, decoder=cls.options(config.task_options).decoder)
 
     @classmethod
@@ -272,6 +286,19 @@ class SegmentationTask(Task):
     def predict(self, outputs: torch.Tensor) -> torch.Tensor:
         """The predicted class of every pixel (``uint8`` ``N×H×W``): what the metrics and the figures read."""
         return outputs.argmax(1).to(torch.uint8).cpu()
+
+    def own_size_targets(self, data, indices: np.ndarray) -> list[np.ndarray]:
+        """Each image's true mask at the image's own size: the test metrics (Dice, IoU, HD95) score there."""
+        return [np.asarray(data.samples[int(i)].load_mask(), dtype=np.uint8) for i in indices]
+
+    def predict_at(self, outputs: torch.Tensor, sizes) -> list[np.ndarray]:
+        """Each image's predicted mask at its own size (see :func:`mask_at`)."""
+        return [mask_at(out, size) for out, size in zip(outputs, sizes)]
+
+    def gather(self, batches: list):
+        if batches and isinstance(batches[0], list):  # masks at the images' own sizes
+            return [m for batch in batches for m in batch]
+        return super().gather(batches)
 
     def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> MaskWriter:
         if heatmaps:

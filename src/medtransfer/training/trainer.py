@@ -96,10 +96,11 @@ class Trainer:
 
     @torch.no_grad()
     def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None,
-                raw: bool = False):
+                raw: bool = False, sizes=None):
         """(predictions, targets, mean loss) over ``batches``, in eval mode; the task gathers the predictions and
         the targets of all batches. With ``raw`` the predictions are the network's outputs (logits), not the task's
-        :meth:`~medtransfer.tasks.Task.predict` of them."""
+        :meth:`~medtransfer.tasks.Task.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
+        of ``batches``) they are its :meth:`~medtransfer.tasks.Task.predict_at` them."""
         suffix = suffix or net.suffix
         was = suffix.training
         suffix.eval()
@@ -109,7 +110,12 @@ class Trainer:
                 out = suffix(self._inputs(net, x, cached))
                 losses += float(self.task.loss(out, self.task.to_device(y, self.device))) * len(y)
                 n += len(y)
-                predictions.append(out.detach().float().cpu() if raw else self.task.predict(out))
+                if raw:
+                    predictions.append(out.detach().float().cpu())
+                elif sizes is not None:
+                    predictions.append(self.task.predict_at(out, sizes[n - len(y):n]))
+                else:
+                    predictions.append(self.task.predict(out))
                 targets.append(y)
         finally:
             suffix.train(was)
