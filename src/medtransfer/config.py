@@ -111,7 +111,7 @@ class Settings:
         mapping of the training settings given (the recipe fills the others) or a :class:`TrainConfig`. This is how
         the command line and config files build their settings: detection gets its own input size and schedule
         without a flag."""
-        recipe = _recipe(given.get("data"), given.get("task", "auto"))
+        recipe = _recipe(given.get("data"), given.get("task", "auto"), given.get("source_options") or {})
         train, train_recipe = given.pop("train", None), recipe.pop("train", {})
         if isinstance(train, TrainConfig):  # a whole training config: every setting given
             train = train.to_dict()
@@ -131,15 +131,22 @@ class Settings:
         return {f.name: getattr(self, f.name) for f in fields(Settings)}
 
 
-def _recipe(data, task: str) -> dict:
-    """The recipe of the task ``task`` (or of the one ``data``'s layout tells); empty when neither says."""
+def _recipe(data, task: str, source_options: dict) -> dict:
+    """The recipe of the task ``task`` (or of the one ``data``'s layout tells) for ``data``; empty when neither
+    says."""
     from medtransfer.errors import MedTransferError
     from medtransfer.tasks import get_task, resolve_task
 
     try:
         if task not in (None, "auto"):
-            return dict(get_task(task).recipe)
-        return dict(resolve_task("auto", data).recipe) if isinstance(data, str) and data else {}
+            kind = get_task(task)
+        elif isinstance(data, str) and data:
+            kind = resolve_task("auto", data)
+        else:
+            return {}
+        if isinstance(data, str) and data:
+            return kind.recipe_for(data, **source_options)
+        return dict(kind.recipe)
     except MedTransferError:  # an unknown task or unreadable data: the settings' own checks say so later
         return {}
 

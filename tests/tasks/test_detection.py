@@ -39,9 +39,17 @@ def test_the_layout_tells_detection_and_the_recipe_applies(box_csv):
     task, data = read_data(box_csv)
     assert task is DetectionTask and isinstance(data, BoxedImages) and data.class_names == ["blob", "cell"]
     config = RunConfig.with_recipe(data=str(box_csv), train={"epochs": 3})
-    assert (config.input_size, config.augmentation) == (DetectionTask.recipe["input_size"], "none+hflip+vflip")
+    # 64 px images are not upsampled to the recipe's 384 px: the input size follows the stored size
+    assert (config.input_size, config.augmentation) == (64, "none+hflip+vflip")
     assert config.train.epochs == 3 and config.train.lr == DetectionTask.recipe["train"]["lr"]  # given wins, rest from the recipe
     assert RunConfig.with_recipe(data=str(box_csv), input_size=96).input_size == 96
+
+
+def test_the_default_input_size_follows_the_stored_images_up_to_the_recipes(tmp_path):
+    small = write_box_csv(tmp_path / "small", n=6, size=72)  # median side 72 → 96 (a multiple of 32)
+    assert StudyConfig.with_recipe(data=str(small)).input_size == 96
+    large = write_box_csv(tmp_path / "large", n=6, size=400)
+    assert RunConfig.with_recipe(data=str(large)).input_size == DetectionTask.recipe["input_size"] == 384
 
 
 def test_a_tiny_detector_learns_the_shapes(box_csv, tmp_path):

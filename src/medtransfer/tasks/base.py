@@ -163,6 +163,12 @@ class Task(ABC):
     #: for it; they apply where a user sets nothing (:meth:`~medtransfer.config.Settings.with_recipe`)
     recipe: ClassVar[dict] = {}
 
+    @classmethod
+    def recipe_for(cls, spec: str, **options) -> dict:
+        """The :attr:`recipe` for the data at ``spec`` (read with the source ``options``): a task whose defaults
+        follow the data (detection's input size follows the stored images' size) overrides this."""
+        return dict(cls.recipe)
+
     # -- options ---------------------------------------------------------------------------------------------
     @classmethod
     def options(cls, values: dict | None) -> TaskOptions:

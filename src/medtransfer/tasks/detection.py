@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections import OrderedDict
 from dataclasses import dataclass
 import numpy as np
@@ -40,7 +41,7 @@ from medtransfer.data.sources.boxes import (
     BoxedImages,
     MaskBoxSource,
 )
-from medtransfer.errors import ConfigError, DataError, parameter_error
+from medtransfer.errors import ConfigError, DataError, MedTransferError, parameter_error
 from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
 from medtransfer.metrics.detection import (
     FP_RATES,
@@ -310,9 +311,25 @@ class DetectionTask(Task):
     #: Flips only: shifts and zooms make new image borders, and annotators often leave objects cut by the border
     #: unlabelled (BCCD: 69 % of the confident unmatched RBC detections touch the border), a convention the network
     #: learns only when the border stays where it is (BCCD test mAP@0.5 0.879 with 'boxes+hflip+vflip', 0.909 without)
+    #: 384 px: BCCD's 640×480 images at 0.6× (test mAP@0.5 0.909, 17 min a trial here); smaller images are not
+    #: upsampled (:meth:`recipe_for`)
     recipe = {"input_size": 384, "augmentation": "none+hflip+vflip",
               "train": {"epochs": 9, "batch_size": 4, "lr": 3e-4, "warmup_epochs": 1, "patience": None,
                         "ema_decay": 0.99}}
+
+    @classmethod
+    def recipe_for(cls, spec: str, **options) -> dict:
+        """The recipe, with the input size at most the stored images' median longest side (rounded up to a
+        multiple of 32): upsampling adds no detail and costs time quadratically (Kvasir-SEG's 256 px images train at
+        256, not 384)."""
+        recipe = dict(cls.recipe)
+        try:
+            sides = [max(s.size) for s in cls.read(spec, **options).samples if s.size]
+        except MedTransferError:  # unreadable data: the run's own reading says why
+            return recipe
+        if sides:
+            recipe["input_size"] = min(recipe["input_size"], 32 * math.ceil(float(np.median(sides)) / 32))
+        return recipe
 
     def __init__(self, class_names: list[str], detector: str = "faster_rcnn", fpn_channels: int = 128,
                  hit: str = "iou"):
