@@ -121,7 +121,7 @@ def train(
         help=f"imagenet, scratch, or a .safetensors/.pth file (default {_default(RunConfig, 'weights')}).")] = None,
     input_size: Annotated[Optional[int], typer.Option(
         help=f"Images are resized to this square size (default {_default(RunConfig, 'input_size')}"
-             f"{_recipes('input_size')}).")] = None,
+             f"{_recipes('input_size')}, or the stored images' size when smaller).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.epochs}{_recipes('epochs', True)}.")] = None,
     lr: Annotated[Optional[float], typer.Option(help=f"Default {TrainConfig.lr}{_recipes('lr', True)}.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.batch_size}{_recipes('batch_size', True)}.")] = None,
@@ -223,7 +223,7 @@ def study(
     weights: Annotated[Optional[str], typer.Option(help="imagenet or a .safetensors/.pth file.")] = None,
     input_size: Annotated[Optional[int], typer.Option(
         help=f"Images are resized to this square size (default {_default(StudyConfig, 'input_size')}"
-             f"{_recipes('input_size')}).")] = None,
+             f"{_recipes('input_size')}, or the stored images' size when smaller).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default {TrainConfig.epochs}{_recipes('epochs', True)}).")] = None,
     lr: Annotated[Optional[float], typer.Option(help=f"Learning rate of the tuned layers (default {TrainConfig.lr}{_recipes('lr', True)}).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}{_recipes('batch_size', True)}).")] = None,
