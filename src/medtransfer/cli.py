@@ -53,6 +53,16 @@ def _tasks() -> str:
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder, "
                                       "image + mask pairs (folder images/ + masks/, NIfTI images/ + labels/, or a "
                                       "CSV image,mask), or any layout a registered task reads.")]
+ExecutorOpt = Annotated[str, typer.Option(
+    help="Where trials run: local (this process, one after another), processes (--workers on this machine) or ray "
+         "(a Ray cluster at --ray-address, or a local Ray).")]
+WorkersOpt = Annotated[Optional[int], typer.Option(help="Worker processes (processes executor; default: cores ÷ threads).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    help="Torch threads per trial (processes and ray: default 1; local: torch's default).")]
+RayAddressOpt = Annotated[Optional[str], typer.Option(
+    help="An existing Ray cluster, e.g. ray://head:10001 or auto (ray executor; default: start a local Ray).")]
+GpusOpt = Annotated[Optional[float], typer.Option(
+    help="GPUs per trial on Ray, e.g. 0.5 to run two trials on each GPU (default: 1 when the cluster has GPUs).")]
 TaskOpt = Annotated[Optional[str], typer.Option(help=f"{_tasks()}, or auto (told by the data's layout; default).")]
 TaskOptionOpt = Annotated[Optional[list[str]], typer.Option(
     "--task-option", help="A task's own setting as KEY=VALUE, repeatable (e.g. decoder=fpn, detector=retinanet).")]
@@ -185,16 +195,20 @@ def _split_list(text: str | None, cast, flag: str):
         raise ConfigError(f"{flag} {text!r}: give a comma-separated list") from None
 
 
-def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None) -> None:
+def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
+               executor: str = "local", **executor_options) -> None:
     from medtransfer.cache import parse_memory
     from medtransfer.console import print_study, progress_bars, stdout
     from medtransfer.study import Study
+    from medtransfer.study.executors import make_executor
 
-    study = Study(config, out, device=device, new_folder=new_folder, cache_memory=parse_memory(cache_memory))
+    runs = make_executor(executor, **executor_options)
+    study = Study(config, out, device=device, new_folder=new_folder, cache_memory=parse_memory(cache_memory),
+                  executor=runs)
     plan, pending = study.plan(), study.pending()
     stdout.print(f"Study in {study.folder}: {len(plan)} trials ({len(study.strategies())} strategies × "
                  f"{len(config.fractions)} training fractions × {len(config.seeds)} seeds); {len(plan) - len(pending)} "
-                 f"already done. Device: {study.device}.")
+                 f"already done. Runs on: {runs.where(study.device)}.")
     with progress_bars(not quiet) as progress:
         log = progress.console.print if progress is not None else stdout.print
         summary = study.run(progress=progress, log=log)
@@ -235,6 +249,11 @@ def study(
         help=f"Augmented views cached per training image (default {_default(StudyConfig, 'cache_views')}).")] = None,
     cache_memory: Annotated[Optional[str], typer.Option(help="RAM for the cache, e.g. 4GB or 0.25 (default: a quarter of free RAM).")] = None,
     device: DeviceOpt = "auto",
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_trial: GpusOpt = None,
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
@@ -264,7 +283,8 @@ def study(
         if data is None:
             raise ConfigError("give --data (or --config with a 'data' entry)")
         cfg = StudyConfig.with_recipe(**{k: v for k, v in overrides.items() if v is not None})
-    _run_study(cfg, out, device, new_folder, quiet, cache_memory=cache_memory)
+    _run_study(cfg, out, device, new_folder, quiet, cache_memory=cache_memory, executor=executor, workers=workers,
+               threads=threads_per_worker, ray_address=ray_address, gpus_per_trial=gpus_per_trial)
 
 
 @app.command()
@@ -272,12 +292,16 @@ def demo(
     data: Annotated[str, typer.Option("--data", "-d", help="BreastMNIST by name (medmnist cache) or a path.")] = "breastmnist",
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder.")] = Path("studies/demo"),
     device: DeviceOpt = "auto",
+    executor: ExecutorOpt = "local",
+    workers: WorkersOpt = None,
+    threads_per_worker: ThreadsOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈10 minutes on a CPU)."""
     from medtransfer.study.demo import demo_config
 
-    _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet)
+    _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
+               threads=threads_per_worker)
 
 
 @app.command()

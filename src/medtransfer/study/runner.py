@@ -10,6 +10,7 @@ import functools
 import io
 import itertools
 import json
+import os
 import shutil
 import time
 import traceback
@@ -28,6 +29,7 @@ from medtransfer.plots import plot_reliability
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
+from medtransfer.study.executors import Executor, TrialReport, make_executor
 from medtransfer.study.store import StoreError, StudyStore, trial_id
 from medtransfer.study.summary import StudySummary, study_task, summarize
 from medtransfer.study.trial import (
@@ -66,6 +68,25 @@ class Trial:
         return f"{self.strategy} · {self.fraction:.0%} · seed {self.seed}"
 
 
+#: where workers save each trial's model until the runner keeps or drops it
+STAGED = ".staged-models"
+
+
+def _folder_name(trial_id: str) -> str:
+    return trial_id.replace("|", "_").replace(":", "-")
+
+
+def _replace_folder(new: Path, final: Path) -> None:
+    """Move ``new`` to ``final``, replacing what was there; an interruption leaves one of the two in place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.with_name(f".{final.name}.replaced")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _same_but_spelling(stored: dict, given: dict) -> bool:
     """Whether two study configurations differ only in how they name the same data folder or file
     (``../data/x`` and ``/abs/data/x``); the data fingerprint still checks that its content is unchanged."""
@@ -91,15 +112,18 @@ class Study:
     """
 
     def __init__(self, config: StudyConfig, folder: str | Path, *, device: str = "auto", new_folder: bool = False,
-                 cache_memory: int | None = None):
+                 cache_memory: int | None = None, executor: Executor | str = "local"):
         self.config = config
         self.cache_memory = cache_memory
         self.device = str(resolve_device(device))
+        self.executor = make_executor(executor) if isinstance(executor, str) else executor
         self.new_folder = new_folder
         check_output_folder(Path(folder), config.data)
         self.folder = self._choose_folder(Path(folder), new_folder)
         self.store = StudyStore(self.folder)
         self._num_groups: int | None = None
+        self._context = None  # (prepared data, images, cache) while trials run
+        self._metric = None
 
     # -- folder and plan ---------------------------------------------------------------------------------
     def _choose_folder(self, folder: Path, new_folder: bool) -> Path:
@@ -174,23 +198,28 @@ class Study:
                 log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
                     f"({cache.storage})")
             overall = progress.add_task("trials", total=len(plan), completed=len(plan) - len(pending)) if progress else None
+            self._context = (prepared, images, cache)
+            self._metric = study_task(self.store).metric
+            shutil.rmtree(self.folder / STAGED, ignore_errors=True)  # models of trials a killed run left unfinished
+
+            def accept(report: TrialReport) -> None:
+                self._accept(report, log)
+                if progress is not None:
+                    progress.advance(overall)
+
             try:
-                for trial in pending:
-                    if progress is not None:
-                        progress.update(overall, description=f"trials · {trial.label()}")
-                    try:
-                        self._run_one(trial, prepared, images, progress, log, cache)
-                    except KeyboardInterrupt:
-                        done = len(self.store.finished_ids())
-                        raise StudyInterrupted(
-                            f"interrupted: {done} of {len(plan)} trials are saved in {self.folder}; the trial in flight "
-                            f"({trial.label()}) was not. Run the same command again to resume."
-                        ) from None
-                    if progress is not None:
-                        progress.advance(overall)
+                self.executor.run(pending, self._execute, accept, progress=progress, log=log, failed=self._failed)
+            except KeyboardInterrupt:
+                done = len(self.store.finished_ids())
+                raise StudyInterrupted(
+                    f"interrupted: {done} of {len(plan)} trials are saved in {self.folder}; the trials in flight were "
+                    f"not. Run the same command again to resume."
+                ) from None
             finally:
+                self._context = None
                 if progress is not None:
                     progress.remove_task(overall)
+                shutil.rmtree(self.folder / STAGED, ignore_errors=True)
                 if cache is not None and cache.storage == "memmap":
                     shutil.rmtree(self.folder / "cache", ignore_errors=True)
         summary = self.summary()
@@ -266,7 +295,10 @@ class Study:
     def _run_config(self, trial: Trial) -> RunConfig:
         return self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
 
-    def _run_one(self, trial: Trial, prepared: PreparedData, images: TrialImages, progress, log, cache) -> None:
+    def _execute(self, trial: Trial, progress=None) -> TrialReport:
+        """Train and test ``trial`` (wherever the executor runs it: this never touches the store) and stage its
+        model; a failed trial is reported, not raised."""
+        prepared, images, cache = self._context
         started = time.perf_counter()
         try:
             outcome = run_trial(self._run_config(trial), prepared, images, progress=progress, cache=cache)
@@ -275,48 +307,60 @@ class Study:
         except Exception as e:  # a failed trial is recorded and the study goes on
             message = str(e) if isinstance(e, MedTransferError) else f"{type(e).__name__}: {e}"
             self._log_traceback(trial)
-            self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, status="failed",
-                              error=message, seconds=time.perf_counter() - started, device=self.device)
-            log(f"[red]✗[/red] {trial.label()}: failed: {message}")
-            return
-        if outcome.diverged is None:
-            self._keep_checkpoint(trial, outcome)
-        fit = outcome.fit
-        self.store.record(
-            strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed,
+            return TrialReport(trial, dict(status="failed", error=message, seconds=time.perf_counter() - started,
+                                           device=self.executor.where(self.device)),
+                               line=f"[red]✗[/red] {trial.label()}: failed: {message}")
+        fit, metric = outcome.fit, outcome.task.metric
+        staged = None
+        if outcome.diverged is None and self.config.checkpoints != "none":
+            staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
+            save_model(staged, outcome.weights_module,
+                       {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
+                        "test_metrics": outcome.test_metrics}, complete=True)
+            if outcome.calibration is not None:  # the model's reliability diagram beside it, as a run folder has it
+                plot_reliability(outcome.calibration.curves, staged, what="test split")
+        record = dict(
             status="failed" if outcome.diverged else "done",
             error=str(outcome.diverged) if outcome.diverged else None,
             val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
             epochs_run=len(fit.history), stopped=fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
             trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
-            device=outcome.device, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
+            device=self.executor.where(outcome.device), history=fit.history, samples=prepared.split.test,
+            cases=outcome.case_columns(),
         )
-        metric, name = outcome.task.metric.name, outcome.task.metric.label
-        log(f"[green]✓[/green] {trial.label()}: test {name} {outcome.test_metrics[metric]['value']:.3f}, "
-            f"val {name} {outcome.val_score:.3f}, "
-            f"{len(fit.history)} epochs, {time.perf_counter() - started:.0f} s")
+        line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
+                f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
+                f"{time.perf_counter() - started:.0f} s")
+        return TrialReport(trial, record, str(staged) if staged else None, line)
 
-    def _keep_checkpoint(self, trial: Trial, outcome) -> None:
-        policy = self.config.checkpoints
-        if policy == "none":
-            return
-        if policy == "all":
-            save_model(self.folder / "models" / trial.id.replace("|", "_").replace(":", "-"), outcome.weights_module,
-                       {**outcome.spec, "trial": trial.id, "test_metrics": outcome.test_metrics}, complete=True)
+    def _accept(self, report: TrialReport, log) -> None:
+        """Keep (or drop) a finished trial's model, then record the trial: here, the one writer of the store."""
+        trial = report.trial
+        if report.staged is not None:
+            self._keep_checkpoint(trial, Path(report.staged), report.record["val_score"])
+        self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, **report.record)
+        log(report.line)
+
+    def _failed(self, trial: Trial, reason: str) -> None:
+        """A trial that its executor gave up on (its worker died every time it ran it)."""
+        self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, status="failed",
+                          error=reason, device=self.executor.where(self.device))
+
+    def _keep_checkpoint(self, trial: Trial, staged: Path, val_score: float) -> None:
+        """``staged`` becomes ``models/<trial>`` (policy ``all``), or ``models/<strategy>`` when it is the strategy's
+        best validation trial so far (policy ``best``); else it is dropped."""
+        if self.config.checkpoints == "all":
+            _replace_folder(staged, self.folder / "models" / _folder_name(trial.id))
             return
         trials = self.store.trials()
         previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
-        metric = outcome.task.metric
+        metric = self._metric
         best_so_far = previous.val_score.max() if metric.higher_is_better else previous.val_score.min()
-        if len(previous) and not metric.better(outcome.val_score, best_so_far):
+        if len(previous) and not metric.better(val_score, best_so_far):
+            shutil.rmtree(staged, ignore_errors=True)
             return
-        folder = self.folder / "models" / trial.strategy.replace(":", "-")
-        save_model(folder, outcome.weights_module,
-                   {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
-                    "test_metrics": outcome.test_metrics}, complete=True)
-        if outcome.calibration is not None:  # the model's reliability diagram beside it, as a run folder has it
-            plot_reliability(outcome.calibration.curves, folder, what="test split")
+        _replace_folder(staged, self.folder / "models" / trial.strategy.replace(":", "-"))
 
     def _log_traceback(self, trial: Trial) -> None:
         try:

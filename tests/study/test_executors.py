@@ -1,0 +1,107 @@
+"""Executors: the same trials give the same table whether they run here, in worker processes or on Ray; a store
+written by one executor resumes with another; a worker killed mid-trial costs that trial only."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+
+from medtransfer import TrainConfig
+from medtransfer.errors import ConfigError
+from medtransfer.study import Study, StudyConfig
+from medtransfer.study.executors import LocalExecutor, ProcessExecutor, make_executor
+from medtransfer.study.runner import StudyInterrupted
+from medtransfer.study.store import StudyStore
+
+TINY = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
+COLUMNS = ["id", "status", "val_score", "test_auc", "best_epoch", "epochs_run"]
+
+
+def _config(folder):
+    return StudyConfig(data=str(folder), input_size=32, strategies=["scratch", "linear", "tune:2", "full"],
+                       fractions=[1.0], seeds=[0], train=TINY)
+
+
+def _table(study):
+    return study.results().sort_values("id")[COLUMNS].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def local_study(shape_folder, tmp_path_factory):
+    """The reference: every trial in this process, one thread each."""
+    study = Study(_config(shape_folder), tmp_path_factory.mktemp("local") / "s", device="cpu",
+                  executor=LocalExecutor(threads=1))
+    study.run(log=lambda *_: None)
+    return study
+
+
+def _assert_same_table(a, b):
+    ta, tb = _table(a), _table(b)
+    assert list(ta.id) == list(tb.id) and set(ta.status) == {"done"}
+    np.testing.assert_allclose(ta[["val_score", "test_auc"]].to_numpy(float),
+                               tb[["val_score", "test_auc"]].to_numpy(float), atol=1e-9)
+    assert list(ta.best_epoch) == list(tb.best_epoch)
+    assert a.summary().recommended == b.summary().recommended
+
+
+def test_worker_processes_give_the_local_table(local_study, shape_folder, tmp_path):
+    study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=ProcessExecutor(2, threads=1))
+    study.run(log=lambda *_: None)
+    _assert_same_table(study, local_study)
+    devices = set(study.results().device)
+    assert devices == {"cpu · processes, 2 workers × 1 threads"}
+    assert sorted(p.name for p in (tmp_path / "s" / "models").iterdir()) == ["full", "linear", "scratch", "tune-2"]
+    assert not (tmp_path / "s" / ".staged-models").exists()
+
+
+def _stop_after_first_trial(study):
+    seen = []
+
+    def log(line):
+        if "✓" in str(line):
+            seen.append(line)
+            raise KeyboardInterrupt
+
+    with pytest.raises(StudyInterrupted, match="Run the same command again"):
+        study.run(log=log)
+    assert len(StudyStore(study.folder).finished_ids()) == 1
+
+
+@pytest.mark.parametrize("first, then", [("local", "processes"), ("processes", "local")])
+def test_a_study_started_by_one_executor_resumes_with_the_other(first, then, local_study, shape_folder, tmp_path):
+    executors = {"local": lambda: LocalExecutor(threads=1), "processes": lambda: ProcessExecutor(2, threads=1)}
+    _stop_after_first_trial(Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executors[first]()))
+    resumed = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executors[then]())
+    assert len(resumed.pending()) == 3
+    resumed.run(log=lambda *_: None)
+    _assert_same_table(resumed, local_study)
+
+
+def test_a_worker_killed_mid_trial_loses_that_trial_only(local_study, shape_folder, tmp_path):
+    executor = ProcessExecutor(2, threads=1)
+    killed = []
+
+    def on_start(trial, pid):
+        if not killed and trial.strategy == "full":  # the first run of 'full': kill its worker once it trains
+            killed.append(pid)
+            threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+
+    executor.on_start = on_start
+    lines = []
+    study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executor)
+    study.run(log=lambda line: lines.append(str(line)))
+    assert killed and any("died" in line and "running it again" in line for line in lines)
+    assert len(study.results()) == 4  # every trial once
+    _assert_same_table(study, local_study)
+
+
+def test_executor_settings_are_checked():
+    with pytest.raises(ConfigError, match="'executor' parameter.*one of local, processes, ray"):
+        make_executor("threads")
+    with pytest.raises(ConfigError, match="'workers' parameter"):
+        make_executor("processes", workers=0)
+    with pytest.raises(ConfigError, match="--workers is for the processes executor"):
+        make_executor("local", workers=2)
+    assert make_executor("processes", threads=2).threads == 2
