@@ -135,6 +135,7 @@ class FrozenPrefixCache:
         self.eval_rows: dict[int, int] = {}
         self.storage = "none"
         self.notice = ""
+        self.folder: Path | None = None  # the spilled files' folder
 
     # -- building ----------------------------------------------------------------------------------------
     def _shapes(self, size: int, channels: int) -> dict[int, tuple[int, ...]]:
@@ -172,6 +173,7 @@ class FrozenPrefixCache:
         for b, s in shapes.items():
             self.train[b] = _Storage((n_train, self.views, *s), self.dtype, folder / f"train-{b}.npy" if folder else None).tensor
             self.eval[b] = _Storage((n_eval, *s), self.dtype, folder / f"eval-{b}.npy" if folder else None).tensor
+        self.folder = folder
         self.train_rows = {int(i): r for r, i in enumerate(train_idx)}
         self.eval_rows = {int(i): r for r, i in enumerate(eval_idx)}
         rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)
@@ -214,6 +216,21 @@ class FrozenPrefixCache:
                     put(b, sl, y.to(self.dtype))
             if bar is not None:
                 progress.advance(bar, len(x))
+
+    # -- pickling (for trials in other processes) ----------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """A spilled cache travels as its files' paths (the worker maps the same files); one in RAM as its tensors."""
+        state = dict(self.__dict__)
+        if self.storage == "memmap":
+            state["train"] = {b: str(self.folder / f"train-{b}.npy") for b in self.train}
+            state["eval"] = {b: str(self.folder / f"eval-{b}.npy") for b in self.eval}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("storage") == "memmap":
+            for part in ("train", "eval"):  # copy-on-write maps: a worker never changes the files
+                state[part] = {b: torch.from_numpy(np.load(path, mmap_mode="c")) for b, path in state[part].items()}
+        self.__dict__.update(state)
 
     # -- reading -----------------------------------------------------------------------------------------
     def covers(self, key: CacheKey, frozen: int) -> bool:

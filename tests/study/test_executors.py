@@ -105,3 +105,25 @@ def test_executor_settings_are_checked():
     with pytest.raises(ConfigError, match="--workers is for the processes executor"):
         make_executor("local", workers=2)
     assert make_executor("processes", threads=2).threads == 2
+
+
+def test_a_ray_worker_killed_mid_trial_costs_that_trial_only(local_study, shape_folder, tmp_path):
+    pytest.importorskip("ray")
+    from medtransfer.study.ray_executor import RayExecutor
+
+    executor = RayExecutor(threads=1, num_cpus=2)  # a local Ray on the loopback address with 2 CPUs
+    killed = []
+
+    def on_start(trial, pid):
+        if not killed and trial.strategy == "tune:2":
+            killed.append(pid)
+            threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
+
+    executor.on_start = on_start
+    lines = []
+    study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executor)
+    study.run(log=lambda line: lines.append(str(line)))
+    assert killed and any("Ray runs it again" in line for line in lines), lines
+    assert len(study.results()) == 4 and study.results().id.is_unique  # every trial recorded once
+    _assert_same_table(study, local_study)
+    assert set(study.results().device) == {"cpu · local Ray, 1 CPUs per trial"}

@@ -104,6 +104,67 @@ def _free_folder(folder: Path) -> Path:
     raise AssertionError  # pragma: no cover
 
 
+@dataclass
+class TrialWork:
+    """One trial's work, wherever an executor runs it: everything it needs (the study's settings, its decoded
+    images, the frozen-prefix cache) in one picklable object, and nothing of the store, which only the runner writes.
+    Calling it trains and tests a trial, saves its model in the staging folder and returns a :class:`TrialReport`;
+    a failed trial is reported, not raised."""
+
+    config: StudyConfig
+    device: str
+    where: str  # how the set-up section names where it ran
+    folder: Path
+    prepared: PreparedData
+    images: TrialImages
+    cache: object = None
+
+    def __call__(self, trial: Trial, progress=None) -> TrialReport:
+        prepared, images = self.prepared, self.images
+        started = time.perf_counter()
+        try:
+            run_config = self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
+            outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache)
+        except (KeyboardInterrupt, StorageError, StoreError):
+            raise
+        except Exception as e:  # a failed trial is recorded and the study goes on
+            message = str(e) if isinstance(e, MedTransferError) else f"{type(e).__name__}: {e}"
+            _log_traceback(self.folder, trial)
+            return TrialReport(trial, dict(status="failed", error=message, seconds=time.perf_counter() - started,
+                                           device=self.where),
+                               line=f"[red]✗[/red] {trial.label()}: failed: {message}")
+        fit, metric = outcome.fit, outcome.task.metric
+        staged = None
+        if outcome.diverged is None and self.config.checkpoints != "none":
+            staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
+            save_model(staged, outcome.weights_module,
+                       {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
+                        "test_metrics": outcome.test_metrics}, complete=True)
+            if outcome.calibration is not None:  # the model's reliability diagram beside it, as a run folder has it
+                plot_reliability(outcome.calibration.curves, staged, what="test split")
+        record = dict(
+            status="failed" if outcome.diverged else "done",
+            error=str(outcome.diverged) if outcome.diverged else None,
+            val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
+            epochs_run=len(fit.history), stopped=fit.stopped,
+            train_size=int(round(len(prepared.split.train) * trial.fraction)),
+            trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
+            device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
+        )
+        line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
+                f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
+                f"{time.perf_counter() - started:.0f} s")
+        return TrialReport(trial, record, str(staged) if staged else None, line)
+
+
+def _log_traceback(folder: Path, trial: Trial) -> None:
+    try:
+        with open(folder / "failures.log", "a") as f:
+            f.write(f"== {trial.id} ==\n{traceback.format_exc()}\n")
+    except OSError:
+        pass
+
+
 class Study:
     """``Study(config, folder).run()`` runs the grid into ``folder``; :meth:`results` is a DataFrame of trials.
 
@@ -122,7 +183,6 @@ class Study:
         self.folder = self._choose_folder(Path(folder), new_folder)
         self.store = StudyStore(self.folder)
         self._num_groups: int | None = None
-        self._context = None  # (prepared data, images, cache) while trials run
         self._metric = None
 
     # -- folder and plan ---------------------------------------------------------------------------------
@@ -198,7 +258,8 @@ class Study:
                 log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
                     f"({cache.storage})")
             overall = progress.add_task("trials", total=len(plan), completed=len(plan) - len(pending)) if progress else None
-            self._context = (prepared, images, cache)
+            work = TrialWork(self.config, self.device, self.executor.where(self.device), self.folder, prepared,
+                             images, cache)
             self._metric = study_task(self.store).metric
             shutil.rmtree(self.folder / STAGED, ignore_errors=True)  # models of trials a killed run left unfinished
 
@@ -208,7 +269,7 @@ class Study:
                     progress.advance(overall)
 
             try:
-                self.executor.run(pending, self._execute, accept, progress=progress, log=log, failed=self._failed)
+                self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
             except KeyboardInterrupt:
                 done = len(self.store.finished_ids())
                 raise StudyInterrupted(
@@ -216,7 +277,6 @@ class Study:
                     f"not. Run the same command again to resume."
                 ) from None
             finally:
-                self._context = None
                 if progress is not None:
                     progress.remove_task(overall)
                 shutil.rmtree(self.folder / STAGED, ignore_errors=True)
@@ -295,45 +355,6 @@ class Study:
     def _run_config(self, trial: Trial) -> RunConfig:
         return self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
 
-    def _execute(self, trial: Trial, progress=None) -> TrialReport:
-        """Train and test ``trial`` (wherever the executor runs it: this never touches the store) and stage its
-        model; a failed trial is reported, not raised."""
-        prepared, images, cache = self._context
-        started = time.perf_counter()
-        try:
-            outcome = run_trial(self._run_config(trial), prepared, images, progress=progress, cache=cache)
-        except (KeyboardInterrupt, StorageError, StoreError):
-            raise
-        except Exception as e:  # a failed trial is recorded and the study goes on
-            message = str(e) if isinstance(e, MedTransferError) else f"{type(e).__name__}: {e}"
-            self._log_traceback(trial)
-            return TrialReport(trial, dict(status="failed", error=message, seconds=time.perf_counter() - started,
-                                           device=self.executor.where(self.device)),
-                               line=f"[red]✗[/red] {trial.label()}: failed: {message}")
-        fit, metric = outcome.fit, outcome.task.metric
-        staged = None
-        if outcome.diverged is None and self.config.checkpoints != "none":
-            staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
-            save_model(staged, outcome.weights_module,
-                       {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
-                        "test_metrics": outcome.test_metrics}, complete=True)
-            if outcome.calibration is not None:  # the model's reliability diagram beside it, as a run folder has it
-                plot_reliability(outcome.calibration.curves, staged, what="test split")
-        record = dict(
-            status="failed" if outcome.diverged else "done",
-            error=str(outcome.diverged) if outcome.diverged else None,
-            val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
-            epochs_run=len(fit.history), stopped=fit.stopped,
-            train_size=int(round(len(prepared.split.train) * trial.fraction)),
-            trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
-            device=self.executor.where(outcome.device), history=fit.history, samples=prepared.split.test,
-            cases=outcome.case_columns(),
-        )
-        line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
-                f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
-                f"{time.perf_counter() - started:.0f} s")
-        return TrialReport(trial, record, str(staged) if staged else None, line)
-
     def _accept(self, report: TrialReport, log) -> None:
         """Keep (or drop) a finished trial's model, then record the trial: here, the one writer of the store."""
         trial = report.trial
@@ -361,13 +382,6 @@ class Study:
             shutil.rmtree(staged, ignore_errors=True)
             return
         _replace_folder(staged, self.folder / "models" / trial.strategy.replace(":", "-"))
-
-    def _log_traceback(self, trial: Trial) -> None:
-        try:
-            with open(self.folder / "failures.log", "a") as f:
-                f.write(f"== {trial.id} ==\n{traceback.format_exc()}\n")
-        except OSError:
-            pass
 
     # -- results -----------------------------------------------------------------------------------------
     def results(self) -> pd.DataFrame:
