@@ -53,6 +53,9 @@ def _tasks() -> str:
 DataOpt = Annotated[str, typer.Option("--data", "-d", help="MedMNIST name or .npz, CSV manifest, image folder, "
                                       "image + mask pairs (folder images/ + masks/, NIfTI images/ + labels/, or a "
                                       "CSV image,mask), or any layout a registered task reads.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(
+    help="Training steps in auto (mixed precision on CUDA: bf16, or fp16 with a gradient scaler; fp32 on a CPU), "
+         "fp32, bf16 (on a CPU with BF16 units it speeds up dense convolutions, slows depthwise ones) or fp16 (CUDA).")]
 ExecutorOpt = Annotated[str, typer.Option(
     help="Where trials run: local (this process, one after another), processes (--workers on this machine) or ray "
          "(a Ray cluster at --ray-address, or a local Ray).")]
@@ -150,6 +153,7 @@ def train(
     vflip: Annotated[bool, typer.Option(help="Allow up-down flips (e.g. endoscopy, microscopy).")] = False,
     device: Annotated[Optional[str], typer.Option(
         help=f"auto (CUDA when present), cpu, cuda or cuda:N (default {_default(RunConfig, 'device')}).")] = None,
+    precision: PrecisionOpt = None,
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
@@ -166,7 +170,7 @@ def train(
         train_given["patience"] = patience or None
     config = RunConfig.with_recipe(**_given(
         data=data, strategy=strategy, backbone=backbone, weights=weights, input_size=input_size, seed=seed,
-        train_fraction=fraction, augmentation=augmentation, device=device, task=task,
+        train_fraction=fraction, augmentation=augmentation, device=device, task=task, precision=precision,
         task_options=_task_options(task_option, hit), test_fraction=test_fraction,
         train=train_given or None,
         source_options=_source_options(label_column, path_column, window) or None,
@@ -249,6 +253,7 @@ def study(
         help=f"Augmented views cached per training image (default {_default(StudyConfig, 'cache_views')}).")] = None,
     cache_memory: Annotated[Optional[str], typer.Option(help="RAM for the cache, e.g. 4GB or 0.25 (default: a quarter of free RAM).")] = None,
     device: DeviceOpt = "auto",
+    precision: PrecisionOpt = None,
     executor: ExecutorOpt = "local",
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
@@ -273,6 +278,7 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
+        "precision": precision,
         "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,

@@ -15,6 +15,7 @@ from medtransfer.data.transforms import Augmentation
 from medtransfer.errors import ConfigError, parameter_error, raise_problems
 from medtransfer.strategies import parse_strategy
 from medtransfer.training.config import DEFAULT_INPUT_SIZE, TrainConfig
+from medtransfer.training.precision import PRECISIONS
 
 CACHE_DTYPES = ("float16", "float32")
 
@@ -45,6 +46,7 @@ class Settings:
     task: str = "auto"  # a registered task, or told by the data's layout
     task_options: dict = field(default_factory=dict)  # the task's own settings, validated by the task
     test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
+    precision: str = "auto"  # training steps: auto (AMP on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA)
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -83,6 +85,8 @@ class Settings:
             p.append(self._problem("cache", "true or false"))
         if not _is_int(self.cache_views) or self.cache_views < 1:
             p.append(self._problem("cache_views", "an integer >= 1"))
+        if self.precision not in PRECISIONS:
+            p.append(self._problem("precision", f"one of {', '.join(PRECISIONS)}"))
         if self.cache_dtype not in CACHE_DTYPES:
             p.append(self._problem("cache_dtype", f"one of {', '.join(CACHE_DTYPES)}"))
         if self.test_fraction is not None and not (_is_number(self.test_fraction) and 0 < self.test_fraction < 0.9):

@@ -43,6 +43,7 @@ from medtransfer.study.trial import (
 )
 from medtransfer.tasks import Task, resolve_task
 from medtransfer.training import resolve_device
+from medtransfer.training.precision import resolve_precision
 
 #: the key of the example test images (and their targets) the report shows, in the store's blobs
 EXAMPLES = "examples"
@@ -177,6 +178,7 @@ class Study:
         self.config = config
         self.cache_memory = cache_memory
         self.device = str(resolve_device(device))
+        resolve_precision(config.precision, self.device)  # fp16 on a CPU fails here, not in every trial
         self.executor = make_executor(executor) if isinstance(executor, str) else executor
         self.new_folder = new_folder
         check_output_folder(Path(folder), config.data)

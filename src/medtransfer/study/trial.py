@@ -294,7 +294,8 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         **({"axis": int(config.source_options["axis"])} if config.source_options.get("axis") is not None else {}),
     }
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
-    trainer = Trainer(task, config.train, device, progress=progress)
+    trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision)
+    spec["precision"] = trainer.precision.name
     diverged: TrainingDiverged | None = None
     try:
         fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback)

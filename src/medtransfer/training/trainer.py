@@ -21,6 +21,7 @@ from medtransfer.errors import TrainingDiverged
 from medtransfer.networks import TransferNet
 from medtransfer.tasks.base import Task
 from medtransfer.training.config import TrainConfig
+from medtransfer.training.precision import resolve_precision
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -80,11 +81,13 @@ def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> C
 class Trainer:
     """Fits a :class:`TransferNet`'s suffix for a :class:`Task` on a device, with an optional rich progress bar."""
 
-    def __init__(self, task: Task, config: TrainConfig, device: torch.device, progress=None):
+    def __init__(self, task: Task, config: TrainConfig, device: torch.device, progress=None,
+                 precision: str = "fp32"):
         self.task = task
         self.config = config
         self.device = device
         self.progress = progress
+        self.precision = resolve_precision(precision, device)
 
     # -- one pass ---------------------------------------------------------------------------------------
     def _inputs(self, net: TransferNet, x, cached: bool):
@@ -139,6 +142,7 @@ class Trainer:
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, min(cfg.warmup_epochs, cfg.epochs - 1) * steps_per_epoch)
         )
+        scaler = self.precision.scaler()
         ema = None
         if cfg.ema_decay:
             from timm.utils import ModelEmaV3
@@ -157,13 +161,15 @@ class Trainer:
                 total, n = 0.0, 0
                 t_train = time.perf_counter()
                 for x, y in train:
-                    out = net.suffix(self._inputs(net, x, cached))
-                    loss = self.task.loss(out, self.task.to_device(y, self.device))
+                    with self.precision.autocast():
+                        out = net.suffix(self._inputs(net, x, cached))
+                        loss = self.task.loss(out, self.task.to_device(y, self.device))
                     if not torch.isfinite(loss):
                         self._diverged(net, best_state, result, epoch)
                     optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
                     schedule.step()
                     if ema is not None:
                         ema.update(net.suffix)

@@ -1,0 +1,49 @@
+"""The precision policy: float32 on a CPU unless bf16 is asked for; bf16 autocast trains (the AMP path that CUDA
+takes, tested on this CPU); float16 only on CUDA."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from medtransfer import RunConfig, TrainConfig, train
+from medtransfer.errors import ConfigError
+from medtransfer.study import Study, StudyConfig
+from medtransfer.training.precision import resolve_precision
+
+FAST = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
+
+
+def test_auto_is_float32_on_a_cpu_and_fp16_needs_cuda():
+    assert resolve_precision("auto", "cpu").name == "fp32"
+    assert resolve_precision("bf16", "cpu").name == "bf16"
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        resolve_precision("fp16", "cpu")
+    with pytest.raises(ConfigError, match="'precision' parameter"):
+        RunConfig(data="x", precision="int8")
+
+
+def test_fp16_on_a_cpu_is_refused_before_a_study_starts(shape_folder, tmp_path):
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        Study(StudyConfig(data=str(shape_folder), precision="fp16"), tmp_path / "s", device="cpu")
+    assert not (tmp_path / "s").exists()
+
+
+def test_bf16_autocast_trains_with_float32_weights(shape_folder, tmp_path):
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / precision
+        result = train(RunConfig(data=str(shape_folder), strategy="full", input_size=32, train=FAST,
+                                 precision=precision, device="cpu"), out)
+        runs[precision] = result
+        spec = json.loads((out / "model.json").read_text())
+        assert spec["precision"] == precision
+    losses = {p: [h["train_loss"] for h in r.fit.history] for p, r in runs.items()}
+    assert all(np.isfinite(v).all() and v[-1] < v[0] for v in losses.values())  # both learn
+    assert losses["bf16"] != losses["fp32"]  # autocast was on: the bf16 steps round differently
+    assert abs(losses["bf16"][0] - losses["fp32"][0]) < 0.02  # and only by rounding: the same first epoch
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(tmp_path / "bf16" / "model.safetensors").values()
+            if t.is_floating_point()} == {torch.float32}
