@@ -6,6 +6,7 @@ import signal
 import threading
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from medtransfer import TrainConfig
@@ -43,7 +44,9 @@ def _assert_same_table(a, b):
     np.testing.assert_allclose(ta[["val_score", "test_auc"]].to_numpy(float),
                                tb[["val_score", "test_auc"]].to_numpy(float), atol=1e-9)
     assert list(ta.best_epoch) == list(tb.best_epoch)
-    assert a.summary().recommended == b.summary().recommended
+    sa, sb = a.summary(), b.summary()
+    assert sa.recommended == sb.recommended
+    pd.testing.assert_frame_equal(sa.table.drop(columns="seconds"), sb.table.drop(columns="seconds"))
 
 
 def test_worker_processes_give_the_local_table(local_study, shape_folder, tmp_path):
@@ -51,7 +54,7 @@ def test_worker_processes_give_the_local_table(local_study, shape_folder, tmp_pa
     study.run(log=lambda *_: None)
     _assert_same_table(study, local_study)
     devices = set(study.results().device)
-    assert devices == {"cpu · processes, 2 workers × 1 threads"}
+    assert devices == {"cpu · processes, 2 workers × 1 thread"}
     assert sorted(p.name for p in (tmp_path / "s" / "models").iterdir()) == ["full", "linear", "scratch", "tune-2"]
     assert not (tmp_path / "s" / ".staged-models").exists()
 
@@ -79,16 +82,22 @@ def test_a_study_started_by_one_executor_resumes_with_the_other(first, then, loc
     _assert_same_table(resumed, local_study)
 
 
-def test_a_worker_killed_mid_trial_loses_that_trial_only(local_study, shape_folder, tmp_path):
-    executor = ProcessExecutor(2, threads=1)
+def _killer(strategy: str):
+    """An executor's on_start hook that kills (SIGKILL) the worker process of the first run of ``strategy`` a
+    second after it starts, mid-training; and the list of the pids it killed."""
     killed = []
 
     def on_start(trial, pid):
-        if not killed and trial.strategy == "full":  # the first run of 'full': kill its worker once it trains
+        if not killed and trial.strategy == strategy:
             killed.append(pid)
             threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
 
-    executor.on_start = on_start
+    return on_start, killed
+
+
+def test_a_worker_killed_mid_trial_loses_that_trial_only(local_study, shape_folder, tmp_path):
+    executor = ProcessExecutor(2, threads=1)
+    executor.on_start, killed = _killer("full")
     lines = []
     study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executor)
     study.run(log=lambda line: lines.append(str(line)))
@@ -112,18 +121,11 @@ def test_a_ray_worker_killed_mid_trial_costs_that_trial_only(local_study, shape_
     from medtransfer.study.ray_executor import RayExecutor
 
     executor = RayExecutor(threads=1, num_cpus=2)  # a local Ray on the loopback address with 2 CPUs
-    killed = []
-
-    def on_start(trial, pid):
-        if not killed and trial.strategy == "tune:2":
-            killed.append(pid)
-            threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
-
-    executor.on_start = on_start
+    executor.on_start, killed = _killer("tune:2")
     lines = []
     study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executor)
     study.run(log=lambda line: lines.append(str(line)))
     assert killed and any("Ray runs it again" in line for line in lines), lines
     assert len(study.results()) == 4 and study.results().id.is_unique  # every trial recorded once
     _assert_same_table(study, local_study)
-    assert set(study.results().device) == {"cpu · local Ray, 1 CPUs per trial"}
+    assert set(study.results().device) == {"cpu · local Ray, 1 CPU per trial"}

@@ -34,6 +34,10 @@ from medtransfer.errors import ConfigError, parameter_error
 EXECUTORS = ("local", "processes", "ray")
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 @dataclass
 class TrialReport:
     """What one finished (or failed) trial hands to the runner: the store record's fields, the folder its worker
@@ -74,7 +78,7 @@ class LocalExecutor(Executor):
     def where(self, device: str) -> str:
         import torch
 
-        return f"{device} · local, {self.threads or torch.get_num_threads()} threads"
+        return f"{device} · local, {plural(self.threads or torch.get_num_threads(), 'thread')}"
 
     def run(self, trials, work, accept, *, progress=None, log=print, failed=None) -> None:
         import torch
@@ -179,13 +183,17 @@ class ProcessExecutor(Executor):
         self.on_start: Callable[[Any, int], None] | None = None  # (trial, worker pid): for tests and logs
 
     def where(self, device: str) -> str:
-        return f"{device} · processes, {self.workers} workers × {self.threads} threads"
+        return f"{device} · processes, {plural(self.workers, 'worker')} × {plural(self.threads, 'thread')}"
 
     def run(self, trials, work, accept, *, progress=None, log=print, failed=None) -> None:
         import multiprocessing as mp
 
         if "fork" not in mp.get_all_start_methods():
             raise ConfigError("the processes executor needs fork (Linux, macOS); use --executor local or ray")
+        if str(getattr(work, "device", "cpu")).startswith("cuda"):
+            # CUDA cannot be used in a process forked after the runner used it (to build the prefix cache)
+            raise ConfigError("the processes executor is for CPUs; on GPUs use --executor ray (with --gpus-per-trial "
+                              "0.5 to share one GPU between two trials) or local")
         ctx = mp.get_context("fork")
         outbox = ctx.Queue()
         waiting, attempts = deque(trials), {}

@@ -19,7 +19,7 @@ import os
 import queue as queue_module
 
 from medtransfer.errors import ConfigError
-from medtransfer.study.executors import Executor, _Bars, _RemoteProgress
+from medtransfer.study.executors import Executor, _Bars, _RemoteProgress, plural
 
 
 def _run_remote(work, trial, slot: int, messages, threads: int):
@@ -50,7 +50,7 @@ class RayExecutor(Executor):
 
     def where(self, device: str) -> str:
         place = f"Ray cluster {self.address}" if self.address else "local Ray"
-        return f"{device} · {place}, {self.threads} CPUs per trial" + (f", {self.gpus} GPU" if self.gpus else "")
+        return f"{device} · {place}, {plural(self.threads, 'CPU')} per trial" + (f", {self.gpus} GPU" if self.gpus else "")
 
     def _init(self):
         import ray
