@@ -38,7 +38,7 @@ def make(name: str, args):
     if name == "processes":
         return ProcessExecutor(args.workers, threads=args.threads_per_worker)
     if name == "ray":
-        from medtransfer.study.ray_executor import RayExecutor
+        from medtransfer.study.executors.ray_tasks import RayExecutor
 
         return RayExecutor(threads=args.threads_per_worker, num_cpus=args.workers * args.threads_per_worker)
     raise SystemExit(f"unknown executor {name!r}")

@@ -118,7 +118,7 @@ def test_executor_settings_are_checked():
 
 def test_a_ray_worker_killed_mid_trial_costs_that_trial_only(local_study, shape_folder, tmp_path):
     pytest.importorskip("ray")
-    from medtransfer.study.ray_executor import RayExecutor
+    from medtransfer.study.executors.ray_tasks import RayExecutor
 
     executor = RayExecutor(threads=1, num_cpus=2)  # a local Ray on the loopback address with 2 CPUs
     executor.on_start, killed = _killer("tune:2")

@@ -19,7 +19,7 @@ import os
 import queue as queue_module
 
 from medtransfer.errors import ConfigError
-from medtransfer.study.executors import Executor, _Bars, _RemoteProgress, plural
+from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, plural
 
 
 def _run_remote(work, trial, slot: int, messages, threads: int):
@@ -29,7 +29,7 @@ def _run_remote(work, trial, slot: int, messages, threads: int):
     torch.set_num_threads(threads)
     send = messages.put_nowait if messages is not None else (lambda _m: None)
     send(("started", slot, trial, os.getpid()))
-    return work(trial, _RemoteProgress(send, slot) if messages is not None else None)
+    return work(trial, RemoteProgress(send, slot) if messages is not None else None)
 
 
 class RayExecutor(Executor):
@@ -79,7 +79,7 @@ class RayExecutor(Executor):
                                                  retry_exceptions=False)
         shared = ray.put(work)
         futures = {remote.remote(shared, t, slot, messages, self.threads): (slot, t) for slot, t in enumerate(trials)}
-        bars, starts = _Bars(progress), {}
+        bars, starts = ProgressRelay(progress), {}
         try:
             while futures:
                 done, _ = ray.wait(list(futures), num_returns=1, timeout=0.2)
@@ -109,7 +109,7 @@ class RayExecutor(Executor):
             if started_here:
                 ray.shutdown()
 
-    def _drain(self, messages, bars: _Bars, starts: dict, log) -> None:
+    def _drain(self, messages, bars: ProgressRelay, starts: dict, log) -> None:
         while True:
             try:
                 msg = messages.get_nowait()
