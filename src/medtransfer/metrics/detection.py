@@ -23,22 +23,23 @@ from medtransfer.metrics.froc import FP_RATES, box_iou, match_image
 IOU_THRESHOLDS = tuple(np.round(np.linspace(0.5, 0.95, 10), 2))
 FROC_BIT = len(IOU_THRESHOLDS)  # the bit of the FROC hit rule
 RECALL_LEVELS = np.linspace(0.0, 1.0, 101)
-MAX_DETECTIONS = 100  # per image, as COCO's maxDets
+MAX_DETECTIONS = 100  # per image and class, as COCO's maxDets
 _CHUNK = 128  # resamples per array operation
 
 
 def detection_cases(predictions: Sequence[dict], truths: Sequence[np.ndarray], num_classes: int, *,
                     hit: str = "iou") -> dict[str, np.ndarray]:
-    """Per-image columns: the (up to 100) detections' ``score`` (NaN-padded), ``label`` (-1) and ``hits`` (bit ``t``:
+    """Per-image columns: the detections' (the 100 best of each class, as COCO keeps them) ``score`` (NaN-padded),
+    ``label`` (-1) and ``hits`` (bit ``t``:
     a true positive at ``IOU_THRESHOLDS[t]``; bit :data:`FROC_BIT`: a hit by the FROC rule ``hit``), and each image's
     number of true boxes per class, ``true``.
 
     ``predictions[i]``: ``{"boxes": K×4, "scores": K, "labels": K}``; ``truths[i]``: ``M×5`` rows of x1 y1 x2 y2 label.
     """
-    n = len(truths)
-    score = np.full((n, MAX_DETECTIONS), np.nan)
-    label = np.full((n, MAX_DETECTIONS), -1, dtype=np.int64)
-    hits = np.zeros((n, MAX_DETECTIONS), dtype=np.int64)
+    n, width = len(truths), MAX_DETECTIONS * num_classes
+    score = np.full((n, width), np.nan)
+    label = np.full((n, width), -1, dtype=np.int64)
+    hits = np.zeros((n, width), dtype=np.int64)
     true = np.zeros((n, num_classes), dtype=np.int64)
     for i, (pred, truth) in enumerate(zip(predictions, truths)):
         truth = np.asarray(truth, dtype=np.float64).reshape(-1, 5)
@@ -47,7 +48,11 @@ def detection_cases(predictions: Sequence[dict], truths: Sequence[np.ndarray], n
         boxes = np.asarray(pred["boxes"], dtype=np.float64).reshape(-1, 4)
         scores = np.asarray(pred["scores"], dtype=np.float64).reshape(-1)
         labels = np.asarray(pred["labels"], dtype=np.int64).reshape(-1)
-        keep = np.argsort(-scores, kind="stable")[:MAX_DETECTIONS]
+        order = np.argsort(-scores, kind="stable")
+        rank = np.zeros(len(order), dtype=np.int64)  # each detection's rank within its class, best first
+        for c in np.unique(labels):
+            rank[order[labels[order] == c]] = np.arange(int((labels == c).sum()))
+        keep = order[rank[order] < MAX_DETECTIONS]
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         k = len(keep)
         score[i, :k], label[i, :k] = scores, labels
