@@ -58,7 +58,7 @@ def main() -> None:
     config = demo_config(args.data)
     if args.fractions:
         config.fractions = sorted((float(f) for f in args.fractions.split(",")), reverse=True)
-    console = Console()
+    console = Console(width=200)  # the table is wide; a log file must not truncate it
     rows, tables = [], {}
     with tempfile.TemporaryDirectory(prefix="executors-") as tmp:
         for name in args.executors.split(","):
