@@ -18,7 +18,6 @@ The last line, ``bar processes_vs_local R``, is local wall time / processes wall
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from rich.table import Table
 from medtransfer.study import Study
 from medtransfer.study.demo import demo_config
 from medtransfer.study.executors import LocalExecutor, ProcessExecutor
+from medtransfer.study.executors.base import available_cores
 
 
 def make(name: str, args):
@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="breastmnist")
     parser.add_argument("--executors", default="local,processes")
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     parser.add_argument("--workers", type=int, default=cores)
     parser.add_argument("--threads-per-worker", type=int, default=1)
     parser.add_argument("--local-threads", type=int, default=cores)

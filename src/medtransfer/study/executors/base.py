@@ -3,9 +3,15 @@ draws a worker's progress bars in the runner's display."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask, where the platform has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def plural(n: int, word: str) -> str:

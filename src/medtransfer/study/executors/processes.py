@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from medtransfer.errors import ConfigError
-from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, Work, plural
+from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, Work, available_cores, plural
 
 
 def _worker(slot: int, threads: int, work: Work, inbox, outbox) -> None:
@@ -48,7 +48,7 @@ class ProcessExecutor(Executor):
     name = "processes"
 
     def __init__(self, workers: int | None = None, threads: int = 1, retries: int = 1):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        cores = available_cores()
         self.threads = int(threads)
         self.workers = int(workers) if workers else max(1, cores // self.threads)
         self.retries = int(retries)

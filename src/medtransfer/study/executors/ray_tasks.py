@@ -19,7 +19,7 @@ import os
 import queue as queue_module
 
 from medtransfer.errors import ConfigError
-from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, plural
+from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, available_cores, plural
 
 
 def _run_remote(work, trial, slot: int, messages, threads: int):
@@ -60,8 +60,7 @@ class RayExecutor(Executor):
         if self.address:
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         else:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-            ray.init(num_cpus=self.num_cpus or cores, include_dashboard=False, log_to_driver=False,
+            ray.init(num_cpus=self.num_cpus or available_cores(), include_dashboard=False, log_to_driver=False,
                      configure_logging=False, _node_ip_address="127.0.0.1")
         return True
 
