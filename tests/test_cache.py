@@ -14,9 +14,10 @@ def _setup(folder, **kw):
     return trial_setup(folder, 32, EPOCHS, **kw)
 
 
-@pytest.mark.parametrize("strategy", ["linear", "tune:2"])
-def test_cached_trial_matches_the_uncached_one(shape_folder, strategy):
-    cfg, prepared, images = _setup(shape_folder, strategy=strategy, seed=1)
+@pytest.mark.parametrize("strategy, fold", [("linear", True), ("tune:2", True), ("tune:2", False)])
+def test_cached_trial_matches_the_uncached_one(shape_folder, strategy, fold):
+    """With BatchNorm folded (the default) or not, as long as cache and trainer agree."""
+    cfg, prepared, images = _setup(shape_folder, strategy=strategy, seed=1, fold_batchnorm=fold)
     cache = build_cache(cfg, prepared, images, [parse_strategy(strategy)])
     assert cache is not None and cache.views == 1
     assert_cache_changes_nothing(cfg, prepared, images, cache, "auc")
@@ -44,6 +45,7 @@ def test_cache_key_changes_with_everything_that_changes_the_prefix(shape_folder,
 
     assert not cache.covers(changed(augmentation="light"), 8)  # views and preprocessing
     assert not cache.covers(changed(input_size=48), 8)
+    assert not cache.covers(changed(fold_batchnorm=False), 8)  # unfolded BatchNorm rounds differently
     # other weights: a file
     from safetensors.torch import save_file
 

@@ -36,7 +36,7 @@ from torch.utils.data import (
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup
 from medtransfer.data import Augmentation
-from medtransfer.networks import Normalize
+from medtransfer.networks import FrozenPrefix, Normalize
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -82,6 +82,7 @@ class CacheKey:
     augmentation: str
     views: int
     images: str  # fingerprint of the decoded, resized images
+    folded: bool = True  # BatchNorm folded into the convolutions, as the trainer folds an uncached prefix
 
     def digest(self) -> str:
         return hashlib.sha256(repr(self).encode()).hexdigest()[:16]
@@ -184,24 +185,28 @@ class FrozenPrefixCache:
         augment = task.augment(augmentation.build()) if self.views > 1 or augmentation.enabled else None
         total = n_train * self.views + n_eval
         bar = progress.add_task("caching frozen layers", total=total) if progress else None
+        groups = [g.module.eval() for g in self.groups[: max(self.boundaries)]]
+        if self.key.folded:
+            with torch.no_grad():
+                probe = eval_rows[:4] if len(eval_rows) else train_rows[:4]
+                groups = self._folded_groups(Normalize(self.backbone.mean, self.backbone.std)(pixels[probe]))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for v in range(self.views):
                 view_targets = list(train_items)
-                self._fill(pixels, train_rows, view_targets, augment,
+                self._fill(groups, pixels, train_rows, view_targets, augment,
                            lambda b, sl, y, v=v: self.train[b][sl, v].copy_(y), batch_size, progress, bar)
                 self.train_targets.append(view_targets)
-            self._fill(pixels, eval_rows, None, None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
+            self._fill(groups, pixels, eval_rows, None, None, lambda b, sl, y: self.eval[b][sl].copy_(y), batch_size, progress, bar)
         if bar is not None:
             progress.remove_task(bar)
         return True
 
     @torch.no_grad()
-    def _fill(self, images, rows, view_targets, augment, put, batch_size, progress, bar) -> None:
+    def _fill(self, groups, images, rows, view_targets, augment, put, batch_size, progress, bar) -> None:
         """Run the frozen groups over ``images[rows]``; with ``augment``, each image is drawn with its target and
         the drawn target replaces it in ``view_targets``."""
         normalize = Normalize(self.backbone.mean, self.backbone.std)
-        groups = [g.module.eval() for g in self.groups[: max(self.boundaries)]]
         for start in range(0, len(rows), batch_size):
             x = images[rows[start:start + batch_size]]
             sl = slice(start, start + len(x))
@@ -216,6 +221,12 @@ class FrozenPrefixCache:
                     put(b, sl, y.to(self.dtype))
             if bar is not None:
                 progress.advance(bar, len(x))
+
+    def _folded_groups(self, probe: torch.Tensor) -> list[torch.nn.Module]:
+        """The frozen groups with BatchNorm folded into the convolutions, exactly as the trainer folds an uncached
+        trial's prefix (:meth:`~medtransfer.networks.FrozenPrefix.folded`), so cached and uncached trials compute
+        the same numbers."""
+        return list(FrozenPrefix(*(g.module for g in self.groups[: max(self.boundaries)])).folded(probe).layers)
 
     # -- pickling (for trials in other processes) ----------------------------------------------------------
     def __getstate__(self) -> dict:

