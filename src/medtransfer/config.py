@@ -47,6 +47,8 @@ class Settings:
     task_options: dict = field(default_factory=dict)  # the task's own settings, validated by the task
     test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
     precision: str = "auto"  # training steps: auto (AMP on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA)
+    fold_batchnorm: bool = True  # frozen layers run with BatchNorm folded into their convolutions in training
+    fast_depthwise: bool = False  # depthwise weight gradient as a grouped convolution where the kernel overhangs the map
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -87,6 +89,9 @@ class Settings:
             p.append(self._problem("cache_views", "an integer >= 1"))
         if self.precision not in PRECISIONS:
             p.append(self._problem("precision", f"one of {', '.join(PRECISIONS)}"))
+        for name in ("fold_batchnorm", "fast_depthwise"):
+            if not isinstance(getattr(self, name), bool):
+                p.append(self._problem(name, "true or false"))
         if self.cache_dtype not in CACHE_DTYPES:
             p.append(self._problem("cache_dtype", f"one of {', '.join(CACHE_DTYPES)}"))
         if self.test_fraction is not None and not (_is_number(self.test_fraction) and 0 < self.test_fraction < 0.9):

@@ -23,7 +23,8 @@ DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`).
-_LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto"}
+_LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
+                   "fast_depthwise": False}
 
 
 @dataclass(kw_only=True)

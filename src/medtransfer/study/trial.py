@@ -222,7 +222,7 @@ def cache_key(config: Settings, backbone: Backbone, images: TrialImages) -> Cach
         weights = f"{Path(weights).resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     return CacheKey(backbone=config.backbone, weights=weights, input_size=config.input_size, mean=backbone.mean,
                     std=backbone.std, augmentation=config.augmentation, views=cache_views(config),
-                    images=images.fingerprint)
+                    images=images.fingerprint, folded=config.fold_batchnorm)
 
 
 def build_cache(config: Settings, prepared: PreparedData, images: TrialImages, strategies: list[Strategy], *,
@@ -294,8 +294,10 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         **({"axis": int(config.source_options["axis"])} if config.source_options.get("axis") is not None else {}),
     }
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
-    trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision)
+    trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision,
+                      fold_batchnorm=config.fold_batchnorm, fast_depthwise=config.fast_depthwise)
     spec["precision"] = trainer.precision.name
+    spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None
     try:
         fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback)

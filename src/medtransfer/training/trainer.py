@@ -7,6 +7,7 @@ epoch drives early stopping; the best suffix weights are kept and restored at th
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -21,6 +22,7 @@ from medtransfer.errors import TrainingDiverged
 from medtransfer.networks import TransferNet
 from medtransfer.tasks.base import Task
 from medtransfer.training.config import TrainConfig
+from medtransfer.training.depthwise import fast_depthwise
 from medtransfer.training.precision import resolve_precision
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -82,12 +84,16 @@ class Trainer:
     """Fits a :class:`TransferNet`'s suffix for a :class:`Task` on a device, with an optional rich progress bar."""
 
     def __init__(self, task: Task, config: TrainConfig, device: torch.device, progress=None,
-                 precision: str = "fp32"):
+                 precision: str = "fp32", fold_batchnorm: bool = True, fast_depthwise: bool = False):
         self.task = task
         self.config = config
         self.device = device
         self.progress = progress
         self.precision = resolve_precision(precision, device)
+        self.fold_batchnorm = fold_batchnorm
+        self.fast_depthwise = fast_depthwise
+        self._fitting = False
+        self._folded_prefix = None  # during fit: the prefix with BatchNorm folded, made at the first batch
 
     # -- one pass ---------------------------------------------------------------------------------------
     def _inputs(self, net: TransferNet, x, cached: bool):
@@ -95,7 +101,13 @@ class Trainer:
         if isinstance(x, (tuple, list)):  # the default collate turns a tuple into a list
             return tuple(t.to(self.device, non_blocking=True) for t in x)
         x = x.to(self.device, non_blocking=True)
-        return x if cached else net.prefix(x)
+        if cached:
+            return x
+        if self._fitting and self.fold_batchnorm:  # in training, the prefix with its BatchNorms folded (one pass, not two)
+            if self._folded_prefix is None:
+                self._folded_prefix = net.prefix.folded(x)
+            return self._folded_prefix(x)
+        return net.prefix(x)
 
     @torch.no_grad()
     def predict(self, net: TransferNet, batches: Batches, *, cached: bool = False, suffix: nn.Module | None = None,
@@ -154,7 +166,10 @@ class Trainer:
         since_best = 0
         bar = self.progress.add_task("epoch", total=cfg.epochs * steps_per_epoch) if self.progress else None
         start = time.perf_counter()
+        self._fitting, self._folded_prefix = True, None
+        kernels = contextlib.ExitStack()
         try:
+            kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
             for epoch in range(1, cfg.epochs + 1):
                 t0 = time.perf_counter()
                 net.train()  # the prefix stays in eval mode whatever is asked of it
@@ -213,6 +228,8 @@ class Trainer:
                     result.stopped = "early_stopped"
                     break
         finally:
+            kernels.close()
+            self._fitting, self._folded_prefix = False, None
             if bar is not None:
                 self.progress.remove_task(bar)
             result.seconds = time.perf_counter() - start
