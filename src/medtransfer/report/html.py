@@ -393,16 +393,3 @@ def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) ->
             f"<title>Transfer-learning study: {_h(name)}</title><style>{CSS}</style></head>"
             f"<body><main>{body}</main></body></html>\n")
 
-
-def write_report(study_dir: str | Path, *, show_filenames: bool = False) -> Path:
-    """Write ``study_dir/report.html`` (and the figures as PNG and SVG in ``study_dir/figures/``); return its path.
-
-    ``show_filenames=True`` lists the file name of each image shown in the heat maps; by default no file name
-    appears on the page.
-    """
-    folder = Path(study_dir)
-    facts = StudyFacts.read(folder)
-    figures = build_figures(facts, folder / FIGURES_DIR, show_filenames=show_filenames)
-    path = folder / REPORT_NAME
-    atomic_write(path, render(facts, figures, show_filenames=show_filenames))
-    return path
