@@ -1,4 +1,4 @@
-"""The demo: the whole layer-wise study on BreastMNIST, on a grid small enough for 10 minutes on 2 CPU cores."""
+"""The demo: the whole layer-wise study on BreastMNIST, on a grid small enough for a 2-core CPU (8–18 minutes, README)."""
 
 from __future__ import annotations
 
