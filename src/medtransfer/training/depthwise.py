@@ -23,6 +23,7 @@ import contextlib
 
 import torch
 import torch.nn.functional as F
+from timm.layers import Conv2dSame, pad_same
 from torch import nn
 
 
@@ -99,8 +100,6 @@ class _Depthwise(nn.Conv2d):
 
     def forward(self, x):
         if self.same_padding:
-            from timm.layers import pad_same
-
             x = pad_same(x, self.weight.shape[-2:], self.stride, self.dilation)
             return depthwise_conv2d(x, self.weight, self.bias, self.stride, (0, 0), self.dilation)
         return depthwise_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
@@ -111,7 +110,7 @@ _SUBCLASSES: dict[type, type] = {}
 
 def _fast_class(cls: type) -> type | None:
     if cls not in _SUBCLASSES:
-        same = cls.__name__ == "Conv2dSame"  # timm's TF-style "same" padding, computed per input
+        same = issubclass(cls, Conv2dSame)  # timm's TF-style "same" padding, computed per input
         _SUBCLASSES[cls] = (type(f"Fast{cls.__name__}", (_Depthwise, cls), {"same_padding": same})
                             if cls is nn.Conv2d or same else None)
     return _SUBCLASSES[cls]
