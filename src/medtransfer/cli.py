@@ -13,7 +13,7 @@ import typer
 from medtransfer.config import RunConfig
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.study.config import StudyConfig
-from medtransfer.training.config import TrainConfig
+from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS, TrainConfig
 
 app = typer.Typer(
     help="Full training or fine-tuning? Layer-wise transfer-learning studies for small medical image datasets.",
@@ -30,6 +30,10 @@ def _default(config: type, name: str):
     """A setting's default, read from its config class (the command line never restates it)."""
     f = config.__dataclass_fields__[name]
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+_BUDGET = (f"from the data, {TrainConfig.budget_steps} optimisation steps in {MIN_EPOCHS} to {MAX_EPOCHS} epochs "
+           "(30 on BreastMNIST)")
 
 
 def _recipes(name: str, train: bool = False) -> str:
@@ -135,7 +139,7 @@ def train(
     input_size: Annotated[Optional[int], typer.Option(
         help=f"Images are resized to this square size (default {_default(RunConfig, 'input_size')}"
              f"{_recipes('input_size')}, or the stored images' size when smaller).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.epochs}{_recipes('epochs', True)}.")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Default: {_BUDGET}{_recipes('epochs', True)}.")] = None,
     lr: Annotated[Optional[float], typer.Option(help=f"Default {TrainConfig.lr}{_recipes('lr', True)}.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"Default {TrainConfig.batch_size}{_recipes('batch_size', True)}.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help=f"adamw or sgd (default {TrainConfig.optimizer}).")] = None,
@@ -242,7 +246,7 @@ def study(
     input_size: Annotated[Optional[int], typer.Option(
         help=f"Images are resized to this square size (default {_default(StudyConfig, 'input_size')}"
              f"{_recipes('input_size')}, or the stored images' size when smaller).")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default {TrainConfig.epochs}{_recipes('epochs', True)}).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help=f"Maximum epochs per trial (default: {_BUDGET}{_recipes('epochs', True)}).")] = None,
     lr: Annotated[Optional[float], typer.Option(help=f"Learning rate of the tuned layers (default {TrainConfig.lr}{_recipes('lr', True)}).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}{_recipes('batch_size', True)}).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option(

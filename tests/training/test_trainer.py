@@ -62,7 +62,7 @@ def test_invalid_settings_are_named():
 
 
 def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
-    assert TrainConfig(epochs=30).earliest_stop == 20 and TrainConfig(epochs=30, min_epochs=3).earliest_stop == 3
+    assert TrainConfig(epochs=30).earliest_stop() == 20 and TrainConfig(epochs=30, min_epochs=3).earliest_stop() == 3
     data = read_source(shape_folder)
     targets = data.targets()
     cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, augmentation="none",
@@ -72,3 +72,49 @@ def test_early_stopping_waits_for_the_earliest_stop(shape_folder):
     result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader)
     # a learning rate of 1e-12 never improves on epoch 1: stopped at the earliest allowed epoch, not before
     assert result.stopped == "early_stopped" and len(result.history) == 4
+
+
+def test_the_default_budget_follows_the_training_set():
+    from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
+
+    cfg = TrainConfig()
+    assert cfg.epochs is None
+    assert cfg.epochs_for(17) == MAX_EPOCHS == 30  # BreastMNIST: 546 training images in batches of 32
+    assert cfg.epochs_for(5) == 30  # a quarter of it: capped, not 108 epochs
+    assert cfg.epochs_for(147) == MIN_EPOCHS == 8  # a 4,708-image set: 5 epochs would reach the steps; the floor
+    assert cfg.epochs_for(45) == 12 and 45 * 12 >= cfg.budget_steps > 45 * 11
+    assert TrainConfig(epochs=5).epochs_for(1000) == 5  # given epochs win
+    assert cfg.earliest_stop(12) == 8 and cfg.earliest_stop() == 20
+
+
+def test_a_run_without_epochs_trains_its_budget(shape_folder):
+    data = read_source(shape_folder)
+    targets = data.targets()
+    cfg = RunConfig(data=str(shape_folder), strategy="linear", input_size=32, augmentation="none",
+                    train=TrainConfig(batch_size=8, budget_steps=20, patience=None, ema_decay=None))
+    _, task, net = build_network(cfg, parse_strategy("linear"), data, targets)
+    loader = image_loader(task, load_images(data, np.arange(len(targets)), 32), targets, 8, shuffle=True)
+    result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader)
+    expected = cfg.train.epochs_for(len(loader))
+    assert result.epochs == expected == len(result.history) and expected >= 8
+
+
+def test_with_an_ema_the_better_of_average_and_live_weights_is_kept(shape_folder):
+    """A weight average that lags the live weights (decay 0.999 over a few dozen steps: still mostly the start's)
+    scores below them; the run keeps the live weights then, and its best score is the better of the two."""
+    data = read_source(shape_folder)
+    targets = data.targets()
+    cfg = RunConfig(data=str(shape_folder), strategy="tune:1", input_size=32, augmentation="none",
+                    train=TrainConfig(epochs=4, batch_size=8, patience=None, warmup_epochs=1, ema_decay=0.999))
+    _, task, net = build_network(cfg, parse_strategy("tune:1"), data, targets)
+    x = load_images(data, np.arange(len(targets)), 32)
+    loader = image_loader(task, x, targets, 8, shuffle=True, seed=0)
+    result = Trainer(task, cfg.train, torch.device("cpu")).fit(net, loader, loader)
+    for h in result.history:
+        assert h["val_auc"] == max(h["val_auc_ema"], h["val_auc_live"])
+        assert h["kept"] == ("live" if h["val_auc_live"] > h["val_auc_ema"] else "ema")
+    assert {h["kept"] for h in result.history} == {"live"} or result.history[-1]["val_auc_live"] <= 0.5
+    assert result.best_score == max(h["val_auc"] for h in result.history)
+    # what is kept is what was scored: the restored suffix scores the best epoch's score again
+    predictions, y, _ = Trainer(task, cfg.train, torch.device("cpu")).predict(net, loader)
+    assert task.score(predictions, y) == pytest.approx(result.best_score)

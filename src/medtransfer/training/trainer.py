@@ -36,6 +36,7 @@ class FitResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     best_score: float = float("-inf")
+    epochs: int = 0  # the run's budget in epochs (TrainConfig.epochs_for its training set)
     stopped: str = "completed"  # completed | early_stopped | diverged
     seconds: float = 0.0
     cached: bool = False  # trained on cached prefix outputs
@@ -150,9 +151,10 @@ class Trainer:
         cfg = self.config
         net.to(self.device)
         steps_per_epoch = len(train)  # type: ignore[arg-type]
+        epochs = cfg.epochs_for(steps_per_epoch)
         optimizer = build_optimizer(net, cfg)
         schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(cfg.epochs * steps_per_epoch, min(cfg.warmup_epochs, cfg.epochs - 1) * steps_per_epoch)
+            optimizer, warmup_cosine(epochs * steps_per_epoch, min(cfg.warmup_epochs, epochs - 1) * steps_per_epoch)
         )
         scaler = self.precision.scaler()
         ema = None
@@ -161,16 +163,16 @@ class Trainer:
 
             ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, use_warmup=True, device=self.device)
         metric = self.task.metric
-        result = FitResult(best_score=metric.worst())
+        result = FitResult(best_score=metric.worst(), epochs=epochs)
         best_state: dict[str, torch.Tensor] | None = None
         since_best = 0
-        bar = self.progress.add_task("epoch", total=cfg.epochs * steps_per_epoch) if self.progress else None
+        bar = self.progress.add_task("epoch", total=epochs * steps_per_epoch) if self.progress else None
         start = time.perf_counter()
         self._fitting, self._folded_prefix = True, None
         kernels = contextlib.ExitStack()
         try:
             kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
-            for epoch in range(1, cfg.epochs + 1):
+            for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 net.train()  # the prefix stays in eval mode whatever is asked of it
                 total, n = 0.0, 0
@@ -191,16 +193,15 @@ class Trainer:
                     total += float(loss.detach()) * len(y)
                     n += len(y)
                     if bar is not None:
-                        self.progress.update(bar, advance=1, description=f"epoch {epoch}/{cfg.epochs} loss {total / n:.3f}")
+                        self.progress.update(bar, advance=1, description=f"epoch {epoch}/{epochs} loss {total / n:.3f}")
                 train_seconds = time.perf_counter() - t_train
-                evaluated = ema.module if ema is not None else net.suffix
-                predictions, targets, val_loss = self.predict(net, val, cached=cached, suffix=evaluated)
-                score = self.task.score(predictions, targets)
+                evaluated, score, val_loss, scores = self._validate(net, val, cached, ema)
                 record = {
                     "epoch": epoch,
                     "train_loss": total / max(n, 1),
                     "val_loss": val_loss,
                     f"val_{metric.name}": score,
+                    **scores,
                     "lr": optimizer.param_groups[-1]["lr"] / cfg.head_lr_multiplier,
                     "seconds": time.perf_counter() - t0,
                     "train_seconds": train_seconds,
@@ -212,7 +213,7 @@ class Trainer:
                     result.best_epoch, result.best_score = epoch, float(score) if np.isfinite(score) else result.best_score
                     best_state = copy.deepcopy(evaluated.state_dict())
                     since_best = 0
-                    if on_best is not None and ema is None:
+                    if on_best is not None and evaluated is net.suffix:
                         on_best(net, epoch)
                     elif on_best is not None:
                         self._save_best(net, best_state, epoch, on_best)
@@ -221,10 +222,10 @@ class Trainer:
                 if bar is not None:
                     self.progress.update(
                         bar,
-                        description=f"epoch {epoch}/{cfg.epochs} loss {record['train_loss']:.3f} "
+                        description=f"epoch {epoch}/{epochs} loss {record['train_loss']:.3f} "
                         f"val {metric.label} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
                     )
-                if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop:
+                if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop(epochs):
                     result.stopped = "early_stopped"
                     break
         finally:
@@ -236,6 +237,28 @@ class Trainer:
         if best_state is not None:
             net.suffix.load_state_dict(best_state)
         return result
+
+    def _validate(self, net: TransferNet, val: Batches, cached: bool, ema):
+        """The epoch's validation: (the weights kept as this epoch's, their score, their loss, extra record fields).
+
+        With a weight EMA both the average and the live weights are scored and the better one is this epoch's
+        candidate. On short runs of a few dozen steps the average still carries the first steps' weights and
+        BatchNorm statistics and can score far below the live network (seen: a validation AUC of 0.0 for the
+        average against 1.0 for the live weights, in every epoch of a 30-step ``full`` run); on long runs it is
+        the average that wins. The record says which was kept (``kept``: ``ema`` or ``live``).
+        """
+        metric = self.task.metric
+        candidates = [("live", net.suffix)] if ema is None else [("ema", ema.module), ("live", net.suffix)]
+        scored = []
+        for name, suffix in candidates:
+            predictions, targets, loss = self.predict(net, val, cached=cached, suffix=suffix)
+            scored.append((name, suffix, self.task.score(predictions, targets), loss))
+        name, suffix, score, loss = scored[0]
+        for other in scored[1:]:
+            if metric.better(other[2], score):
+                name, suffix, score, loss = other
+        extra = {} if ema is None else {f"val_{metric.name}_{n}": float(s) for n, _, s, _ in scored} | {"kept": name}
+        return suffix, score, loss, extra
 
     @staticmethod
     def _save_best(net: TransferNet, best_state: dict, epoch: int, on_best) -> None:
