@@ -18,7 +18,6 @@ from medtransfer.report.answers import (
     answer_depth,
     answer_robustness,
     answer_scratch,
-    ci_text,
     describe_strategy,
     fmt,
     metric_with_ci,
@@ -26,6 +25,7 @@ from medtransfer.report.answers import (
     signed,
 )
 from medtransfer.report.facts import StudyFacts
+from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
 
 FIGURES_DIR = "figures"
 
@@ -318,7 +318,8 @@ def section_setup(facts: StudyFacts) -> str:
         ("seeds", ", ".join(str(s) for s in c.get("seeds", []))),
         ("input size", f"{c.get('input_size')} px"),
         ("augmentation", c.get("augmentation", "–")),
-        ("epochs", f"at most {train.get('epochs', '–')}"
+        ("epochs", (f"at most {train['epochs']}" if train.get("epochs") else
+                    f"from the training set: {train.get('budget_steps', '–')} optimisation steps in {MIN_EPOCHS} to {MAX_EPOCHS} epochs")
                    + (f", early stop after {train['patience']} epochs without validation gain"
                       if train.get("patience") else "")),
         ("optimiser", (f"{train.get('optimizer', '–')}, learning rate {train.get('lr', '–')} ({facts.head} ×"
