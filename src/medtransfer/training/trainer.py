@@ -244,8 +244,9 @@ class Trainer:
         With a weight EMA both the average and the live weights are scored and the better one is this epoch's
         candidate. On short runs of a few dozen steps the average still carries the first steps' weights and
         BatchNorm statistics and can score far below the live network (seen: a validation AUC of 0.0 for the
-        average against 1.0 for the live weights, in every epoch of a 30-step ``full`` run); on long runs it is
-        the average that wins. The record says which was kept (``kept``: ``ema`` or ``live``).
+        average against 1.0 for the live weights, in every epoch of a 30-step ``full`` run). In the demo's 20
+        trials (14 epochs each) the live weights scored higher in 202 of 239 epochs, the average in 37 (28 of them
+        after epoch 7). The record says which was kept (``kept``: ``ema`` or ``live``).
         """
         metric = self.task.metric
         candidates = [("live", net.suffix)] if ema is None else [("ema", ema.module), ("live", net.suffix)]
