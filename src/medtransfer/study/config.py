@@ -18,6 +18,7 @@ import yaml
 from medtransfer.config import RunConfig, Settings
 from medtransfer.errors import ConfigError
 from medtransfer.strategies import parse_strategy
+from medtransfer.training.config import TrainConfig
 
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
@@ -25,6 +26,8 @@ CHECKPOINT_POLICIES = ("best", "all", "none")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`).
 _LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
                    "fast_depthwise": False}
+#: The same for training settings (``train``).
+_LATER_TRAIN_SETTINGS = {"budget_steps": TrainConfig.budget_steps}
 
 
 @dataclass(kw_only=True)
@@ -111,6 +114,8 @@ class StudyConfig(Settings):
         d = self.to_dict()
         d.update(_non_default_options(self.task, d.pop("task_options")))
         d = {k: v for k, v in d.items() if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k])}
+        d["train"] = {k: v for k, v in d["train"].items()
+                      if not (k in _LATER_TRAIN_SETTINGS and v == _LATER_TRAIN_SETTINGS[k])}
         canonical = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
