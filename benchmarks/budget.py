@@ -21,7 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
-SPLITS = {"train": "train", "val": "val", "test": "test"}
+SPLITS = ("train", "val", "test")  # the names of ImageSets/Main/*.txt and of the manifest's split column
 
 
 def build_cells(bccd: Path, out: Path) -> Path:
