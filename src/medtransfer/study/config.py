@@ -23,11 +23,21 @@ from medtransfer.training.config import TrainConfig
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
-#: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`).
+#: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`); a nested
+#: mapping holds those of a nested setting (``train``).
 _LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
-                   "fast_depthwise": False}
-#: The same for training settings (``train``).
-_LATER_TRAIN_SETTINGS = {"budget_steps": TrainConfig.budget_steps}
+                   "fast_depthwise": False, "train": {"budget_steps": TrainConfig.budget_steps}}
+
+
+def _without_later_defaults(d: dict, later: dict) -> dict:
+    """``d`` without the settings of ``later`` that are at their default, nested mappings included."""
+    kept = {}
+    for k, v in d.items():
+        if isinstance(later.get(k), dict) and isinstance(v, dict):
+            kept[k] = _without_later_defaults(v, later[k])
+        elif not (k in later and v == later[k]):
+            kept[k] = v
+    return kept
 
 
 @dataclass(kw_only=True)
@@ -113,9 +123,7 @@ class StudyConfig(Settings):
         they differ from their defaults, so older study folders still resume."""
         d = self.to_dict()
         d.update(_non_default_options(self.task, d.pop("task_options")))
-        d = {k: v for k, v in d.items() if not (k in _LATER_SETTINGS and v == _LATER_SETTINGS[k])}
-        d["train"] = {k: v for k, v in d["train"].items()
-                      if not (k in _LATER_TRAIN_SETTINGS and v == _LATER_TRAIN_SETTINGS[k])}
+        d = _without_later_defaults(d, _LATER_SETTINGS)
         canonical = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -22,7 +22,7 @@ def _num(v) -> bool:
 DEFAULT_INPUT_SIZE = 128
 
 #: The data-dependent budget (``epochs=None``): as many epochs as reach ``budget_steps`` optimisation steps, within
-#: these bounds. BreastMNIST (546 training images, 18 batches of 32) keeps the 30 epochs its defaults were tuned
+#: these bounds. BreastMNIST (546 training images, 17 full batches of 32) keeps the 30 epochs its defaults were tuned
 #: for; a 5,000-image set gets the minimum. Measured in the README.
 MIN_EPOCHS, MAX_EPOCHS = 8, 30
 
