@@ -12,7 +12,7 @@ import pytest
 from medtransfer import TrainConfig
 from medtransfer.errors import ConfigError
 from medtransfer.study import Study, StudyConfig
-from medtransfer.study.executors import LocalExecutor, ProcessExecutor, make_executor
+from medtransfer.study.executors import AutoExecutor, LocalExecutor, ProcessExecutor, make_executor
 from medtransfer.study.runner import StudyInterrupted
 from medtransfer.study.store import StudyStore
 
@@ -106,8 +106,24 @@ def test_a_worker_killed_mid_trial_loses_that_trial_only(local_study, shape_fold
     _assert_same_table(study, local_study)
 
 
+def test_auto_runs_worker_processes_on_a_multi_core_cpu_and_here_otherwise(local_study, shape_folder, tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one core: auto is the local executor")
+    executor = make_executor("auto", device="cpu")
+    assert isinstance(executor, AutoExecutor) and executor.where("cpu") == "cpu · processes, 2 workers × 1 thread"
+    pids = []
+    executor.on_start = lambda trial, pid: pids.append(pid)
+    study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor=executor)
+    study.run(log=lambda *_: None)
+    assert len(pids) == 4 and os.getpid() not in pids  # every trial in a worker
+    _assert_same_table(study, local_study)  # one thread per trial, as the reference
+    # a GPU, or one core, runs trials here
+    assert not make_executor("auto", device="cuda").parallel
+    assert not make_executor("auto", device="cpu", workers=1).parallel
+
+
 def test_executor_settings_are_checked():
-    with pytest.raises(ConfigError, match="'executor' parameter.*one of local, processes, ray"):
+    with pytest.raises(ConfigError, match="'executor' parameter.*one of auto, local, processes, ray"):
         make_executor("threads")
     with pytest.raises(ConfigError, match="'workers' parameter"):
         make_executor("processes", workers=0)

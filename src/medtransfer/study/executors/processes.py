@@ -14,10 +14,24 @@ from medtransfer.errors import ConfigError
 from medtransfer.study.executors.base import Executor, ProgressRelay, RemoteProgress, Work, available_cores, plural
 
 
-def _worker(slot: int, threads: int, work: Work, inbox, outbox) -> None:
+def _die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel kill this worker when the runner dies, even by SIGKILL, so that no trial goes on
+    training unseen after its study was killed (elsewhere the worker ends at its next message to the runner)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the runner died before the request was made
+        os._exit(1)
+
+
+def _worker(slot: int, threads: int, work: Work, inbox, outbox, parent: int) -> None:
     """A worker process: runs the trials it is sent until it is sent ``None``."""
     import torch
 
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the runner's to handle: it stops the workers
     torch.set_num_threads(threads)
     progress = RemoteProgress(outbox.put, slot)
@@ -76,7 +90,8 @@ class ProcessExecutor(Executor):
         def start() -> None:
             nonlocal next_slot
             inbox = ctx.SimpleQueue()
-            p = ctx.Process(target=_worker, args=(next_slot, self.threads, work, inbox, outbox), daemon=True)
+            p = ctx.Process(target=_worker, args=(next_slot, self.threads, work, inbox, outbox, os.getpid()),
+                            daemon=True)
             p.start()
             slots[next_slot] = _Slot(p, inbox)
             next_slot += 1
