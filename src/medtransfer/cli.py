@@ -61,8 +61,8 @@ PrecisionOpt = Annotated[Optional[str], typer.Option(
     help="Training steps in auto (mixed precision on CUDA: bf16, or fp16 with a gradient scaler; fp32 on a CPU), "
          "fp32, bf16 (on a CPU with BF16 units it speeds up dense convolutions, slows depthwise ones) or fp16 (CUDA).")]
 ExecutorOpt = Annotated[str, typer.Option(
-    help="Where trials run: local (this process, one after another), processes (--workers on this machine) or ray "
-         "(a Ray cluster at --ray-address, or a local Ray).")]
+    help="Where trials run: auto (processes on a CPU with 2+ cores, else local), local (this process, one after "
+         "another), processes (--workers on this machine) or ray (a Ray cluster at --ray-address, or a local Ray).")]
 WorkersOpt = Annotated[Optional[int], typer.Option(help="Worker processes (processes executor; default: cores ÷ threads).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
     help="Torch threads per trial (processes and ray: default 1; local: torch's default).")]
@@ -127,7 +127,7 @@ def train(
     data: DataOpt,
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder to write.")],
     strategy: Annotated[Optional[str], typer.Option(
-        help=f"scratch, linear, tune:K or full (default {_default(RunConfig, 'strategy')}).")] = None,
+        help=f"scratch, linear, tune:K, full, surgical:i or lp-ft (default {_default(RunConfig, 'strategy')}).")] = None,
     seed: Annotated[Optional[int], typer.Option(help=f"Default {_default(RunConfig, 'seed')}.")] = None,
     task: TaskOpt = None,
     task_option: TaskOptionOpt = None,
@@ -204,19 +204,25 @@ def _split_list(text: str | None, cast, flag: str):
 
 
 def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
-               executor: str = "local", **executor_options) -> None:
+               executor: str = "auto", **executor_options) -> None:
     from medtransfer.cache import parse_memory
     from medtransfer.console import print_study, progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
 
-    runs = make_executor(executor, **executor_options)
+    from medtransfer.training import resolve_device
+
+    runs = make_executor(executor, device=str(resolve_device(device)), **executor_options)
     study = Study(config, out, device=device, new_folder=new_folder, cache_memory=parse_memory(cache_memory),
                   executor=runs)
     plan, pending = study.plan(), study.pending()
-    stdout.print(f"Study in {study.folder}: {len(plan)} trials ({len(study.strategies())} strategies × "
-                 f"{len(config.fractions)} training fractions × {len(config.seeds)} seeds); {len(plan) - len(pending)} "
-                 f"already done. Runs on: {runs.where(study.device)}.")
+    grid = f"{len(study.strategies())} strategies × {len(config.fractions)} training fractions × {len(config.seeds)} seeds"
+    if config.search == "grid":
+        what = f"{len(plan)} trials ({grid}); {len(plan) - len(pending)} already done"
+    else:
+        what = (f"layer-wise search over at most {len(study.strategies()) * len(config.fractions) * len(config.seeds)} "
+                f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")
+    stdout.print(f"Study in {study.folder}: {what}. Runs on: {runs.where(study.device)}.")
     with progress_bars(not quiet) as progress:
         log = progress.console.print if progress is not None else stdout.print
         summary = study.run(progress=progress, log=log)
@@ -238,7 +244,7 @@ def study(
         help=f"none, light, strong or boxes, with +hflip/+vflip (default "
              f"{_default(StudyConfig, 'augmentation')}{_recipes('augmentation')}).")] = None,
     config: Annotated[Optional[Path], typer.Option("--config", "-c", help="A study.yaml; flags override it.")] = None,
-    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths).")] = None,
+    strategies: Annotated[Optional[str], typer.Option(help="Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths; opt-in: surgical:i, lp-ft).")] = None,
     fractions: Annotated[Optional[str], typer.Option(help="Training fractions, e.g. 1,0.5,0.25,0.1.")] = None,
     seeds: Annotated[Optional[str], typer.Option(help="A count (3) or a list (0,1,2).")] = None,
     backbone: Annotated[Optional[str], typer.Option(help="Any timm model name.")] = None,
@@ -251,6 +257,15 @@ def study(
     batch_size: Annotated[Optional[int], typer.Option(help=f"Training batch size (default {TrainConfig.batch_size}{_recipes('batch_size', True)}).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option(
         help=f"best (per strategy), all, or none (default {_default(StudyConfig, 'checkpoints')}).")] = None,
+    search: Annotated[Optional[str], typer.Option(
+        help="grid (every strategy) or layerwise (linear, tune:1, tune:2, … until deeper stops helping, plus scratch "
+             f"and full; default {_default(StudyConfig, 'search')}).")] = None,
+    patience_depth: Annotated[Optional[int], typer.Option(
+        help="Layer-wise search: stop after this many depths in a row without a gain beyond one standard error "
+             f"(default {_default(StudyConfig, 'patience_depth')}).")] = None,
+    recommend: Annotated[Optional[str], typer.Option(
+        help="argmax (best mean validation score) or one-se (the cheapest strategy within one standard error of "
+             f"the best; default {_default(StudyConfig, 'recommend')}).")] = None,
     new_folder: Annotated[bool, typer.Option(help="If OUT holds another configuration, write to OUT-2 instead.")] = False,
     cache: Annotated[Optional[bool], typer.Option("--cache/--no-cache", help="Compute frozen layers once (default on).")] = None,
     cache_views: Annotated[Optional[int], typer.Option(
@@ -258,7 +273,7 @@ def study(
     cache_memory: Annotated[Optional[str], typer.Option(help="RAM for the cache, e.g. 4GB or 0.25 (default: a quarter of free RAM).")] = None,
     device: DeviceOpt = "auto",
     precision: PrecisionOpt = None,
-    executor: ExecutorOpt = "local",
+    executor: ExecutorOpt = "auto",
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
     ray_address: RayAddressOpt = None,
@@ -282,7 +297,7 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
-        "precision": precision,
+        "precision": precision, "search": search, "patience_depth": patience_depth, "recommend": recommend,
         "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
@@ -302,12 +317,12 @@ def demo(
     data: Annotated[str, typer.Option("--data", "-d", help="BreastMNIST by name (medmnist cache) or a path.")] = "breastmnist",
     out: Annotated[Path, typer.Option("--out", "-o", help="Study folder.")] = Path("studies/demo"),
     device: DeviceOpt = "auto",
-    executor: ExecutorOpt = "local",
+    executor: ExecutorOpt = "auto",
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
-    """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈10 minutes on a CPU)."""
+    """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈8–12 minutes on a 2-core CPU)."""
     from medtransfer.study.demo import demo_config
 
     _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
@@ -414,7 +429,7 @@ def backbones_show(name: Annotated[str, typer.Argument(help="A timm model name."
             trained = "full" if k == n else f"tune:{k} … tune:{n - 1}, full"
         table.add_row(str(i + 1) if i < n else "", group, f"{count:,}", trained)
     stdout.print(table)
-    stdout.print(f"strategies: scratch, linear, tune:K with 1 ≤ K ≤ {n - 1}, full")
+    stdout.print(f"strategies: scratch, linear, tune:K with 1 ≤ K ≤ {n - 1}, full; opt-in: surgical:i with 1 ≤ i ≤ {n}, lp-ft")
 
 
 @backbones_app.command("list")

@@ -174,7 +174,7 @@ class RunConfig(Settings):
         try:
             self.strategy = parse_strategy(self.strategy).name
         except ConfigError as e:
-            p.append(self._problem("strategy", f"scratch, linear, tune:K or full ({e})"))
+            p.append(self._problem("strategy", f"scratch, linear, tune:K, full, surgical:i or lp-ft ({e})"))
         if not _is_int(self.seed) or self.seed < 0:
             p.append(self._problem("seed", "a non-negative integer"))
         if not _is_number(self.train_fraction) or not 0 < self.train_fraction <= 1:

@@ -75,8 +75,17 @@ def study_table(summary) -> Table:
 def print_study(summary, folder) -> None:
     stdout.print(study_table(summary))
     if summary.recommended:
-        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (best mean validation {summary.metric_label} at "
+        how = ("best mean validation" if summary.rule == "argmax" else
+               "the cheapest within one standard error of the best mean validation")
+        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] ({how} {summary.metric_label} at "
                      f"{summary.recommended_fraction:.0%} of the training data; the test split was not used to choose).")
+        level = [s for s in summary.level if s != summary.recommended]
+        if level:
+            stdout.print(f"  Level with the best on validation (within one standard error): {', '.join(level)}.")
+        for c in (summary.search or {}).get("chains", []):
+            if c["stopped_after"]:
+                stdout.print(f"  Layer-wise search at {c['fraction']:.0%}: stopped after {c['stopped_after']}; not "
+                             f"trained: {', '.join(c['skipped'])}.")
     for c in summary.comparisons:
         stdout.print("  • " + c.sentence(summary.metric_label))
     if summary.scratch_vs_best:

@@ -121,6 +121,22 @@ class FrozenPrefix(nn.Module):
         return FrozenPrefix(*layers, taps=self.taps)
 
 
+class FrozenInPlace(nn.Module):
+    """A group that does not train but that gradients pass through, to a trainable group below it (a surgical
+    strategy's groups above the tuned one): no parameter gradients, always in eval mode."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenInPlace:
+        return super().train(False)
+
+    def forward(self, x):
+        return self.module(x)
+
+
 class TrainableSuffix(nn.Module):
     """The trainable backbone groups followed by the task head (which gets the tapped maps, if any, as a tuple)."""
 

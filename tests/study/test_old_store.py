@@ -52,8 +52,9 @@ def test_a_schema_1_study_resumes(task, tmp_path, monkeypatch):
     # the old trial's cases were read through the task; the paired comparison needs both trials' cases
     assert [c.b for c in summary.comparisons] and summary.table[f"test_{metric}_low"].notna().all()
     with sqlite3.connect(tmp_path / "study" / "study.sqlite") as con:
-        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "2"
+        assert con.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0] == "3"
         assert con.execute("SELECT trial_id FROM cases").fetchall() == [("full|1|0",)]  # old rows left as they were
+        assert con.execute("SELECT trial_id FROM val_cases").fetchall() == [("full|1|0",)]
         assert con.execute("SELECT trial_id FROM predictions").fetchall() == [("linear|1|0",)]
     text = write_report(tmp_path / "study").read_text()
     assert summary.metric.label in text

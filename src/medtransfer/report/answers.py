@@ -48,8 +48,48 @@ def describe_strategy(name: str, head: str = "head") -> str:
         return f"keep the pre-trained backbone frozen and train only the new {head}"
     if name == "full":
         return "fine-tune every layer of the pre-trained backbone"
+    if name == "lp-ft":
+        return (f"train the new {head} on the frozen pre-trained backbone first, then fine-tune every layer from "
+                f"there (LP-FT)")
     k = name.split(":")[1]
+    if name.startswith("surgical:"):
+        return (f"fine-tune only layer group {k} (counted from the input) of the pre-trained backbone and the new "
+                f"{head} (surgical fine-tuning)")
     return f"fine-tune the last {k} layer group{'s' if k != '1' else ''} of the pre-trained backbone and the new {head}"
+
+
+def choice_sentences(summary, metric_label: str) -> list[str]:
+    """How the recommendation was chosen: the rule, the strategies level with the best on validation, and where a
+    layer-wise search stopped."""
+    from medtransfer.study.recommend import rule_sentence
+
+    out = [f"Chosen by {rule_sentence(summary.rule, metric_label)}; the test split was used only to report."]
+    choice = summary.choices.get(summary.recommended_fraction)
+    if choice is not None:
+        others = [s for s in choice.level if s != summary.recommended]
+        se = choice.evidence[choice.best].se if choice.best in choice.evidence else float("nan")
+        if not np.isfinite(se):
+            out.append("With one seed and no per-case validation records there is no standard error, so it cannot "
+                       "be said which strategies the validation data separate.")
+        elif others:
+            out.append(f"Level with the best on validation (within one standard error, {se:.3f}, of "
+                       f"{choice.best}'s mean): {', '.join(others)}. The validation data cannot separate "
+                       f"{'these' if len(others) > 1 else 'the two'}.")
+        else:
+            out.append(f"No other strategy came within one standard error ({se:.3f}) of the best validation mean.")
+    chains = (summary.search or {}).get("chains", [])
+    if chains:
+        parts = []
+        for c in chains:
+            if c["stopped_after"]:
+                parts.append(f"at {percent(c['fraction'])} it stopped after {c['stopped_after']} (not trained: "
+                             f"{', '.join(c['skipped'])})")
+            else:
+                parts.append(f"at {percent(c['fraction'])} it trained every depth")
+        out.append(f"Layer-wise search (deeper one group at a time, stopping after "
+                   f"{(summary.search or {}).get('patience_depth')} depths in a row without a gain beyond one "
+                   f"standard error; scratch and full always trained): {'; '.join(parts)}.")
+    return out
 
 
 def difference_sentence(c: Comparison, metric_label: str, winner_label: str | None = None) -> str:
@@ -159,7 +199,9 @@ def answer_depth(facts: StudyFacts) -> Answer:
         head = (f"Training from scratch had the best validation {m} at {percent(s.recommended_fraction)} of the "
                 f"training data; no fine-tuning depth did better on this dataset.")
     else:
-        head = (f"{s.recommended}: {describe_strategy(s.recommended, facts.head)}. It had the best mean validation "
+        how = ("It had the best mean validation" if s.rule == "argmax" else
+               "It was the cheapest strategy within one standard error of the best mean validation")
+        head = (f"{s.recommended}: {describe_strategy(s.recommended, facts.head)}. {how} "
                 f"{m} at {percent(s.recommended_fraction)} of the training data (test {m} "
                 f"{metric_with_ci(row, facts.metric.name)}).")
     neighbours = [c for c in s.comparisons if c.b != "scratch"]
@@ -171,8 +213,8 @@ def answer_depth(facts: StudyFacts) -> Answer:
     elif better:
         head += (f" Note that {', '.join(c.b for c in better)} scored significantly higher on the test split; "
                  f"the recommendation was made on the validation split alone.")
-    details = [difference_sentence(c, m) for c in neighbours]
+    details = [difference_sentence(c, m) for c in neighbours] + choice_sentences(s, m)[1:]
     per_size = [f"{percent(f)}: {facts.best(f)}" for f in facts.fractions]
     if len(per_size) > 1:
-        details.append(f"Best strategy by validation {m} at each training-set size: " + "; ".join(per_size) + ".")
+        details.append(f"The rule's pick on validation {m} at each training-set size: " + "; ".join(per_size) + ".")
     return Answer(q, head, details)

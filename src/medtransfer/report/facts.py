@@ -14,7 +14,7 @@ import pandas as pd
 from medtransfer.errors import DataError
 from medtransfer.strategies import by_depth
 from medtransfer.study.store import StudyStore
-from medtransfer.study.summary import StudySummary, TrialRecords, best_strategy, study_task, summarize
+from medtransfer.study.summary import StudySummary, TrialRecords, study_task, summarize
 from medtransfer.tasks import Metric, ReportSection, Task
 
 
@@ -83,11 +83,11 @@ class StudyFacts:
         return None if rows.empty else rows.iloc[0]
 
     def best(self, fraction: float, *, pretrained_only: bool = False) -> str | None:
-        """The strategy with the best mean validation metric at ``fraction``, ties broken as the recommendation does."""
-        return best_strategy(self.summary.table, fraction, self.metric, pretrained_only=pretrained_only)
+        """The strategy the study's recommendation rule picks on validation at ``fraction``."""
+        return self.summary.pick(fraction, pretrained_only=pretrained_only)
 
     def best_fine_tuned(self, fraction: float) -> str | None:
-        """The pre-trained strategy with the best mean validation metric at ``fraction``."""
+        """The pre-trained strategy the recommendation rule picks at ``fraction``."""
         return self.best(fraction, pretrained_only=True)
 
     def pair(self) -> tuple[str | None, str | None]:

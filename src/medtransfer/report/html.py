@@ -18,6 +18,7 @@ from medtransfer.report.answers import (
     answer_depth,
     answer_robustness,
     answer_scratch,
+    choice_sentences,
     describe_strategy,
     fmt,
     metric_with_ci,
@@ -121,10 +122,9 @@ def section_recommendation(facts: StudyFacts) -> str:
         f"<p>Mean test {label} at {_h(percent(s.recommended_fraction))} of the training data: "
         f"<b>{_h(metric_with_ci(row, m))}</b> over {_h(_count(int(row.seeds) if row is not None else 0, 'seed'))}"
         f"{_h(sd)}; mean validation {label} {_h(fmt(row[f'val_{m}'] if row is not None else None))}.</p>"
-        f'<p class="muted">Chosen as the strategy with the best mean validation {label} at the largest training set '
-        "(ties go to the one that trains fewer layers); the test split was used only to report. Confidence "
-        "intervals come from resampling the test cases (bootstrap); paired comparisons score both strategies on the "
-        "same resampled cases.</p>"
+        + "".join(f'<p class="muted">{_h(t)}</p>' for t in choice_sentences(s, label))
+        + '<p class="muted">Confidence intervals come from resampling the test cases (bootstrap); paired comparisons '
+        "score both strategies on the same resampled cases.</p>"
         + (f"<h3>Paired evidence on the test split</h3><ul>{evidence}</ul>" if evidence else "")
         + "</div></section>"
     )
@@ -202,9 +202,18 @@ def section_results(facts: StudyFacts) -> str:
     return ('<section id="results"><h2>Results</h2>'
             f"<p>Mean test {label} over seeds for each strategy (rows, shallow to deep) and training-set size "
             "(columns), with its 95 % case-bootstrap confidence interval below. ★ marks the recommended strategy.</p>"
-            + main + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
+            + _extra_strategies(facts) + main + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
             f"<p class='muted'>Means over seeds; {_h(_metrics_note(facts))}</p>" + _other_metrics(facts)
             + "</section>")
+
+
+def _extra_strategies(facts: StudyFacts) -> str:
+    """What the strategies beyond the paper's layer-wise list are, when the study ran any."""
+    extra = [s for s in facts.order if s == "lp-ft" or s.startswith("surgical:")]
+    if not extra:
+        return ""
+    return ("<p>Beyond the paper's depths:</p><ul>"
+            + "".join(f"<li>{_h(s)}: {_h(describe_strategy(s, facts.head))}</li>" for s in extra) + "</ul>")
 
 
 def _result_cell(row: pd.Series | None, metric: str) -> str:

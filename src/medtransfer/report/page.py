@@ -20,6 +20,7 @@ from medtransfer.plots import (
 from medtransfer.report.facts import StudyFacts
 from medtransfer.report.html import FIGURES_DIR, render
 from medtransfer.report.model_figures import draw_model_figures
+from medtransfer.strategies import by_depth
 
 REPORT_NAME = "report.html"
 
@@ -31,8 +32,10 @@ def build_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
         return [Figure("results", "Results", note="No trial has finished yet, so there is nothing to plot.")]
     top = facts.fractions[0]
     return [
-        *_drawn("depth", lambda: [plot_metric_vs_depth(s.table, s.metric, facts.order, s.recommended,
-                                                       s.recommended_fraction, out_dir, head=facts.head)]),
+        *_drawn("depth", lambda: [plot_metric_vs_depth(
+            s.table, s.metric, by_depth([*facts.order, *s.skipped()]), s.recommended, s.recommended_fraction, out_dir,
+            head=facts.head, skipped=s.skipped(),
+            rule="one-standard-error rule" if s.rule == "one-se" else "best mean")]),
         *_drawn("fraction", lambda: [plot_metric_vs_fraction(s.table, s.metric, facts.order, s.recommended, out_dir)]),
         *_drawn("validation_curves", lambda: [plot_validation_curves(facts.curves, facts.trials, s.metric, facts.order,
                                                                      s.recommended, top, out_dir)]),

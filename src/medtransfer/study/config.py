@@ -23,10 +23,12 @@ from medtransfer.training.config import TrainConfig
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
+SEARCHES = ("grid", "layerwise")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`); a nested
 #: mapping holds those of a nested setting (``train``).
 _LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
-                   "fast_depthwise": False, "train": {"budget_steps": TrainConfig.budget_steps}}
+                   "fast_depthwise": False, "train": {"budget_steps": TrainConfig.budget_steps},
+                   "recommend": "argmax", "search": "grid", "patience_depth": 2}
 
 
 def _without_later_defaults(d: dict, later: dict) -> dict:
@@ -48,9 +50,24 @@ class StudyConfig(Settings):
     fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS))
     seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
     checkpoints: str = "best"
+    #: how the recommendation is chosen on validation (:mod:`medtransfer.study.recommend`)
+    recommend: str = "argmax"
+    #: ``grid``: every strategy; ``layerwise``: the paper's scheme, deeper one group at a time until it stops paying
+    #: (:mod:`medtransfer.study.search`)
+    search: str = "grid"
+    #: layer-wise search: stop after this many consecutive depths without an improvement beyond one standard error
+    patience_depth: int = 2
 
     def problems(self) -> list[str]:
+        from medtransfer.study.recommend import RULES
+
         p = super().problems()
+        if self.recommend not in RULES:
+            p.append(self._problem("recommend", f"one of {', '.join(RULES)}"))
+        if self.search not in SEARCHES:
+            p.append(self._problem("search", f"one of {', '.join(SEARCHES)}"))
+        if not isinstance(self.patience_depth, int) or isinstance(self.patience_depth, bool) or self.patience_depth < 1:
+            p.append(self._problem("patience_depth", "an integer ≥ 1"))
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
             self.seeds = list(range(self.seeds))
         if self.strategies is not None:
@@ -62,7 +79,7 @@ class StudyConfig(Settings):
                     try:
                         names.append(parse_strategy(s).name)
                     except ConfigError:
-                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K or full ({s!r} is not)"))
+                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i or lp-ft ({s!r} is not)"))
                 if len(set(names)) != len(names):
                     p.append(self._problem("strategies", "a list that names each strategy once"))
                 self.strategies = names

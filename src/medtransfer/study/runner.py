@@ -30,8 +30,10 @@ from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.executors import Executor, TrialReport, make_executor
+from medtransfer.study.recommend import rule_sentence
+from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
-from medtransfer.study.summary import StudySummary, study_task, summarize
+from medtransfer.study.summary import StudySummary, TrialRecords, study_task, summarize
 from medtransfer.study.trial import (
     PreparedData,
     TrialImages,
@@ -151,6 +153,7 @@ class TrialWork:
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
             trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
+            val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
         line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
                 f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
@@ -174,12 +177,12 @@ class Study:
     """
 
     def __init__(self, config: StudyConfig, folder: str | Path, *, device: str = "auto", new_folder: bool = False,
-                 cache_memory: int | None = None, executor: Executor | str = "local"):
+                 cache_memory: int | None = None, executor: Executor | str = "auto"):
         self.config = config
         self.cache_memory = cache_memory
         self.device = str(resolve_device(device))
         resolve_precision(config.precision, self.device)  # fp16 on a CPU fails here, not in every trial
-        self.executor = make_executor(executor) if isinstance(executor, str) else executor
+        self.executor = make_executor(executor, device=self.device) if isinstance(executor, str) else executor
         self.new_folder = new_folder
         check_output_folder(Path(folder), config.data)
         self.folder = self._choose_folder(Path(folder), new_folder)
@@ -221,17 +224,49 @@ class Study:
         return self._num_groups
 
     def strategies(self) -> list[str]:
+        """The strategies the study may train (a layer-wise search trains a part of them)."""
         if self.config.strategies is not None:
             return by_depth(self.config.strategies)
         return [s.name for s in layerwise_strategies(self.num_groups)]
 
     def plan(self) -> list[Trial]:
-        """Largest fraction first, so the recommendation's evidence comes earliest; then seed, then depth."""
-        return [Trial(s, f, seed) for f in self.config.fractions for seed in self.config.seeds for s in self.strategies()]
+        """The grid: largest fraction first, so the recommendation's evidence comes earliest; then seed, then depth.
+        A layer-wise search: the trials recorded so far and the next round."""
+        if self.config.search == "grid":
+            return [Trial(s, f, seed) for f in self.config.fractions for seed in self.config.seeds
+                    for s in self.strategies()]
+        trials = self.store.trials() if self.store.exists() else pd.DataFrame()
+        recorded = [Trial(r.strategy, float(r.fraction), int(r.seed)) for r in trials.itertuples()] if len(trials) else []
+        return recorded + self.pending()
 
     def pending(self) -> list[Trial]:
+        """The trials to run now: the rest of the grid, or the layer-wise search's next round."""
         done = self.store.finished_ids() if self.store.exists() else set()
-        return [t for t in self.plan() if t.id not in done]
+        if self.config.search == "grid":
+            return [t for t in self.plan() if t.id not in done]
+        search, records = self._search()
+        finished = (lambda s, f, seed: trial_id(s, f, seed) in done)
+        return [Trial(*t) for t in search.next_round(records.validation if records else (lambda f: {}), finished,
+                                                     width=self.executor.width)]
+
+    def _search(self) -> tuple[LayerwiseSearch, TrialRecords | None]:
+        """The layer-wise search and the records it reads (none before the first trial is recorded)."""
+        chain = [s for s in self.strategies() if s not in ANCHORS]
+        ready = self.store.exists() and self.store.meta().get("task")
+        task = study_task(self.store) if ready else None
+        search = LayerwiseSearch(chain, self.config.fractions, self.config.seeds, task.metric if task else None,
+                                 self.config.patience_depth)
+        return search, (TrialRecords(self.store, task) if task else None)
+
+    def search_states(self) -> list:
+        """Where a layer-wise search stands at each fraction (:class:`~medtransfer.study.search.ChainState`)."""
+        if self.config.search == "grid" or not self.store.exists():
+            return []
+        search, records = self._search()
+        if records is None:
+            return []
+        done = self.store.finished_ids()
+        return search.states(records.validation, lambda s, f, seed: trial_id(s, f, seed) in done)
 
     # -- running -----------------------------------------------------------------------------------------
     def run(self, progress=None, log=print) -> StudySummary:
@@ -253,8 +288,9 @@ class Study:
                 self.store.put_blob(FINGERPRINT, fingerprint.to_json().encode())
             self._store_task_and_examples(run_config, prepared, images)
             started = time.perf_counter()
+            may_run = [t.strategy for t in pending] if self.config.search == "grid" else self.strategies()
             cache = build_cache(self._run_config(pending[0]), prepared, images,
-                                [parse_strategy(t.strategy) for t in pending], memory_budget=self.cache_memory,
+                                [parse_strategy(s) for s in dict.fromkeys(may_run)], memory_budget=self.cache_memory,
                                 spill_dir=self.folder / "cache", progress=progress, log=log)
             if cache is not None:
                 log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
@@ -271,12 +307,16 @@ class Study:
                     progress.advance(overall)
 
             try:
-                self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
+                while pending:  # the grid in one round; a layer-wise search one depth per round
+                    self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
+                    pending = self.pending() if self.config.search != "grid" else []
+                    if pending and progress is not None:
+                        progress.update(overall, total=len(self.plan()))
             except KeyboardInterrupt:
                 done = len(self.store.finished_ids())
                 raise StudyInterrupted(
-                    f"interrupted: {done} of {len(plan)} trials are saved in {self.folder}; the trials in flight were "
-                    f"not. Run the same command again to resume."
+                    f"interrupted: {done} trials are saved in {self.folder}; the trials in flight were not. Run the "
+                    f"same command again to resume."
                 ) from None
             finally:
                 if progress is not None:
@@ -284,6 +324,9 @@ class Study:
                 shutil.rmtree(self.folder / STAGED, ignore_errors=True)
                 if cache is not None and cache.storage == "memmap":
                     shutil.rmtree(self.folder / "cache", ignore_errors=True)
+        if self.config.search != "grid" and self.store.exists():
+            self.store.set_meta("search", {"kind": self.config.search, "patience_depth": self.config.patience_depth,
+                                           "chains": [st.__dict__ for st in self.search_states()]})
         summary = self.summary()
         self._write_summary(summary)
         self._write_model_cards(summary)
@@ -303,8 +346,8 @@ class Study:
             except (OSError, json.JSONDecodeError):
                 continue
             s = spec.get("strategy")
-            why = (f"the study's recommendation: the best mean validation {metric.label} at the full training set among "
-                   f"{len(self.strategies())} strategies (the test split was not used to choose)."
+            why = (f"the study's recommendation, by {rule_sentence(summary.rule, metric.label)}, among "
+                   f"{summary.table.strategy.nunique()} strategies (the test split was not used to choose)."
                    if s == summary.recommended else
                    f"kept by the study as the best validation trial of '{s}'; the study recommends "
                    f"'{summary.recommended}' instead.")

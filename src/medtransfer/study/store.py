@@ -5,7 +5,8 @@ loses at most the trial in flight. The file also holds the configuration and its
 the device and the example test images the report shows. A damaged file is reported, never overwritten.
 
 Per-case records are task-neutral: each trial stores named columns, one entry per test case, as its task fills
-them (probabilities and targets, a per-image Dice, …). Stores of schema 1 kept a ``targets`` and a ``probs`` array per
+them (probabilities and targets, a per-image Dice, …), and since schema 3 the same columns for its validation cases,
+which the recommendation's uncertainty is computed from (the test split is never used to choose). Stores of schema 1 kept a ``targets`` and a ``probs`` array per
 trial instead; they are read as they are (the task says what those arrays meant) and gain the new tables when a
 study resumes into them.
 """
@@ -24,7 +25,7 @@ import pandas as pd
 from medtransfer.errors import MedTransferError
 
 DB_NAME = "study.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -53,6 +54,11 @@ CREATE TABLE IF NOT EXISTS curves (
     PRIMARY KEY (trial_id, epoch)
 );
 CREATE TABLE IF NOT EXISTS cases (
+    trial_id TEXT PRIMARY KEY REFERENCES trials(id),
+    samples TEXT NOT NULL,
+    columns TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS val_cases (
     trial_id TEXT PRIMARY KEY REFERENCES trials(id),
     samples TEXT NOT NULL,
     columns TEXT NOT NULL
@@ -169,8 +175,10 @@ class StudyStore:
                stopped: str | None = None, train_size: int | None = None, trainable_parameters: int | None = None,
                seconds: float | None = None, device: str | None = None, error: str | None = None,
                history: list[dict] | None = None, samples: np.ndarray | None = None,
-               cases: dict[str, np.ndarray] | None = None) -> None:
-        """Write one finished (or failed) trial, all or nothing. ``cases``: the per-case columns of ``samples``."""
+               cases: dict[str, np.ndarray] | None = None, val_samples: np.ndarray | None = None,
+               val_cases: dict[str, np.ndarray] | None = None) -> None:
+        """Write one finished (or failed) trial, all or nothing. ``cases``: the per-case columns of the test cases
+        ``samples``; ``val_cases``: those of the validation cases ``val_samples``."""
         tid = trial_id(strategy, fraction, seed)
 
         def write(conn):
@@ -182,12 +190,12 @@ class StudyStore:
             conn.execute("DELETE FROM curves WHERE trial_id = ?", (tid,))
             conn.executemany("INSERT INTO curves VALUES (?,?,?)",
                              [(tid, h["epoch"], json.dumps(h)) for h in history or []])
-            if cases is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO cases VALUES (?,?,?)",
-                    (tid, json.dumps(np.asarray(samples).tolist()),
-                     json.dumps({k: _column(v) for k, v in cases.items()})),
-                )
+            for table, idx, columns in (("cases", samples, cases), ("val_cases", val_samples, val_cases)):
+                conn.execute(f"DELETE FROM {table} WHERE trial_id = ?", (tid,))
+                if columns is not None:
+                    conn.execute(f"INSERT INTO {table} VALUES (?,?,?)",
+                                 (tid, json.dumps(np.asarray(idx).tolist()),
+                                  json.dumps({k: _column(v) for k, v in columns.items()})))
         self._run(write)
 
     def trials(self) -> pd.DataFrame:
@@ -222,6 +230,17 @@ class StudyStore:
                 return None
             samples, targets, probs = (np.asarray(json.loads(x)) for x in old)
             return samples, legacy(targets, probs)
+        return self._run(read)
+
+    def val_cases(self, tid: str) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
+        """(sample indices, per-case columns) of one trial's validation split; ``None`` for a trial recorded before
+        schema 3 (or a failed one)."""
+        def read(c):
+            if not _has_table(c, "val_cases"):
+                return None
+            row = c.execute("SELECT samples, columns FROM val_cases WHERE trial_id = ?", (tid,)).fetchone()
+            return None if row is None else (np.asarray(json.loads(row[0])),
+                                             {k: np.asarray(v) for k, v in json.loads(row[1]).items()})
         return self._run(read)
 
     def put_blob(self, key: str, value: bytes) -> None:

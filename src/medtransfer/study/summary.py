@@ -1,8 +1,8 @@
 """From recorded trials to answers: the table, the recommended depth and the statistics behind every claim.
 
-The metric is the task's (:class:`~medtransfer.tasks.Metric`), with its direction. The recommendation is the strategy
-with the best mean *validation* metric at the largest training fraction; ties go to the strategy that trains fewer
-layers (scratch last). The test split is only used to report: mean test metric over seeds with a case-bootstrap
+The metric is the task's (:class:`~medtransfer.tasks.Metric`), with its direction. The recommendation is made on the
+*validation* metric at the largest training fraction by the study's rule (:mod:`medtransfer.study.recommend`: the best
+mean, or the one-standard-error rule); ties go to the strategy that trains fewer layers (scratch last). The test split is only used to report: mean test metric over seeds with a case-bootstrap
 interval, paired comparisons of the recommended strategy against scratch and its neighbouring depths on the same
 test cases, and how much each strategy loses when the training set shrinks. Table columns are named for the metric:
 ``test_auc``, ``test_auc_low``, ``val_auc``, … or ``test_dice``, ….
@@ -10,6 +10,7 @@ test cases, and how much each strategy loses when the training set shrinks. Tabl
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,6 +18,7 @@ import pandas as pd
 
 from medtransfer.metrics.bootstrap import nanmean, percentile_interval, resample_cases
 from medtransfer.metrics.paired import mean_interval, paired_difference
+from medtransfer.study.recommend import Choice, choose, validation_evidence
 from medtransfer.strategies import by_depth, parse_strategy
 from medtransfer.study.store import StudyStore, trial_id
 from medtransfer.tasks import Metric, Task
@@ -54,10 +56,36 @@ class StudySummary:
     failed: pd.DataFrame = field(default_factory=pd.DataFrame)
     task: str = ""
     notes: list[str] = field(default_factory=list)  # what is inconsistent in the store, and what was left out
+    rule: str = "argmax"
+    choices: dict[float, Choice] = field(default_factory=dict)  # per fraction: the rule's pick and the evidence
+    search: dict | None = None  # a layer-wise search: where each fraction's chain stopped (the store's meta)
+
+    def skipped(self, fraction: float | None = None) -> list[str]:
+        """The depths a layer-wise search did not train (at ``fraction``, or at any fraction), shallow to deep."""
+        chains = (self.search or {}).get("chains", [])
+        names = {s for c in chains if fraction is None or c["fraction"] == fraction for s in c["skipped"]}
+        return by_depth(names)
 
     @property
     def metric_label(self) -> str:
         return self.metric.label
+
+    def pick(self, fraction: float, *, pretrained_only: bool = False) -> str | None:
+        """The rule's pick at ``fraction`` (among the pre-trained strategies only, if asked)."""
+        choice = self.choices.get(fraction)
+        if choice is None:
+            return None
+        if not pretrained_only:
+            return choice.pick
+        evidence = {k: v for k, v in choice.evidence.items() if k != "scratch"}
+        return choose(evidence, self.metric, self.rule).pick
+
+    @property
+    def level(self) -> list[str]:
+        """The strategies statistically level with the best at the recommendation's fraction (by one validation
+        standard error), the recommended one included."""
+        choice = self.choices.get(self.recommended_fraction)
+        return list(choice.level) if choice else []
 
     def to_dict(self) -> dict:
         return {
@@ -66,6 +94,10 @@ class StudySummary:
             "higher_is_better": self.metric.higher_is_better,
             "recommended": self.recommended,
             "recommended_at_fraction": self.recommended_fraction,
+            "rule": self.rule,
+            "level_with_best": self.level,
+            "choices": {f"{f:g}": c.to_dict() for f, c in self.choices.items()},
+            "search": self.search,
             "table": self.table.to_dict(orient="records"),
             "comparisons": [c.__dict__ | {"sentence": c.sentence(self.metric.label)} for c in self.comparisons],
             "fine_tuning_vs_scratch": [c.__dict__ | {"sentence": c.sentence(self.metric.label)}
@@ -106,6 +138,16 @@ class TrialRecords:
             out[seed] = rec
         return out
 
+    def validation(self, fraction: float) -> dict[str, dict[int, tuple[float, tuple | None]]]:
+        """strategy → seed → (validation score, the validation cases' columns or None) of the finished trials at
+        ``fraction``, the input of :func:`~medtransfer.study.recommend.validation_evidence`."""
+        d = self.done
+        cells: dict[str, dict[int, tuple[float, tuple | None]]] = {}
+        for row in d[d.fraction == fraction].itertuples() if len(d) else []:
+            cells.setdefault(row.strategy, {})[int(row.seed)] = (
+                float(row.val_score) if row.val_score is not None else np.nan, self.store.val_cases(row.id))
+        return cells
+
     @property
     def reference(self) -> np.ndarray:
         """The test cases the most finished trials were scored on."""
@@ -120,7 +162,10 @@ class TrialRecords:
         return self._reference
 
 
-def summarize(store: StudyStore, task: Task) -> StudySummary:
+def summarize(store: StudyStore, task: Task, rule: str | None = None) -> StudySummary:
+    """The study's table, recommendation and comparisons; ``rule``: the recommendation rule (by default the one the
+    study was configured with)."""
+    rule = rule or store.config().get("recommend") or "argmax"
     records = TrialRecords(store, task)
     trials, done, metric = records.trials, records.done, task.metric
     failed = trials[trials.status == "failed"][["strategy", "fraction", "seed", "error"]] if len(trials) else trials
@@ -149,9 +194,13 @@ def summarize(store: StudyStore, task: Task) -> StudySummary:
     table = table.sort_values(["fraction", "strategy"], key=lambda c: c.map(depth) if c.name == "strategy" else -c)
     table = table.reset_index(drop=True)
 
-    top = table.fraction.max()
-    best = best_strategy(table, top, metric)
-    summary = StudySummary(table, best, float(top), metric, failed=failed, task=task.name, notes=records.notes)
+    top = float(table.fraction.max())
+    choices = {float(f): choose(validation_evidence(records.validation(f), metric), metric, rule)
+               for f in sorted(table.fraction.unique(), reverse=True)}
+    best = choices[top].pick
+    search = json.loads(store.meta().get("search") or "null")
+    summary = StudySummary(table, best, top, metric, failed=failed, task=task.name, notes=records.notes, rule=rule,
+                           choices=choices, search=search)
 
     ordered = by_depth(table[table.fraction == top].strategy)
     i = ordered.index(best)
@@ -160,30 +209,15 @@ def summarize(store: StudyStore, task: Task) -> StudySummary:
         comparison = _compare(records, best, other, top)
         if comparison:
             summary.comparisons.append(comparison)
-    # question 1 at every fraction: the fine-tuned strategy with the best validation metric against scratch
+    # question 1 at every fraction: the fine-tuned strategy the rule picks on validation against scratch
     for fraction in sorted(table.fraction.unique(), reverse=True):
         if "scratch" not in set(table[table.fraction == fraction].strategy):
             continue
-        pick = best_strategy(table, fraction, metric, pretrained_only=True)
+        pick = summary.pick(float(fraction), pretrained_only=True)
         comparison = _compare(records, pick, "scratch", fraction) if pick else None
         if comparison:
             summary.scratch_vs_best.append(comparison)
     return summary
-
-
-def best_strategy(table: pd.DataFrame, fraction: float, metric: Metric, *, pretrained_only: bool = False) -> str | None:
-    """The strategy with the best mean validation metric at ``fraction``; ties go to the one that trains fewer
-    layers (scratch last)."""
-    rows = table[(table.fraction == fraction) & ((table.strategy != "scratch") | (not pretrained_only))]
-    if rows.empty:
-        return None
-    val = f"val_{metric.name}"
-
-    def key(r):
-        v = r[val] if np.isfinite(r[val]) else -metric.sign * np.inf
-        return (-metric.sign * v, parse_strategy(r["strategy"]).cost_order)
-
-    return min(rows.to_dict("records"), key=key)["strategy"]
 
 
 def _compare(records: TrialRecords, a: str, b: str, fraction: float) -> Comparison | None:
@@ -240,7 +274,6 @@ def size_drops(records: TrialRecords, scratch: str, tuned: str, top: float, smal
 def study_task(store: StudyStore) -> Task:
     """The task of a study, rebuilt from what its store says: the task's spec, stored since schema 2, or for an
     older store its dataset card and configuration."""
-    import json
 
     from medtransfer.tasks import get_task, task_from_spec
     from medtransfer.tasks.registry import fallback_task

@@ -181,6 +181,8 @@ class TrialOutcome:
     fit: FitResult
     test_predictions: object
     test_targets: object
+    val_predictions: object
+    val_targets: object
     val_score: float
     test_metrics: dict
     net: TransferNet
@@ -199,6 +201,10 @@ class TrialOutcome:
     def case_columns(self) -> dict:
         """What the study stores per test case."""
         return self.task.case_columns(self.test_predictions, self.test_targets)
+
+    def val_case_columns(self) -> dict:
+        """The same per validation case (the recommendation's uncertainty is computed from them)."""
+        return self.task.case_columns(self.val_predictions, self.val_targets)
 
 
 def data_fingerprint(prepared: PreparedData, images: TrialImages, source: str | None = None) -> DataFingerprint:
@@ -229,7 +235,7 @@ def build_cache(config: Settings, prepared: PreparedData, images: TrialImages, s
                 memory_budget: int | None = None, spill_dir: Path | None = None, progress=None,
                 log=None) -> FrozenPrefixCache | None:
     """One pass of the pre-trained backbone over the images, keeping every boundary ``strategies`` read at."""
-    cacheable = [s for s in strategies if s.kind in ("linear", "tune")]
+    cacheable = [s for s in strategies if s.cacheable]
     if not config.cache or not cacheable:
         return None
     backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes,
@@ -249,6 +255,23 @@ def build_cache(config: Settings, prepared: PreparedData, images: TrialImages, s
     return cache if ok else None
 
 
+def _loaders(config: RunConfig, prepared: PreparedData, images: TrialImages, task: Task,
+             cache: FrozenPrefixCache | None, k: int, train_idx: np.ndarray):
+    """(train, validation, test) batches: cached prefix outputs at boundary ``k`` when ``cache`` is given, else
+    the images (the training ones augmented)."""
+    bs = config.train.batch_size
+    if cache is not None:
+        train = cached_loader(cache.train_dataset(k, train_idx, config.seed, task.collate), bs, shuffle=True,
+                              seed=config.seed)
+        val, test = (cached_loader(cache.eval_dataset(k, idx, task.collate), 2 * bs, shuffle=False, seed=0)
+                     for idx in (prepared.split.val, prepared.split.test))
+        return train, val, test
+    augment = task.augment(Augmentation.preset(config.augmentation).build())
+    train = image_loader(task, *images.rows(train_idx), bs, augment=augment, shuffle=True, seed=config.seed)
+    return (train, image_loader(task, *images.rows(prepared.split.val), 2 * bs),
+            image_loader(task, *images.rows(prepared.split.test), 2 * bs))
+
+
 def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
               on_best=None, cache: FrozenPrefixCache | None = None) -> TrialOutcome:
     """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best."""
@@ -257,25 +280,25 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     data = prepared.data
     train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
-    train_images, train_targets = images.rows(train_idx)
+    train_targets = images.rows(train_idx)[1]
     backbone, task, net = build_network(config, strategy, data, train_targets, prepared.task)
     bs = config.train.batch_size
+    trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision,
+                      fold_batchnorm=config.fold_batchnorm, fast_depthwise=config.fast_depthwise)
+    probe = None
+    if strategy.kind == "lp-ft":  # stage 1: the head on the frozen backbone; stage 2 (below) starts from it
+        probe_net = task.build_network(backbone, Strategy("linear")).to(memory_format=torch.channels_last)
+        probe_cached = cache is not None and cache.covers(cache_key(config, backbone, images), probe_net.num_frozen)
+        probe_train, probe_val, _ = _loaders(config, prepared, images, task, cache if probe_cached else None,
+                                             probe_net.num_frozen, train_idx)
+        probe = trainer.fit(probe_net, probe_train, probe_val, cached=probe_cached)
+        net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+        if net.suffix.head is not probe_net.suffix.head:
+            net.suffix.head.load_state_dict(probe_net.suffix.head.state_dict())
     k = net.num_frozen
-    cached = (cache is not None and strategy.kind in ("linear", "tune")
-              and cache.covers(cache_key(config, backbone, images), k))
-    if cached:
-        train_loader = cached_loader(cache.train_dataset(k, train_idx, config.seed, task.collate), bs, shuffle=True,
-                                     seed=config.seed)
-        val_loader, test_loader = (
-            cached_loader(cache.eval_dataset(k, idx, task.collate), 2 * bs, shuffle=False, seed=0)
-            for idx in (prepared.split.val, prepared.split.test)
-        )
-    else:
-        augment = task.augment(Augmentation.preset(config.augmentation).build())
-        train_loader = image_loader(task, train_images, train_targets, bs, augment=augment, shuffle=True,
-                                    seed=config.seed)
-        val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
-        test_loader = image_loader(task, *images.rows(prepared.split.test), 2 * bs)
+    cached = cache is not None and strategy.cacheable and cache.covers(cache_key(config, backbone, images), k)
+    train_loader, val_loader, test_loader = _loaders(config, prepared, images, task, cache if cached else None, k,
+                                                     train_idx)
     spec = {
         **task.config(),
         "backbone": config.backbone,
@@ -293,9 +316,10 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         **({"window": list(config.source_options["window"])} if config.source_options.get("window") else {}),
         **({"axis": int(config.source_options["axis"])} if config.source_options.get("axis") is not None else {}),
     }
+    if probe is not None:
+        spec["linear_probe"] = {"epochs": len(probe.history), "best_epoch": probe.best_epoch,
+                                f"val_{task.metric.name}": probe.best_score, "seconds": probe.seconds}
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
-    trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision,
-                      fold_batchnorm=config.fold_batchnorm, fast_depthwise=config.fast_depthwise)
     spec["precision"] = trainer.precision.name
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None
@@ -324,6 +348,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         test_predictions, test_targets = test_scoring(trainer, net, test_loader, prepared.data, prepared.split.test)
     return TrialOutcome(
         strategy=strategy, task=task, fit=fit, test_predictions=test_predictions, test_targets=test_targets,
+        val_predictions=val_predictions, val_targets=val_targets,
         calibration=calibration, uncalibrated_test_predictions=uncalibrated,
         val_score=task.score(val_predictions, val_targets),
         test_metrics=task.evaluate(test_predictions, test_targets, seed=config.seed),

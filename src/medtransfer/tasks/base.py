@@ -26,7 +26,7 @@ import torch
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup
 from medtransfer.errors import ConfigError, parameter_error
-from medtransfer.networks import FrozenPrefix, Normalize, TrainableSuffix, TransferNet
+from medtransfer.networks import FrozenInPlace, FrozenPrefix, Normalize, TrainableSuffix, TransferNet
 from medtransfer.strategies import Strategy
 
 
@@ -293,15 +293,19 @@ class Task(ABC):
 
     def build_network(self, backbone: Backbone, strategy: Strategy) -> TransferNet:
         """Cut ``backbone`` for ``strategy``: normalisation + frozen groups | trainable groups + head. The tapped
-        outputs travel as a tuple through both halves."""
+        outputs travel as a tuple through both halves. The backbone's groups train unless the cut freezes them
+        (a network cut again from the same backbone, as ``lp-ft``'s second stage is, gets them back trainable)."""
         groups, taps = self.layout(backbone)
         k = strategy.frozen_groups(len(groups))
         head = self.head(backbone, groups, taps)
-        modules = [g.module for g in groups]
+        modules = [g.module.requires_grad_(True) for g in groups]
         # the prefix returns what a cached trial reads: Normalize sits at position 0, so group boundary b is position b
         prefix = FrozenPrefix(Normalize(backbone.mean, backbone.std), *modules[:k],
                               taps=None if taps is None else self.cache_reads(k, taps)[:-1])
-        suffix = TrainableSuffix(modules[k:], head, taps=None if taps is None else [t - k for t in taps if t >= k])
+        layers = modules[k:]
+        if strategy.kind == "surgical":  # group i trains; the groups above it pass gradients but do not change
+            layers = [layers[0], *(FrozenInPlace(m) for m in layers[1:])]
+        suffix = TrainableSuffix(layers, head, taps=None if taps is None else [t - k for t in taps if t >= k])
         return TransferNet(prefix, suffix, num_frozen=k, weights_module=self.saved_weights(backbone, groups, head))
 
     # -- training and scoring --------------------------------------------------------------------------------

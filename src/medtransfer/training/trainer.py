@@ -48,7 +48,7 @@ def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
     The new head gets ``lr * head_lr_multiplier``; the deepest trainable group ``lr``; each group below it
     ``layer_decay`` times the rate of the one above.
     """
-    layers = list(net.suffix.layers)
+    layers = [m for m in net.suffix.layers if any(p.requires_grad for p in m.parameters())]  # surgical: one
     parts = [(m, cfg.lr * cfg.layer_decay ** (len(layers) - 1 - i)) for i, m in enumerate(layers)]
     parts.append((net.suffix.head, cfg.lr * cfg.head_lr_multiplier))
     groups = []

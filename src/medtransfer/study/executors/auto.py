@@ -27,6 +27,10 @@ class AutoExecutor(Executor):
         self.local = LocalExecutor(threads)
         self.on_start = None  # (trial, worker pid), passed on to the processes executor
 
+    @property
+    def width(self) -> int:
+        return self.processes.workers if self.parallel else 1
+
     def where(self, device: str) -> str:
         return (self.processes if self.parallel else self.local).where(device)
 

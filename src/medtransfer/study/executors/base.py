@@ -38,6 +38,11 @@ class Executor:
 
     name = "executor"
 
+    @property
+    def width(self) -> int:
+        """How many trials it runs at once (a layer-wise search fills its rounds to this many)."""
+        return 1
+
     def where(self, device: str) -> str:
         """How the report's set-up section names the place a trial ran (stored with each trial)."""
         return device

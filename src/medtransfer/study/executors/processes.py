@@ -68,6 +68,10 @@ class ProcessExecutor(Executor):
         self.retries = int(retries)
         self.on_start: Callable[[Any, int], None] | None = None  # (trial, worker pid): for tests and logs
 
+    @property
+    def width(self) -> int:
+        return self.workers
+
     def where(self, device: str) -> str:
         return f"{device} · processes, {plural(self.workers, 'worker')} × {plural(self.threads, 'thread')}"
 
