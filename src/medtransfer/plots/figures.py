@@ -126,12 +126,12 @@ def plot_metric_vs_depth(table: pd.DataFrame, metric, order: list[str], recommen
     fractions = sorted(table.fraction.unique(), reverse=True)
     cmap = plt.get_cmap("viridis")
     for j, f in enumerate(fractions):
-        rows = table[table.fraction == f].copy()
-        rows["x"] = rows.strategy.map(x)
-        rows = rows.sort_values("x")
+        # one value per depth, NaN where the depth has no result at this size: the line breaks there
+        rows = table[table.fraction == f].set_index("strategy").reindex(order)
+        xs = np.arange(len(order))
         color = cmap(0.85 * j / max(1, len(fractions) - 1))
-        ax.plot(rows.x, rows[test], "o-", color=color, lw=2, ms=5, label=f"{percent(f)} of training data")
-        ax.fill_between(rows.x, rows[f"{test}_low"], rows[f"{test}_high"], color=color, alpha=0.15, lw=0)
+        ax.plot(xs, rows[test], "o-", color=color, lw=2, ms=5, label=f"{percent(f)} of training data")
+        ax.fill_between(xs, rows[f"{test}_low"], rows[f"{test}_high"], color=color, alpha=0.15, lw=0)
     if recommended in x:
         i = x[recommended]
         ax.axvspan(i - 0.35, i + 0.35, color=RECOMMENDED_COLOR, alpha=0.08, lw=0)
@@ -155,7 +155,8 @@ def plot_metric_vs_depth(table: pd.DataFrame, metric, order: list[str], recommen
         f"new {head} (linear) and tuning the last K layer groups (tune:K) to tuning every layer (full); one line per "
         f"training-set size. Shaded bands: 95 % case-bootstrap confidence intervals. The star marks the recommended "
         f"strategy ({rule}, validation {label} at the largest training set)."
-        + (" Hatched: depths the layer-wise search did not train at some size." if skipped else "")
+        + (" Hatched: depths the layer-wise search did not train; a line breaks where its size has no result."
+           if skipped else "")
         + (f" Dotted line: chance ({metric.chance:g})." if metric.chance is not None else "")))
 
 
