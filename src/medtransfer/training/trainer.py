@@ -117,25 +117,38 @@ class Trainer:
         the targets of all batches. With ``raw`` the predictions are the network's outputs (logits), not the task's
         :meth:`~medtransfer.tasks.Task.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
         of ``batches``) they are its :meth:`~medtransfer.tasks.Task.predict_at` them."""
-        suffix = suffix or net.suffix
-        was = suffix.training
-        suffix.eval()
-        predictions, targets, losses, n = [], [], 0.0, 0
+        return self._predict(net, batches, [suffix or net.suffix], cached=cached, raw=raw, sizes=sizes)[0]
+
+    @torch.no_grad()
+    def _predict(self, net: TransferNet, batches: Batches, suffixes: list[nn.Module], *, cached: bool,
+                 raw: bool = False, sizes=None) -> list[tuple]:
+        """:meth:`predict` for several suffixes at once (the weight average and the live weights): each batch goes
+        through the frozen prefix once, then through every suffix (which, as with cached inputs, must not change
+        what they are given)."""
+        was = [s.training for s in suffixes]
+        for s in suffixes:
+            s.eval()
+        predictions, losses = [[] for _ in suffixes], [0.0] * len(suffixes)
+        targets, n = [], 0
         try:
             for x, y in batches:
-                out = suffix(self._inputs(net, x, cached))
-                losses += float(self.task.loss(out, self.task.to_device(y, self.device))) * len(y)
+                inputs, on_device = self._inputs(net, x, cached), self.task.to_device(y, self.device)
                 n += len(y)
-                if raw:
-                    predictions.append(out.detach().float().cpu())
-                elif sizes is not None:
-                    predictions.append(self.task.predict_at(out, sizes[n - len(y):n]))
-                else:
-                    predictions.append(self.task.predict(out))
+                for j, suffix in enumerate(suffixes):
+                    out = suffix(inputs)
+                    losses[j] += float(self.task.loss(out, on_device)) * len(y)
+                    if raw:
+                        predictions[j].append(out.detach().float().cpu())
+                    elif sizes is not None:
+                        predictions[j].append(self.task.predict_at(out, sizes[n - len(y):n]))
+                    else:
+                        predictions[j].append(self.task.predict(out))
                 targets.append(y)
         finally:
-            suffix.train(was)
-        return self.task.gather(predictions), self.task.gather(targets), losses / max(n, 1)
+            for suffix, mode in zip(suffixes, was):
+                suffix.train(mode)
+        gathered = self.task.gather(targets)
+        return [(self.task.gather(p), gathered, loss / max(n, 1)) for p, loss in zip(predictions, losses)]
 
     # -- the loop ---------------------------------------------------------------------------------------
     def fit(
@@ -250,10 +263,9 @@ class Trainer:
         """
         metric = self.task.metric
         candidates = [("live", net.suffix)] if ema is None else [("ema", ema.module), ("live", net.suffix)]
-        scored = []
-        for name, suffix in candidates:
-            predictions, targets, loss = self.predict(net, val, cached=cached, suffix=suffix)
-            scored.append((name, suffix, self.task.score(predictions, targets), loss))
+        results = self._predict(net, val, [suffix for _, suffix in candidates], cached=cached)
+        scored = [(name, suffix, self.task.score(predictions, targets), loss)
+                  for (name, suffix), (predictions, targets, loss) in zip(candidates, results)]
         name, suffix, score, loss = scored[0]
         for other in scored[1:]:
             if metric.better(other[2], score):
