@@ -280,14 +280,16 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     data = prepared.data
     train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
-    train_targets = images.rows(train_idx)[1]
-    backbone, task, net = build_network(config, strategy, data, train_targets, prepared.task)
+    train_targets = images.task.take(images.targets, images.positions(train_idx))
+    two_stage = strategy.kind == "lp-ft"  # stage 1: the head on the frozen backbone; stage 2 starts from it
+    backbone, task, net = build_network(config, Strategy("linear") if two_stage else strategy, data, train_targets,
+                                        prepared.task)
     bs = config.train.batch_size
     trainer = Trainer(task, config.train, device, progress=progress, precision=config.precision,
                       fold_batchnorm=config.fold_batchnorm, fast_depthwise=config.fast_depthwise)
     probe = None
-    if strategy.kind == "lp-ft":  # stage 1: the head on the frozen backbone; stage 2 (below) starts from it
-        probe_net = task.build_network(backbone, Strategy("linear")).to(memory_format=torch.channels_last)
+    if two_stage:
+        probe_net = net
         probe_cached = cache is not None and cache.covers(cache_key(config, backbone, images), probe_net.num_frozen)
         probe_train, probe_val, _ = _loaders(config, prepared, images, task, cache if probe_cached else None,
                                              probe_net.num_frozen, train_idx)
