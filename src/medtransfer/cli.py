@@ -209,7 +209,6 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     from medtransfer.console import print_study, progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
-
     from medtransfer.training import resolve_device
 
     runs = make_executor(executor, device=str(resolve_device(device)), **executor_options)

@@ -75,17 +75,18 @@ def study_table(summary) -> Table:
 def print_study(summary, folder) -> None:
     stdout.print(study_table(summary))
     if summary.recommended:
-        how = ("best mean validation" if summary.rule == "argmax" else
-               "the cheapest within one standard error of the best mean validation")
-        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] ({how} {summary.metric_label} at "
-                     f"{summary.recommended_fraction:.0%} of the training data; the test split was not used to choose).")
+        from medtransfer.study.recommend import rule_phrase
+        from medtransfer.study.search import describe_chains
+
+        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (the {rule_phrase(summary.rule)} "
+                     f"{summary.metric_label} at {summary.recommended_fraction:.0%} of the training data; the test "
+                     f"split was not used to choose).")
         level = [s for s in summary.level if s != summary.recommended]
         if level:
             stdout.print(f"  Level with the best on validation (within one standard error): {', '.join(level)}.")
-        for c in (summary.search or {}).get("chains", []):
-            if c["stopped_after"]:
-                stdout.print(f"  Layer-wise search at {c['fraction']:.0%}: stopped after {c['stopped_after']}; not "
-                             f"trained: {', '.join(c['skipped'])}.")
+        chains = (summary.search or {}).get("chains", [])
+        if chains:
+            stdout.print(f"  Layer-wise search: {describe_chains(chains)}.")
     for c in summary.comparisons:
         stdout.print("  • " + c.sentence(summary.metric_label))
     if summary.scratch_vs_best:

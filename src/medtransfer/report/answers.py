@@ -15,6 +15,8 @@ import pandas as pd
 
 from medtransfer.plots import percent
 from medtransfer.report.facts import StudyFacts
+from medtransfer.study.recommend import rule_phrase, rule_sentence
+from medtransfer.study.search import describe_chains
 from medtransfer.study.summary import Comparison, size_drops
 
 
@@ -61,8 +63,6 @@ def describe_strategy(name: str, head: str = "head") -> str:
 def choice_sentences(summary, metric_label: str) -> list[str]:
     """How the recommendation was chosen: the rule, the strategies level with the best on validation, and where a
     layer-wise search stopped."""
-    from medtransfer.study.recommend import rule_sentence
-
     out = [f"Chosen by {rule_sentence(summary.rule, metric_label)}; the test split was used only to report."]
     choice = summary.choices.get(summary.recommended_fraction)
     if choice is not None:
@@ -79,16 +79,9 @@ def choice_sentences(summary, metric_label: str) -> list[str]:
             out.append(f"No other strategy came within one standard error ({se:.3f}) of the best validation mean.")
     chains = (summary.search or {}).get("chains", [])
     if chains:
-        parts = []
-        for c in chains:
-            if c["stopped_after"]:
-                parts.append(f"at {percent(c['fraction'])} it stopped after {c['stopped_after']} (not trained: "
-                             f"{', '.join(c['skipped'])})")
-            else:
-                parts.append(f"at {percent(c['fraction'])} it trained every depth")
         out.append(f"Layer-wise search (deeper one group at a time, stopping after "
                    f"{(summary.search or {}).get('patience_depth')} depths in a row without a gain beyond one "
-                   f"standard error; scratch and full always trained): {'; '.join(parts)}.")
+                   f"standard error; scratch and full always trained): {describe_chains(chains, percent)}.")
     return out
 
 
@@ -199,10 +192,8 @@ def answer_depth(facts: StudyFacts) -> Answer:
         head = (f"Training from scratch had the best validation {m} at {percent(s.recommended_fraction)} of the "
                 f"training data; no fine-tuning depth did better on this dataset.")
     else:
-        how = ("It had the best mean validation" if s.rule == "argmax" else
-               "It was the cheapest strategy within one standard error of the best mean validation")
-        head = (f"{s.recommended}: {describe_strategy(s.recommended, facts.head)}. {how} "
-                f"{m} at {percent(s.recommended_fraction)} of the training data (test {m} "
+        head = (f"{s.recommended}: {describe_strategy(s.recommended, facts.head)}. It was chosen as the "
+                f"{rule_phrase(s.rule)} {m} at {percent(s.recommended_fraction)} of the training data (test {m} "
                 f"{metric_with_ci(row, facts.metric.name)}).")
     neighbours = [c for c in s.comparisons if c.b != "scratch"]
     better = [c for c in neighbours if c.difference["significant"] and not c.a_better]

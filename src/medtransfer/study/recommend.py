@@ -115,6 +115,12 @@ def choose(evidence: dict[str, Evidence], metric: Metric, rule: str = "argmax") 
     return Choice(rule, pick, best, level, evidence, note)
 
 
+def rule_phrase(rule: str) -> str:
+    """The rule in a few words, before "validation AUC at …": "best mean", or "cheapest strategy within …"."""
+    return ("strategy with the best mean validation" if rule == "argmax" else
+            "cheapest strategy within one standard error of the best mean validation")
+
+
 def rule_sentence(rule: str, metric_label: str) -> str:
     """How the report states a rule."""
     if rule == "one-se":

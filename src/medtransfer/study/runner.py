@@ -311,7 +311,7 @@ class Study:
                     self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
                     pending = self.pending() if self.config.search != "grid" else []
                     if pending and progress is not None:
-                        progress.update(overall, total=len(self.plan()))
+                        progress.update(overall, total=len(self.store.finished_ids()) + len(pending))
             except KeyboardInterrupt:
                 done = len(self.store.finished_ids())
                 raise StudyInterrupted(

@@ -45,11 +45,6 @@ class ChainState:
     stopped_after: str | None = None  # set when patience ran out
     skipped: list[str] = field(default_factory=list)
 
-    def sentence(self) -> str:
-        if self.stopped_after is None:
-            return f"{self.fraction:.0%}: every depth was trained"
-        return (f"{self.fraction:.0%}: stopped after {self.stopped_after} (best depth {self.best}); not trained: "
-                f"{', '.join(self.skipped)}")
 
 
 class LayerwiseSearch:
@@ -64,13 +59,15 @@ class LayerwiseSearch:
     def state(self, fraction: float, cells: dict, finished: Callable[[str, float, int], bool]) -> ChainState:
         """Replay the chain at ``fraction`` on the recorded trials."""
         st = ChainState(fraction)
+        done = [d for d in self.chain if all(finished(d, fraction, s) for s in self.seeds)]
+        # one bootstrap for every finished depth (a depth's SE does not depend on which others are scored with it)
+        evidence = validation_evidence({d: cells.get(d, {}) for d in done}, self.metric) if done else {}
         stale = 0
         for depth in self.chain:
-            if not all(finished(depth, fraction, s) for s in self.seeds):
+            if depth not in evidence:
                 st.frontier = depth
                 return st
             st.trained.append(depth)
-            evidence = validation_evidence({d: cells.get(d, {}) for d in st.trained}, self.metric)
             new = evidence[depth]
             if st.best is None:
                 st.best = depth if np.isfinite(new.mean) else None
@@ -112,3 +109,16 @@ class LayerwiseSearch:
     def states(self, cells_at: Callable[[float], dict], finished: Callable[[str, float, int], bool]
                ) -> list[ChainState]:
         return [self.state(f, cells_at(f), finished) for f in self.fractions]
+
+
+def describe_chains(chains: list[dict], percent: Callable[[float], str] = "{:.0%}".format) -> str:
+    """Where each fraction's chain stopped, in words, from the ``chains`` a study stores (``ChainState`` fields):
+    "at 100 % it stopped after tune:4 (not trained: tune:5, tune:6); at 25 % it trained every depth"."""
+    parts = []
+    for c in chains:
+        if c["stopped_after"]:
+            skipped = f" (not trained: {', '.join(c['skipped'])})" if c["skipped"] else ""
+            parts.append(f"at {percent(c['fraction'])} it stopped after {c['stopped_after']}{skipped}")
+        else:
+            parts.append(f"at {percent(c['fraction'])} it trained every depth")
+    return "; ".join(parts)
