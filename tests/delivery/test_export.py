@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from generated import run_cli
-from PIL import Image
 
 from medtransfer import RunConfig, TrainConfig, train
 from medtransfer.delivery.export import export_model
