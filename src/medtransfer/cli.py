@@ -218,6 +218,9 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     grid = f"{len(study.strategies())} strategies × {len(config.fractions)} training fractions × {len(config.seeds)} seeds"
     if config.search == "grid":
         what = f"{len(plan)} trials ({grid}); {len(plan) - len(pending)} already done"
+    elif config.search == "halving":
+        what = (f"successive halving over {len(plan)} trials ({grid}; the best 1/{config.halving_rate} at each rung "
+                f"go on); {len(plan) - len(pending)} already done")
     else:
         what = (f"layer-wise search over at most {len(study.strategies()) * len(config.fractions) * len(config.seeds)} "
                 f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")
@@ -257,11 +260,15 @@ def study(
     checkpoints: Annotated[Optional[str], typer.Option(
         help=f"best (per strategy), all, or none (default {_default(StudyConfig, 'checkpoints')}).")] = None,
     search: Annotated[Optional[str], typer.Option(
-        help="grid (every strategy) or layerwise (linear, tune:1, tune:2, … until deeper stops helping, plus scratch "
-             f"and full; default {_default(StudyConfig, 'search')}).")] = None,
+        help="grid (every strategy), layerwise (linear, tune:1, tune:2, … until deeper stops helping, plus scratch "
+             "and full) or halving (every trial starts; at each rung the worse ones stop; "
+             f"default {_default(StudyConfig, 'search')}).")] = None,
     patience_depth: Annotated[Optional[int], typer.Option(
         help="Layer-wise search: stop after this many depths in a row without a gain beyond one standard error "
              f"(default {_default(StudyConfig, 'patience_depth')}).")] = None,
+    halving_rate: Annotated[Optional[int], typer.Option(
+        help="Successive halving: the best 1/RATE of the trials at each rung go on "
+             f"(default {_default(StudyConfig, 'halving_rate')}).")] = None,
     recommend: Annotated[Optional[str], typer.Option(
         help="argmax (best mean validation score) or one-se (the cheapest strategy within one standard error of "
              f"the best; default {_default(StudyConfig, 'recommend')}).")] = None,
@@ -296,7 +303,8 @@ def study(
         "fractions": _split_list(fractions, float, "--fractions"), "seeds": seed_list, "backbone": backbone,
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
-        "precision": precision, "search": search, "patience_depth": patience_depth, "recommend": recommend,
+        "precision": precision, "search": search, "patience_depth": patience_depth, "halving_rate": halving_rate,
+        "recommend": recommend,
         "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,

@@ -76,6 +76,7 @@ def print_study(summary, folder) -> None:
     stdout.print(study_table(summary))
     if summary.recommended:
         from medtransfer.study.recommend import rule_phrase
+        from medtransfer.study.halving import describe_halving
         from medtransfer.study.search import describe_chains
 
         stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (the {rule_phrase(summary.rule)} "
@@ -87,6 +88,8 @@ def print_study(summary, folder) -> None:
         chains = (summary.search or {}).get("chains", [])
         if chains:
             stdout.print(f"  Layer-wise search: {describe_chains(chains)}.")
+        if (summary.search or {}).get("kind") == "halving":
+            stdout.print(f"  Successive halving: {describe_halving(summary.search)}.")
     for c in summary.comparisons:
         stdout.print("  • " + c.sentence(summary.metric_label))
     if summary.scratch_vs_best:

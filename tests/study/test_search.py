@@ -1,5 +1,6 @@
 """The layer-wise search on generated images built to saturate, its resume, and the opt-in strategies in a study."""
 
+import dataclasses
 import json
 import shutil
 import sqlite3
@@ -90,3 +91,12 @@ def test_opt_in_strategies_and_the_one_se_rule_in_a_study(shape_folder, tmp_path
     assert "one-standard-error rule" in text and "surgical fine-tuning" in text
     saved = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert saved["rule"] == "one-se" and saved["level_with_best"] == choice.level
+
+    # the rule only reads the trials: the finished study is chosen again under argmax, without training
+    again = Study(dataclasses.replace(config, recommend="argmax"), tmp_path / "s", device="cpu")
+    assert again.pending() == []
+    argmax = again.run(log=lambda *_: None)
+    assert argmax.rule == "argmax" and StudyStore(tmp_path / "s").config()["recommend"] == "argmax"
+    best = max(argmax.choices[1.0].evidence.items(), key=lambda kv: kv[1].mean)[0]
+    assert argmax.recommended == best
+    assert len(again.results()) == len(study.results())

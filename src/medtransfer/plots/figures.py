@@ -107,12 +107,14 @@ def _test_values(table: pd.DataFrame, metric) -> list[float]:
 # -- 1. test metric against fine-tuning depth -----------------------------------------------------------------------
 def plot_metric_vs_depth(table: pd.DataFrame, metric, order: list[str], recommended: str | None,
                          recommended_fraction: float | None, out_dir: Path, *, head: str = "head",
-                         skipped: list[str] | None = None, rule: str = "best mean validation") -> Figure:
+                         skipped: list[str] | None = None, rule: str = "best mean validation",
+                         halving: bool = False) -> Figure:
     """Mean test metric (95 % CI band) per strategy, shallow to deep, one line per training fraction.
 
     ``metric`` is the study's; ``head`` names the new, always-trained part of the network; ``order`` the strategies
-    shallow to deep, ``skipped`` among them those a layer-wise search did not train (hatched at their place);
-    ``rule``: how the recommendation was chosen.
+    shallow to deep, ``skipped`` among them those a layer-wise search did not train, or with ``halving`` those whose
+    every trial successive halving stopped at a rung (hatched at their place); ``rule``: how the recommendation was
+    chosen.
     """
     label, test = metric.label, f"test_{metric.name}"
     fig, ax = plt.subplots(figsize=(WIDTH, 4.4), constrained_layout=True)
@@ -121,7 +123,8 @@ def plot_metric_vs_depth(table: pd.DataFrame, metric, order: list[str], recommen
     for s in skipped:
         ax.axvspan(x[s] - 0.4, x[s] + 0.4, color="0.85", alpha=0.6, lw=0, hatch="//", fill=False)
     if skipped:
-        ax.text(x[skipped[0]] - 0.4, 0.02, "not trained (search stopped)", transform=ax.get_xaxis_transform(),
+        ax.text(x[skipped[0]] - 0.4, 0.02, "stopped at a rung" if halving else "not trained (search stopped)",
+                transform=ax.get_xaxis_transform(),
                 fontsize=8, color="0.4")
     fractions = sorted(table.fraction.unique(), reverse=True)
     cmap = plt.get_cmap("viridis")
@@ -155,7 +158,8 @@ def plot_metric_vs_depth(table: pd.DataFrame, metric, order: list[str], recommen
         f"new {head} (linear) and tuning the last K layer groups (tune:K) to tuning every layer (full); one line per "
         f"training-set size. Shaded bands: 95 % case-bootstrap confidence intervals. The star marks the recommended "
         f"strategy ({rule}, validation {label} at the largest training set)."
-        + (" Hatched: depths the layer-wise search did not train; a line breaks where its size has no result."
+        + ((" Hatched: depths whose every trial successive halving stopped at a rung" if halving else
+            " Hatched: depths the layer-wise search did not train") + "; a line breaks where its size has no result."
            if skipped else "")
         + (f" Dotted line: chance ({metric.chance:g})." if metric.chance is not None else "")))
 

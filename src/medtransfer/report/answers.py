@@ -16,6 +16,7 @@ import pandas as pd
 from medtransfer.plots import percent
 from medtransfer.report.facts import StudyFacts
 from medtransfer.study.recommend import rule_phrase, rule_sentence
+from medtransfer.study.halving import describe_halving
 from medtransfer.study.search import describe_chains
 from medtransfer.study.summary import Comparison, size_drops
 
@@ -82,6 +83,9 @@ def choice_sentences(summary, metric_label: str) -> list[str]:
         out.append(f"Layer-wise search (deeper one group at a time, stopping after "
                    f"{(summary.search or {}).get('patience_depth')} depths in a row without a gain beyond one "
                    f"standard error; scratch and full always trained): {describe_chains(chains, percent)}.")
+    if (summary.search or {}).get("kind") == "halving":
+        out.append(f"Successive halving (every trial started; at each rung the worse ones stopped, and only the "
+                   f"trials that trained to the end are compared): {describe_halving(summary.search, percent)}.")
     return out
 
 

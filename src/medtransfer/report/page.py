@@ -31,11 +31,12 @@ def build_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
     if s.table.empty:
         return [Figure("results", "Results", note="No trial has finished yet, so there is nothing to plot.")]
     top = facts.fractions[0]
-    untrained = [d for d in s.skipped() if d not in facts.order]  # depths a layer-wise search trained at no size
+    untrained = [d for d in s.skipped() if d not in facts.order]  # depths a search trained to the end at no size
     return [
         *_drawn("depth", lambda: [plot_metric_vs_depth(
             s.table, s.metric, by_depth([*facts.order, *untrained]), s.recommended, s.recommended_fraction, out_dir,
-            head=facts.head, skipped=untrained, rule="one-standard-error rule" if s.rule == "one-se" else "best mean")]),
+            head=facts.head, skipped=untrained, rule="one-standard-error rule" if s.rule == "one-se" else "best mean",
+            halving=(s.search or {}).get("kind") == "halving")]),
         *_drawn("fraction", lambda: [plot_metric_vs_fraction(s.table, s.metric, facts.order, s.recommended, out_dir)]),
         *_drawn("validation_curves", lambda: [plot_validation_curves(facts.curves, facts.trials, s.metric, facts.order,
                                                                      s.recommended, top, out_dir)]),

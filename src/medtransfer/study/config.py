@@ -23,12 +23,12 @@ from medtransfer.training.config import TrainConfig
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
-SEARCHES = ("grid", "layerwise")
+SEARCHES = ("grid", "layerwise", "halving")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`); a nested
 #: mapping holds those of a nested setting (``train``).
 _LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
                    "fast_depthwise": False, "train": {"budget_steps": TrainConfig.budget_steps},
-                   "recommend": "argmax", "search": "grid", "patience_depth": 2}
+                   "recommend": "argmax", "search": "grid", "patience_depth": 2, "halving_rate": 2}
 
 
 def _without_later_defaults(d: dict, later: dict) -> dict:
@@ -53,10 +53,13 @@ class StudyConfig(Settings):
     #: how the recommendation is chosen on validation (:mod:`medtransfer.study.recommend`)
     recommend: str = "argmax"
     #: ``grid``: every strategy; ``layerwise``: the paper's scheme, deeper one group at a time until it stops paying
-    #: (:mod:`medtransfer.study.search`)
+    #: (:mod:`medtransfer.study.search`); ``halving``: every trial starts, the worse ones stop at rungs
+    #: (:mod:`medtransfer.study.halving`)
     search: str = "grid"
     #: layer-wise search: stop after this many consecutive depths without an improvement beyond one standard error
     patience_depth: int = 2
+    #: successive halving: the best 1/η of the trials at a rung go on (η, ≥ 2)
+    halving_rate: int = 2
 
     def problems(self) -> list[str]:
         from medtransfer.study.recommend import RULES
@@ -68,6 +71,8 @@ class StudyConfig(Settings):
             p.append(self._problem("search", f"one of {', '.join(SEARCHES)}"))
         if not isinstance(self.patience_depth, int) or isinstance(self.patience_depth, bool) or self.patience_depth < 1:
             p.append(self._problem("patience_depth", "an integer ≥ 1"))
+        if not isinstance(self.halving_rate, int) or isinstance(self.halving_rate, bool) or self.halving_rate < 2:
+            p.append(self._problem("halving_rate", "an integer ≥ 2"))
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
             self.seeds = list(range(self.seeds))
         if self.strategies is not None:
@@ -134,11 +139,15 @@ class StudyConfig(Settings):
                 merged[nested] = {**raw[nested], **overrides[nested]}
         return cls.from_dict(merged, where=str(path))
 
-    def hash(self) -> str:
-        """A digest of everything that changes results (not the device). It is computed over the layout older
+    def hash(self, *, with_rule: bool = False) -> str:
+        """A digest of everything that changes results (not the device, nor the recommendation rule, which only
+        reads them: a finished study can be re-chosen under another rule). It is computed over the layout older
         versions stored (task options at the top level), and settings added after a study was made count only when
-        they differ from their defaults, so older study folders still resume."""
+        they differ from their defaults, so older study folders still resume. ``with_rule``: the digest of the
+        version that counted a non-default rule, which the studies it made stored."""
         d = self.to_dict()
+        if not with_rule:
+            d.pop("recommend")
         d.update(_non_default_options(self.task, d.pop("task_options")))
         d = _without_later_defaults(d, _LATER_SETTINGS)
         canonical = json.dumps(d, sort_keys=True, default=str)

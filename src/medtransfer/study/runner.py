@@ -6,6 +6,7 @@ scored on the same validation and test splits. Finished trials are skipped when 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import itertools
@@ -30,6 +31,7 @@ from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.executors import Executor, TrialReport, make_executor
+from medtransfer.study.halving import Halving
 from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
@@ -121,24 +123,31 @@ class TrialWork:
     prepared: PreparedData
     images: TrialImages
     cache: object = None
+    halving: Halving | None = None  # a successive-halving study: the rungs judge each epoch
 
     def __call__(self, trial: Trial, progress=None) -> TrialReport:
         prepared, images = self.prepared, self.images
         started = time.perf_counter()
+        judge = self.halving.judge(trial.fraction, trial.id) if self.halving is not None else None
         try:
             run_config = self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
-            outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache)
+            outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache, on_epoch=judge)
         except (KeyboardInterrupt, StorageError, StoreError):
             raise
         except Exception as e:  # a failed trial is recorded and the study goes on
+            if judge is not None:
+                judge.finish(failed=True)
             message = str(e) if isinstance(e, MedTransferError) else f"{type(e).__name__}: {e}"
             _log_traceback(self.folder, trial)
             return TrialReport(trial, dict(status="failed", error=message, seconds=time.perf_counter() - started,
                                            device=self.where),
                                line=f"[red]✗[/red] {trial.label()}: failed: {message}")
         fit, metric = outcome.fit, outcome.task.metric
+        pruned = fit.stopped == "pruned"
+        if judge is not None:
+            judge.finish(pruned=pruned, value=outcome.val_score, failed=outcome.diverged is not None)
         staged = None
-        if outcome.diverged is None and self.config.checkpoints != "none":
+        if outcome.diverged is None and self.config.checkpoints != "none" and not pruned:  # a pruned run is no candidate
             staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
             save_model(staged, outcome.weights_module,
                        {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
@@ -158,6 +167,10 @@ class TrialWork:
         line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
                 f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
                 f"{time.perf_counter() - started:.0f} s")
+        if pruned:
+            line = (f"[yellow]✂[/yellow] {trial.label()}: pruned at rung {fit.history[-1]['rung']} (epoch "
+                    f"{len(fit.history)} of {fit.epochs}), val {metric.label} {outcome.val_score:.3f}, "
+                    f"{time.perf_counter() - started:.0f} s")
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 
@@ -183,6 +196,9 @@ class Study:
         self.device = str(resolve_device(device))
         resolve_precision(config.precision, self.device)  # fp16 on a CPU fails here, not in every trial
         self.executor = make_executor(executor, device=self.device) if isinstance(executor, str) else executor
+        if config.search == "halving" and getattr(self.executor, "address", None):
+            raise ConfigError("--search halving keeps its rungs in a file of the study folder, which the workers of a "
+                              "Ray cluster cannot reach; run it with the local, processes or auto executor, or local Ray")
         self.new_folder = new_folder
         check_output_folder(Path(folder), config.data)
         self.folder = self._choose_folder(Path(folder), new_folder)
@@ -196,11 +212,13 @@ class Study:
         if store.exists():
             store.check()
             stored = store.meta().get("config_hash")
-            if stored != self.config.hash() and not _same_but_spelling(store.config(), self.config.to_dict()):
+            as_made = dataclasses.replace(self.config, recommend=store.config().get("recommend", "argmax"))
+            if (stored not in (self.config.hash(), as_made.hash(with_rule=True))
+                    and not _same_but_spelling(store.config(), self.config.to_dict())):
                 if new_folder:
                     return self._choose_folder(_free_folder(folder), False)
                 old = store.config()
-                changed = sorted(k for k, v in self.config.to_dict().items() if old.get(k) != v)
+                changed = sorted(k for k, v in self.config.to_dict().items() if old.get(k) != v and k != "recommend")
                 raise ConfigError(
                     f"{folder} holds a study with another configuration (differs in: {', '.join(changed) or 'details'}). "
                     f"Rerun with its settings to resume, pass --new-folder to write beside it, or choose another --out."
@@ -231,8 +249,9 @@ class Study:
 
     def plan(self) -> list[Trial]:
         """The grid: largest fraction first, so the recommendation's evidence comes earliest; then seed, then depth.
-        A layer-wise search: the trials recorded so far and the next round."""
-        if self.config.search == "grid":
+        Successive halving plans the grid (its rungs stop trials early). A layer-wise search: the trials recorded so
+        far and the next round."""
+        if self.config.search != "layerwise":
             return [Trial(s, f, seed) for f in self.config.fractions for seed in self.config.seeds
                     for s in self.strategies()]
         trials = self.store.trials() if self.store.exists() else pd.DataFrame()
@@ -242,7 +261,7 @@ class Study:
     def pending(self) -> list[Trial]:
         """The trials to run now: the rest of the grid, or the layer-wise search's next round."""
         done = self.store.finished_ids() if self.store.exists() else set()
-        if self.config.search == "grid":
+        if self.config.search != "layerwise":
             return [t for t in self.plan() if t.id not in done]
         search, records = self._search()
         finished = (lambda s, f, seed: trial_id(s, f, seed) in done)
@@ -260,7 +279,7 @@ class Study:
 
     def search_states(self) -> list:
         """Where a layer-wise search stands at each fraction (:class:`~medtransfer.study.search.ChainState`)."""
-        if self.config.search == "grid" or not self.store.exists():
+        if self.config.search != "layerwise" or not self.store.exists():
             return []
         search, records = self._search()
         if records is None:
@@ -288,7 +307,8 @@ class Study:
                 self.store.put_blob(FINGERPRINT, fingerprint.to_json().encode())
             self._store_task_and_examples(run_config, prepared, images)
             started = time.perf_counter()
-            may_run = [t.strategy for t in pending] if self.config.search == "grid" else self.strategies()
+            rounds = self.config.search == "layerwise"  # a layer-wise search plans one round at a time
+            may_run = self.strategies() if rounds else [t.strategy for t in pending]
             cache = build_cache(self._run_config(pending[0]), prepared, images,
                                 [parse_strategy(s) for s in dict.fromkeys(may_run)], memory_budget=self.cache_memory,
                                 spill_dir=self.folder / "cache", progress=progress, log=log)
@@ -296,9 +316,9 @@ class Study:
                 log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
                     f"({cache.storage})")
             overall = progress.add_task("trials", total=len(plan), completed=len(plan) - len(pending)) if progress else None
-            work = TrialWork(self.config, self.device, self.executor.where(self.device), self.folder, prepared,
-                             images, cache)
             self._metric = study_task(self.store).metric
+            work = TrialWork(self.config, self.device, self.executor.where(self.device), self.folder, prepared,
+                             images, cache, self._halving())
             shutil.rmtree(self.folder / STAGED, ignore_errors=True)  # models of trials a killed run left unfinished
 
             def accept(report: TrialReport) -> None:
@@ -309,7 +329,7 @@ class Study:
             try:
                 while pending:  # the grid in one round; a layer-wise search one depth per round
                     self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
-                    pending = self.pending() if self.config.search != "grid" else []
+                    pending = self.pending() if rounds else []
                     if pending and progress is not None:
                         progress.update(overall, total=len(self.store.finished_ids()) + len(pending))
             except KeyboardInterrupt:
@@ -324,13 +344,51 @@ class Study:
                 shutil.rmtree(self.folder / STAGED, ignore_errors=True)
                 if cache is not None and cache.storage == "memmap":
                     shutil.rmtree(self.folder / "cache", ignore_errors=True)
-        if self.config.search != "grid" and self.store.exists():
+        if self.config.search == "layerwise" and self.store.exists():
             self.store.set_meta("search", {"kind": self.config.search, "patience_depth": self.config.patience_depth,
                                            "chains": [st.__dict__ for st in self.search_states()]})
+        elif self.config.search == "halving" and self.store.exists():
+            self.store.set_meta("search", {"kind": "halving", "rate": self.config.halving_rate,
+                                           "pruned": self._pruned()})
+        if self.store.exists():
+            self._set_rule(log)
         summary = self.summary()
         self._write_summary(summary)
         self._write_model_cards(summary)
         return summary
+
+    def _set_rule(self, log) -> None:
+        """Record the recommendation rule asked for now: it reads the trials and changes none of them, so a
+        finished study is chosen again under another rule without training."""
+        stored = self.store.config()
+        if stored.get("recommend", "argmax") != self.config.recommend:
+            log(f"recommendation rule: {self.config.recommend} (was {stored.get('recommend', 'argmax')})")
+            self.store.set_config({**stored, "recommend": self.config.recommend}, self.config.hash())
+
+    def _halving(self) -> Halving | None:
+        """A successive-halving study's :class:`Halving`, its journal rebuilt from the recorded trials."""
+        if self.config.search != "halving":
+            return None
+        halving = Halving(self.folder, self._metric.higher_is_better, self.config.halving_rate)
+        trials = self.store.trials()
+        done = trials[trials.status == "done"] if len(trials) else trials
+        histories = self.store.histories()
+        key = f"val_{self._metric.name}"
+        halving.rebuild([
+            {"fraction": float(r.fraction), "label": r.id, "pruned": r.stopped == "pruned", "value": r.val_score,
+             "history": [{**h, "score": h.get(key, np.nan)} for h in histories.get(r.id, [])]}
+            for r in done.itertuples()], self.config.fractions)
+        return halving
+
+    def _pruned(self) -> list[dict]:
+        """The trials successive halving stopped: strategy, fraction, seed, the rung and the epoch."""
+        trials = self.store.trials()
+        if not len(trials):
+            return []
+        histories = self.store.histories()
+        return [{"strategy": r.strategy, "fraction": float(r.fraction), "seed": int(r.seed),
+                 "rung": (histories.get(r.id) or [{}])[-1].get("rung"), "epoch": int(r.epochs_run)}
+                for r in trials[trials.stopped == "pruned"].itertuples()]
 
     def _write_model_cards(self, summary: StudySummary) -> None:
         """``MODEL_CARD.md`` in every saved model's folder, saying why its strategy was (or was not) chosen."""
@@ -420,7 +478,8 @@ class Study:
             _replace_folder(staged, self.folder / "models" / _folder_name(trial.id))
             return
         trials = self.store.trials()
-        previous = trials[(trials.strategy == trial.strategy) & (trials.status == "done")] if len(trials) else trials
+        previous = (trials[(trials.strategy == trial.strategy) & (trials.status == "done") & (trials.stopped != "pruned")]
+                    if len(trials) else trials)
         metric = self._metric
         best_so_far = previous.val_score.max() if metric.higher_is_better else previous.val_score.min()
         if len(previous) and not metric.better(val_score, best_so_far):

@@ -166,6 +166,11 @@ class StudyStore:
     def config(self) -> dict:
         return json.loads(self.meta()["config"])
 
+    def set_config(self, config: dict, config_hash: str) -> None:
+        """Replace the stored configuration and its hash (as :meth:`create` wrote them)."""
+        self._run(lambda c: c.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [
+            ("config", json.dumps(config, sort_keys=True)), ("config_hash", config_hash)]))
+
     # -- trials ------------------------------------------------------------------------------------------
     def finished_ids(self) -> set[str]:
         return {r[0] for r in self._run(lambda c: c.execute("SELECT id FROM trials").fetchall())}
@@ -214,6 +219,14 @@ class StudyStore:
     def curves(self) -> pd.DataFrame:
         rows = self._run(lambda c: c.execute("SELECT trial_id, record FROM curves ORDER BY trial_id, epoch").fetchall())
         return pd.DataFrame([{"trial_id": t, **json.loads(r)} for t, r in rows])
+
+    def histories(self) -> dict[str, list[dict]]:
+        """trial id → its epoch records as the trainer wrote them (a record has only the fields it was given)."""
+        rows = self._run(lambda c: c.execute("SELECT trial_id, record FROM curves ORDER BY trial_id, epoch").fetchall())
+        out: dict[str, list[dict]] = {}
+        for t, r in rows:
+            out.setdefault(t, []).append(json.loads(r))
+        return out
 
     def cases(self, tid: str, legacy=None) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """(sample indices, per-case columns) of one trial's test split, or ``None``. A schema-1 record is turned

@@ -58,12 +58,17 @@ class StudySummary:
     notes: list[str] = field(default_factory=list)  # what is inconsistent in the store, and what was left out
     rule: str = "argmax"
     choices: dict[float, Choice] = field(default_factory=dict)  # per fraction: the rule's pick and the evidence
-    search: dict | None = None  # a layer-wise search: where each fraction's chain stopped (the store's meta)
+    search: dict | None = None  # layer-wise: where each fraction's chain stopped; halving: the trials it stopped
 
     def skipped(self, fraction: float | None = None) -> list[str]:
-        """The depths a layer-wise search did not train (at ``fraction``, or at any fraction), shallow to deep."""
-        chains = (self.search or {}).get("chains", [])
-        names = {s for c in chains if fraction is None or c["fraction"] == fraction for s in c["skipped"]}
+        """The depths a layer-wise search did not train, or whose every trial successive halving stopped at a rung
+        (at ``fraction``, or at any fraction), shallow to deep."""
+        search = self.search or {}
+        names = {s for c in search.get("chains", []) if fraction is None or c["fraction"] == fraction
+                 for s in c["skipped"]}
+        complete = set(zip(self.table.strategy, self.table.fraction)) if len(self.table) else set()
+        names |= {p["strategy"] for p in search.get("pruned", []) if fraction in (None, p["fraction"])
+                  and (p["strategy"], p["fraction"]) not in complete}
         return by_depth(names)
 
     @property
@@ -114,7 +119,8 @@ class TrialRecords:
         self.store, self.task = store, task
         trials = store.trials()
         self.trials = trials
-        self.done = trials[trials.status == "done"] if len(trials) else trials
+        # the trials that trained to the end (successive halving's pruned ones stopped at a rung: not compared)
+        self.done = trials[(trials.status == "done") & (trials.stopped != "pruned")] if len(trials) else trials
         self.notes: list[str] = []
         self._reference: np.ndarray | None = None  # the test cases most trials were scored on
 

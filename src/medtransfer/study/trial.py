@@ -273,8 +273,9 @@ def _loaders(config: RunConfig, prepared: PreparedData, images: TrialImages, tas
 
 
 def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
-              on_best=None, cache: FrozenPrefixCache | None = None) -> TrialOutcome:
-    """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best."""
+              on_best=None, cache: FrozenPrefixCache | None = None, on_epoch=None) -> TrialOutcome:
+    """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best;
+    ``on_epoch`` is the trainer's (:meth:`~medtransfer.training.Trainer.fit`), for the fine-tuning stage only."""
     strategy = parse_strategy(config.strategy)
     device = resolve_device(config.device)
     data = prepared.data
@@ -326,7 +327,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None
     try:
-        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback)
+        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached

@@ -37,7 +37,7 @@ class FitResult:
     best_epoch: int = 0
     best_score: float = float("-inf")
     epochs: int = 0  # the run's budget in epochs (TrainConfig.epochs_for its training set)
-    stopped: str = "completed"  # completed | early_stopped | diverged
+    stopped: str = "completed"  # completed | early_stopped | pruned | diverged
     seconds: float = 0.0
     cached: bool = False  # trained on cached prefix outputs
 
@@ -159,8 +159,12 @@ class Trainer:
         *,
         cached: bool = False,
         on_best: Callable[[TransferNet, int], None] | None = None,
+        on_epoch: Callable[[int, int, float], dict] | None = None,
     ) -> FitResult:
-        """Train ``net.suffix``; on return it holds the best epoch's weights. Raises :class:`TrainingDiverged`."""
+        """Train ``net.suffix``; on return it holds the best epoch's weights. Raises :class:`TrainingDiverged`.
+
+        ``on_epoch(epoch, epochs, validation score)``, after each epoch, returns fields for the epoch's record; one
+        with ``promoted`` False ends the run there (``stopped = "pruned"``: a successive-halving rung it lost)."""
         cfg = self.config
         net.to(self.device)
         steps_per_epoch = len(train)  # type: ignore[arg-type]
@@ -220,6 +224,8 @@ class Trainer:
                     "train_seconds": train_seconds,
                     "train_images": n,
                 }
+                verdict = on_epoch(epoch, epochs, float(score)) if on_epoch is not None else {}
+                record.update(verdict)
                 result.history.append(record)
                 improved = metric.better(score, result.best_score)
                 if improved or best_state is None:
@@ -238,6 +244,9 @@ class Trainer:
                         description=f"epoch {epoch}/{epochs} loss {record['train_loss']:.3f} "
                         f"val {metric.label} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
                     )
+                if verdict.get("promoted") is False:
+                    result.stopped = "pruned"
+                    break
                 if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop(epochs):
                     result.stopped = "early_stopped"
                     break
