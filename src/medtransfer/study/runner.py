@@ -35,7 +35,7 @@ from medtransfer.study.halving import Halving
 from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
-from medtransfer.study.summary import StudySummary, TrialRecords, study_task, summarize
+from medtransfer.study.summary import StudySummary, TrialRecords, complete_trials, study_task, summarize
 from medtransfer.study.trial import (
     PreparedData,
     TrialImages,
@@ -478,8 +478,8 @@ class Study:
             _replace_folder(staged, self.folder / "models" / _folder_name(trial.id))
             return
         trials = self.store.trials()
-        previous = (trials[(trials.strategy == trial.strategy) & (trials.status == "done") & (trials.stopped != "pruned")]
-                    if len(trials) else trials)
+        previous = complete_trials(trials)
+        previous = previous[previous.strategy == trial.strategy] if len(previous) else previous
         metric = self._metric
         best_so_far = previous.val_score.max() if metric.higher_is_better else previous.val_score.min()
         if len(previous) and not metric.better(val_score, best_so_far):

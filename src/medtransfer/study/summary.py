@@ -112,6 +112,12 @@ class StudySummary:
         }
 
 
+def complete_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The finished trials that trained to the end (successive halving's pruned ones stopped at a rung: they are
+    neither compared nor kept)."""
+    return trials[(trials.status == "done") & (trials.stopped != "pruned")] if len(trials) else trials
+
+
 class TrialRecords:
     """The recorded trials of a study and their per-case columns, read through the study's task."""
 
@@ -119,8 +125,7 @@ class TrialRecords:
         self.store, self.task = store, task
         trials = store.trials()
         self.trials = trials
-        # the trials that trained to the end (successive halving's pruned ones stopped at a rung: not compared)
-        self.done = trials[(trials.status == "done") & (trials.stopped != "pruned")] if len(trials) else trials
+        self.done = complete_trials(trials)
         self.notes: list[str] = []
         self._reference: np.ndarray | None = None  # the test cases most trials were scored on
 
