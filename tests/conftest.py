@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("MEDTRANSFER_SHARED_DATA", REPO.parent / "shared" / "data"))
 BREASTMNIST = SHARED_DATA / "medmnist" / "breastmnist.npz"
 KVASIR = SHARED_DATA / "kvasir-seg"
+# the depthwise gradient's timings (fast_depthwise "auto") go to a folder of this test session, not the user's cache
+os.environ.setdefault("MEDTRANSFER_CACHE_DIR", tempfile.mkdtemp(prefix="medtransfer-test-cache-"))
 
 
 @pytest.fixture(scope="session")

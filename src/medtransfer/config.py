@@ -15,6 +15,7 @@ from medtransfer.data.transforms import Augmentation
 from medtransfer.errors import ConfigError, parameter_error, raise_problems
 from medtransfer.strategies import parse_strategy
 from medtransfer.training.config import DEFAULT_INPUT_SIZE, TrainConfig
+from medtransfer.training.depthwise import valid_mode
 from medtransfer.training.precision import PRECISIONS
 
 CACHE_DTYPES = ("float16", "float32")
@@ -48,7 +49,9 @@ class Settings:
     test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
     precision: str = "auto"  # training steps: auto (AMP on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA)
     fold_batchnorm: bool = True  # frozen layers run with BatchNorm folded into their convolutions in training
-    fast_depthwise: bool = False  # depthwise weight gradient as a grouped convolution where the kernel overhangs the map
+    #: depthwise weight gradient as a grouped convolution where the kernel overhangs the map: "auto" where timed
+    #: faster on this machine (training/depthwise.py), true: there always, false: never
+    fast_depthwise: bool | str = "auto"
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -89,9 +92,10 @@ class Settings:
             p.append(self._problem("cache_views", "an integer >= 1"))
         if self.precision not in PRECISIONS:
             p.append(self._problem("precision", f"one of {', '.join(PRECISIONS)}"))
-        for name in ("fold_batchnorm", "fast_depthwise"):
-            if not isinstance(getattr(self, name), bool):
-                p.append(self._problem(name, "true or false"))
+        if not isinstance(self.fold_batchnorm, bool):
+            p.append(self._problem("fold_batchnorm", "true or false"))
+        if not valid_mode(self.fast_depthwise):
+            p.append(self._problem("fast_depthwise", "auto (time both ways once on this machine), true or false"))
         if self.cache_dtype not in CACHE_DTYPES:
             p.append(self._problem("cache_dtype", f"one of {', '.join(CACHE_DTYPES)}"))
         if self.test_fraction is not None and not (_is_number(self.test_fraction) and 0 < self.test_fraction < 0.9):

@@ -27,7 +27,7 @@ SEARCHES = ("grid", "layerwise", "halving")
 #: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`); a nested
 #: mapping holds those of a nested setting (``train``).
 _LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
-                   "fast_depthwise": False, "train": {"budget_steps": TrainConfig.budget_steps},
+                   "fast_depthwise": "auto", "train": {"budget_steps": TrainConfig.budget_steps},
                    "recommend": "argmax", "search": "grid", "patience_depth": 2, "halving_rate": 2}
 
 

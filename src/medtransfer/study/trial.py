@@ -331,6 +331,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached
+    spec["depthwise_grouped"] = sorted(trainer.depthwise.grouped)  # shapes whose weight gradient was grouped
     if cached:  # the final predictions come from the images through the whole network, as a delivered model's do
         val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
         test_loader = image_loader(task, *images.rows(prepared.split.test), 2 * bs)

@@ -11,6 +11,15 @@ map (:func:`use_grouped`, a fixed rule from ``benchmarks/depthwise_grad.py``, so
 depend on a timing). Both compute the same sums in a different order: they agree within float tolerance (tested
 for every depthwise shape of the bundled backbones and a few common ones).
 
+Which one is faster depends on the CPU: on a 2-core AVX2 EPYC the grouped form won on every overhanging shape
+(1.6–2.2×), on a 2-core AVX-512 Xeon PyTorch's kernel won on all of them (the grouped form 0.79× as fast). So the
+mode ``auto`` (the default) times both, once per layer shape on this machine, the first time a trial meets the
+shape, and keeps the grouped form only where it is at least :data:`MARGIN` times faster; the verdicts are kept in
+memory and in ``depthwise.json`` under the user's cache folder (:func:`choices_file`), keyed by the CPU, the thread
+count and the PyTorch version, so every later trial and study on the machine takes the same path without timing
+again — a trial's numbers do not depend on a timing made during it, except the first time. ``True`` forces the
+grouped form where the kernel overhangs the map (the fixed rule), ``False`` keeps PyTorch's kernel everywhere.
+
 :func:`fast_depthwise` is the context manager the trainer uses: within it, the depthwise convolutions of a module
 use this path; on leaving it they are plain PyTorch modules again (the same parameters, so saving, exporting and
 loading never see it). Depthwise layers run in float32, also under bf16 autocast: a CPU's bf16 depthwise kernels
@@ -20,6 +29,13 @@ are slower than its float32 ones (see :mod:`medtransfer.training.precision`).
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -50,21 +66,111 @@ def use_grouped(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return x.device.type == "cpu" and (kh > x.shape[-2] or kw > x.shape[-1])
 
 
+#: ``auto`` keeps the grouped form where it is at least this many times faster than PyTorch's kernel
+MARGIN = 1.15
+_VERDICTS: dict[str, dict[str, dict]] = {}  # machine → shape → {"torch_ms", "grouped_ms", "grouped"}
+
+
+def choices_file() -> Path:
+    """Where ``auto``'s verdicts are kept: ``$MEDTRANSFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/medtransfer``, else
+    ``~/.cache/medtransfer``; ``depthwise.json`` in it."""
+    root = os.environ.get("MEDTRANSFER_CACHE_DIR") or Path(
+        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medtransfer"
+    return Path(root) / "depthwise.json"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_key() -> str:
+    """The CPU, this process's thread count and the PyTorch version: what a verdict holds for."""
+    return f"{_cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__}"
+
+
+def _shape_key(x, weight, stride, padding, dilation) -> str:
+    return "x".join(map(str, x.shape)) + f" k{'x'.join(map(str, weight.shape[-2:]))} s{stride} p{padding} d{dilation}"
+
+
+def _read_verdicts() -> dict:
+    try:
+        return json.loads(choices_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_verdict(machine: str, shape: str, verdict: dict) -> None:
+    """Merge one verdict into the file (re-read first: other processes may have added theirs); a file that cannot
+    be written only costs a new timing in the next process."""
+    path = choices_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = _read_verdicts()
+        kept.setdefault(machine, {})[shape] = verdict
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".depthwise-", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(kept, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _median_ms(fn, *args, repeats: int = 3) -> float:
+    fn(*args)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - started)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def grouped_pays(x, gy, weight, stride, padding, dilation) -> bool:
+    """``auto``'s verdict for this shape on this machine: timed the first time, then remembered (see the module
+    docstring). Shapes outside :func:`use_grouped`'s rule are never timed: PyTorch's kernel wins there."""
+    if not use_grouped(x, weight):
+        return False
+    machine, shape = machine_key(), _shape_key(x, weight, stride, padding, dilation)
+    known = _VERDICTS.setdefault(machine, {})
+    if shape not in known:
+        stored = _read_verdicts().get(machine, {})
+        if shape in stored:
+            known[shape] = stored[shape]
+        else:
+            with torch.no_grad():
+                t_torch = _median_ms(_weight_grad_torch, x, gy, weight, stride, padding, dilation)
+                t_grouped = _median_ms(_weight_grad_grouped, x, gy, weight, stride, padding, dilation)
+            known[shape] = {"torch_ms": round(t_torch, 3), "grouped_ms": round(t_grouped, 3),
+                            "grouped": t_grouped * MARGIN <= t_torch}
+            _write_verdict(machine, shape, known[shape])
+    return bool(known[shape]["grouped"])
+
+
 class _DepthwiseConv2d(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, stride, padding, dilation):
+    def forward(ctx, x, weight, bias, stride, padding, dilation, mode):
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, dilation, bias is not None)
+        ctx.conv = (stride, padding, dilation, bias is not None, mode)
         return F.conv2d(x, weight, bias, stride, padding, dilation, weight.shape[0])
 
     @staticmethod
     def backward(ctx, gy):
         x, weight = ctx.saved_tensors
-        stride, padding, dilation, has_bias = ctx.conv
+        stride, padding, dilation, has_bias, mode = ctx.conv
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         gx = gw = gb = None
-        if need_w and use_grouped(x, weight):
+        grouped = use_grouped(x, weight) if mode is True else (
+            mode == "auto" and grouped_pays(x, gy, weight, stride, padding, dilation))
+        if need_w and grouped:
             gw = _weight_grad_grouped(x, gy, weight, stride, padding, dilation)
+            for record in _RECORDS:
+                record.grouped.add(_shape_key(x, weight, stride, padding, dilation))
             need_w = False
         if need_x or need_w:
             gx, gw_torch, _ = torch.ops.aten.convolution_backward(
@@ -73,18 +179,19 @@ class _DepthwiseConv2d(torch.autograd.Function):
             gw = gw if gw is not None else gw_torch
         if has_bias and need_b:
             gb = gy.sum((0, 2, 3))
-        return gx, gw, gb, None, None, None
+        return gx, gw, gb, None, None, None, None
 
 
-def depthwise_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1)) -> torch.Tensor:
-    """``F.conv2d(x, weight, bias, stride, padding, dilation, groups=channels)`` in float32, with the faster
-    weight gradient for this shape (see the module docstring)."""
+def depthwise_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1),
+                     mode: bool | str = True) -> torch.Tensor:
+    """``F.conv2d(x, weight, bias, stride, padding, dilation, groups=channels)`` in float32, with the weight
+    gradient that ``mode`` picks for this shape (see the module docstring)."""
     with torch.autocast(x.device.type, enabled=False):
         x, weight = x.float(), weight.float()
         bias = bias.float() if bias is not None else None
         if not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad):
             return F.conv2d(x, weight, bias, stride, padding, dilation, weight.shape[0])
-        return _DepthwiseConv2d.apply(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation))
+        return _DepthwiseConv2d.apply(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), mode)
 
 
 def is_depthwise(m: nn.Module) -> bool:
@@ -97,12 +204,14 @@ class _Depthwise(nn.Conv2d):
     the original class's place only inside :func:`fast_depthwise`."""
 
     same_padding = False
+    depthwise_mode: bool | str = True
 
     def forward(self, x):
         if self.same_padding:
             x = pad_same(x, self.weight.shape[-2:], self.stride, self.dilation)
-            return depthwise_conv2d(x, self.weight, self.bias, self.stride, (0, 0), self.dilation)
-        return depthwise_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+            return depthwise_conv2d(x, self.weight, self.bias, self.stride, (0, 0), self.dilation, self.depthwise_mode)
+        return depthwise_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                                self.depthwise_mode)
 
 
 _SUBCLASSES: dict[type, type] = {}
@@ -116,18 +225,43 @@ def _fast_class(cls: type) -> type | None:
     return _SUBCLASSES[cls]
 
 
+def valid_mode(mode) -> bool:
+    return mode == "auto" or isinstance(mode, bool)
+
+
+@dataclass
+class Swapped:
+    """What :func:`fast_depthwise` did: how many layers it swapped, and the shapes whose weight gradient took the
+    grouped form inside the block."""
+
+    layers: int = 0
+    grouped: set[str] = field(default_factory=set)
+
+
+_RECORDS: list[Swapped] = []
+
+
 @contextlib.contextmanager
-def fast_depthwise(module: nn.Module, enabled: bool = True):
-    """Within the block, ``module``'s depthwise convolutions use :func:`depthwise_conv2d`."""
+def fast_depthwise(module: nn.Module, mode: bool | str = True):
+    """Within the block, ``module``'s depthwise convolutions use :func:`depthwise_conv2d` with ``mode`` (``auto``,
+    ``True``: the fixed rule, ``False``: nothing is swapped); yields a :class:`Swapped`."""
+    if not valid_mode(mode):
+        raise ValueError(f"fast_depthwise must be 'auto', true or false, not {mode!r}")
     swapped = []
-    if enabled:
+    record = Swapped()
+    if mode is not False:
         for m in module.modules():
             fast = _fast_class(type(m)) if is_depthwise(m) else None
             if fast is not None:
                 swapped.append((m, type(m)))
                 m.__class__ = fast
+                m.depthwise_mode = mode
+    record.layers = len(swapped)
+    _RECORDS.append(record)
     try:
-        yield len(swapped)
+        yield record
     finally:
+        _RECORDS.remove(record)
         for m, cls in swapped:
             m.__class__ = cls
+            del m.depthwise_mode

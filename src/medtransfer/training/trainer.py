@@ -22,7 +22,7 @@ from medtransfer.errors import TrainingDiverged
 from medtransfer.networks import TransferNet
 from medtransfer.tasks.base import Task
 from medtransfer.training.config import TrainConfig
-from medtransfer.training.depthwise import fast_depthwise
+from medtransfer.training.depthwise import Swapped, fast_depthwise
 from medtransfer.training.precision import resolve_precision
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -85,7 +85,7 @@ class Trainer:
     """Fits a :class:`TransferNet`'s suffix for a :class:`Task` on a device, with an optional rich progress bar."""
 
     def __init__(self, task: Task, config: TrainConfig, device: torch.device, progress=None,
-                 precision: str = "fp32", fold_batchnorm: bool = True, fast_depthwise: bool = False):
+                 precision: str = "fp32", fold_batchnorm: bool = True, fast_depthwise: bool | str = "auto"):
         self.task = task
         self.config = config
         self.device = device
@@ -93,6 +93,7 @@ class Trainer:
         self.precision = resolve_precision(precision, device)
         self.fold_batchnorm = fold_batchnorm
         self.fast_depthwise = fast_depthwise
+        self.depthwise = Swapped()  # the last fit's depthwise layers: how many swapped, which shapes took the grouped form
         self._fitting = False
         self._folded_prefix = None  # during fit: the prefix with BatchNorm folded, made at the first batch
 
@@ -188,7 +189,7 @@ class Trainer:
         self._fitting, self._folded_prefix = True, None
         kernels = contextlib.ExitStack()
         try:
-            kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
+            self.depthwise = kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
             for epoch in range(1, epochs + 1):
                 t0 = time.perf_counter()
                 net.train()  # the prefix stays in eval mode whatever is asked of it
