@@ -63,10 +63,14 @@ def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
 
 
 def build_optimizer(net: TransferNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW (or SGD with Nesterov momentum) over the trainable parameters' groups. On CPUs and GPUs the fused
+    implementation (one kernel for all parameters): measured on a 2-core AVX2 CPU, a cached ``tune:3`` step at the
+    demo's size 283 ms instead of 308, ``tune:2`` 207 instead of 230 (the same update, summed in another order)."""
     groups = _param_groups(net, cfg)
+    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-    return torch.optim.AdamW(groups, lr=cfg.lr)
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused)
+    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
 
 
 def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
