@@ -16,8 +16,8 @@ from medtransfer.training.depthwise import (
     depthwise_conv2d,
     fast_depthwise,
     is_depthwise,
-    machine_key,
 )
+from medtransfer.training.timings import Verdicts, machine_key
 
 
 def _depthwise_calls(model, size):
@@ -104,7 +104,7 @@ def _deep_layer_step(model, x):
 
 def test_auto_times_each_overhanging_shape_once_and_keeps_the_verdict(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDTRANSFER_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(depthwise, "_VERDICTS", {})
+    monkeypatch.setattr(depthwise, "_VERDICTS", Verdicts("depthwise.json"))
     torch.manual_seed(0)
     model = timm.create_model("tf_efficientnet_lite0", num_classes=2).to(memory_format=torch.channels_last)
     x = torch.randn(4, 3, 64, 64).contiguous(memory_format=torch.channels_last)  # 2×2 deepest maps: 5×5 overhangs
@@ -122,8 +122,8 @@ def test_auto_times_each_overhanging_shape_once_and_keeps_the_verdict(tmp_path, 
     # a later process follows the file without timing again: a verdict written there is what it does
     forced = {s: {"torch_ms": 1.0, "grouped_ms": 2.0, "grouped": not v["grouped"]} for s, v in verdicts.items()}
     choices_file().write_text(json.dumps({machine_key(): forced}))
-    monkeypatch.setattr(depthwise, "_VERDICTS", {})
-    monkeypatch.setattr(depthwise, "_median_ms", lambda *a, **k: pytest.fail("timed a shape the file knows"))
+    monkeypatch.setattr(depthwise, "_VERDICTS", Verdicts("depthwise.json"))
+    monkeypatch.setattr(depthwise, "median_ms", lambda *a, **k: pytest.fail("timed a shape the file knows"))
     with fast_depthwise(model, "auto") as again:
         _deep_layer_step(model, x)
     assert again.grouped == {s for s, v in forced.items() if v["grouped"]}

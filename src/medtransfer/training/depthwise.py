@@ -15,10 +15,12 @@ Which one is faster depends on the CPU: on a 2-core AVX2 EPYC the grouped form w
 (1.6–2.2×), on a 2-core AVX-512 Xeon PyTorch's kernel won on all of them (the grouped form 0.79× as fast). So the
 mode ``auto`` (the default) times both, once per layer shape on this machine, the first time a trial meets the
 shape, and keeps the grouped form only where it is at least :data:`MARGIN` times faster; the verdicts are kept in
-memory and in ``depthwise.json`` under the user's cache folder (:func:`choices_file`), keyed by the CPU, the thread
-count and the PyTorch version, so every later trial and study on the machine takes the same path without timing
-again — a trial's numbers do not depend on a timing made during it, except the first time. ``True`` forces the
-grouped form where the kernel overhangs the map (the fixed rule), ``False`` keeps PyTorch's kernel everywhere.
+memory and in ``depthwise.json`` under the user's cache folder (:func:`choices_file`; see
+:mod:`medtransfer.training.timings`), keyed by the CPU, the thread count and the PyTorch version, so every later
+trial and study on the machine takes the same path without timing again — a trial's numbers do not depend on a
+timing made during it, except the first time. ``True`` forces the grouped form where the kernel overhangs the map
+(the fixed rule), ``False`` keeps PyTorch's kernel everywhere. A layer whose shape takes PyTorch's kernel runs
+PyTorch's own autograd, not this module's function (whose Python backward cost 8 % of a cached ``tune:2`` step).
 
 :func:`fast_depthwise` is the context manager the trainer uses: within it, the depthwise convolutions of a module
 use this path; on leaving it they are plain PyTorch modules again (the same parameters, so saving, exporting and
@@ -29,11 +31,6 @@ are slower than its float32 ones (see :mod:`medtransfer.training.precision`).
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import platform
-import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,6 +38,8 @@ import torch
 import torch.nn.functional as F
 from timm.layers import Conv2dSame, pad_same
 from torch import nn
+
+from medtransfer.training.timings import Verdicts, median_ms
 
 
 def _weight_grad_grouped(x, gy, weight, stride, padding, dilation):
@@ -68,67 +67,22 @@ def use_grouped(x: torch.Tensor, weight: torch.Tensor) -> bool:
 
 #: ``auto`` keeps the grouped form where it is at least this many times faster than PyTorch's kernel
 MARGIN = 1.15
-_VERDICTS: dict[str, dict[str, dict]] = {}  # machine → shape → {"torch_ms", "grouped_ms", "grouped"}
+_VERDICTS = Verdicts("depthwise.json")  # shape → {"torch_ms", "grouped_ms", "grouped"}, per machine
 
 
 def choices_file() -> Path:
-    """Where ``auto``'s verdicts are kept: ``$MEDTRANSFER_CACHE_DIR``, else ``$XDG_CACHE_HOME/medtransfer``, else
-    ``~/.cache/medtransfer``; ``depthwise.json`` in it."""
-    root = os.environ.get("MEDTRANSFER_CACHE_DIR") or Path(
-        os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medtransfer"
-    return Path(root) / "depthwise.json"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_key() -> str:
-    """The CPU, this process's thread count and the PyTorch version: what a verdict holds for."""
-    return f"{_cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__}"
+    """Where ``auto``'s verdicts are kept: ``depthwise.json`` in :func:`~medtransfer.training.timings.cache_dir`."""
+    return _VERDICTS.path
 
 
 def _shape_key(x, weight, stride, padding, dilation) -> str:
     return "x".join(map(str, x.shape)) + f" k{'x'.join(map(str, weight.shape[-2:]))} s{stride} p{padding} d{dilation}"
 
 
-def _read_verdicts() -> dict:
-    try:
-        return json.loads(choices_file().read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_verdict(machine: str, shape: str, verdict: dict) -> None:
-    """Merge one verdict into the file (re-read first: other processes may have added theirs); a file that cannot
-    be written only costs a new timing in the next process."""
-    path = choices_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        kept = _read_verdicts()
-        kept.setdefault(machine, {})[shape] = verdict
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".depthwise-", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(kept, f, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except OSError:
-        pass
-
-
-def _median_ms(fn, *args, repeats: int = 3) -> float:
-    fn(*args)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - started)
-    return 1000 * sorted(times)[len(times) // 2]
+def known_verdict(x, weight, stride, padding, dilation) -> bool | None:
+    """``auto``'s verdict for this shape on this machine if it has been timed, else None."""
+    verdict = _VERDICTS.get(_shape_key(x, weight, stride, padding, dilation))
+    return None if verdict is None else bool(verdict["grouped"])
 
 
 def grouped_pays(x, gy, weight, stride, padding, dilation) -> bool:
@@ -136,20 +90,15 @@ def grouped_pays(x, gy, weight, stride, padding, dilation) -> bool:
     docstring). Shapes outside :func:`use_grouped`'s rule are never timed: PyTorch's kernel wins there."""
     if not use_grouped(x, weight):
         return False
-    machine, shape = machine_key(), _shape_key(x, weight, stride, padding, dilation)
-    known = _VERDICTS.setdefault(machine, {})
-    if shape not in known:
-        stored = _read_verdicts().get(machine, {})
-        if shape in stored:
-            known[shape] = stored[shape]
-        else:
-            with torch.no_grad():
-                t_torch = _median_ms(_weight_grad_torch, x, gy, weight, stride, padding, dilation)
-                t_grouped = _median_ms(_weight_grad_grouped, x, gy, weight, stride, padding, dilation)
-            known[shape] = {"torch_ms": round(t_torch, 3), "grouped_ms": round(t_grouped, 3),
-                            "grouped": t_grouped * MARGIN <= t_torch}
-            _write_verdict(machine, shape, known[shape])
-    return bool(known[shape]["grouped"])
+    known = known_verdict(x, weight, stride, padding, dilation)
+    if known is None:
+        with torch.no_grad():
+            t_torch = median_ms(_weight_grad_torch, x, gy, weight, stride, padding, dilation)
+            t_grouped = median_ms(_weight_grad_grouped, x, gy, weight, stride, padding, dilation)
+        known = t_grouped * MARGIN <= t_torch
+        _VERDICTS.put(_shape_key(x, weight, stride, padding, dilation),
+                      {"torch_ms": round(t_torch, 3), "grouped_ms": round(t_grouped, 3), "grouped": known})
+    return known
 
 
 class _DepthwiseConv2d(torch.autograd.Function):
@@ -189,7 +138,11 @@ def depthwise_conv2d(x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilati
     with torch.autocast(x.device.type, enabled=False):
         x, weight = x.float(), weight.float()
         bias = bias.float() if bias is not None else None
-        if not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad):
+        # PyTorch's own autograd wherever its kernel is the one taken: no gradient, a kernel that fits the map,
+        # and the shapes that ``auto`` timed the faster with it (the custom function costs a Python backward)
+        if (not torch.is_grad_enabled() or not (x.requires_grad or weight.requires_grad)
+                or mode is False or not use_grouped(x, weight)
+                or (mode == "auto" and known_verdict(x, weight, stride, padding, dilation) is False)):
             return F.conv2d(x, weight, bias, stride, padding, dilation, weight.shape[0])
         return _DepthwiseConv2d.apply(x, weight, bias, tuple(stride), tuple(padding), tuple(dilation), mode)
 
