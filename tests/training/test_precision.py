@@ -11,7 +11,9 @@ from PIL import Image
 from medtransfer import RunConfig, TrainConfig, create_backbone, train
 from medtransfer.errors import ConfigError
 from medtransfer.study import Study, StudyConfig
-from medtransfer.training.precision import resolve_precision
+from medtransfer.training import precision as policy
+from medtransfer.training.precision import cpu_has_bf16, resolve_precision
+from medtransfer.training.timings import Verdicts, machine_key
 
 FAST = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
 
@@ -85,3 +87,31 @@ def test_bf16_keeps_breastmnist_validation_auc_within_the_seed_spread(breastmnis
     spread = np.ptp(val["fp32"])
     assert np.isfinite(val["bf16"]).all() and val["bf16"].mean() > 0.65  # it learns (chance: 0.5)
     assert abs(val["bf16"].mean() - val["fp32"].mean()) <= spread, (val, spread)
+
+
+def test_auto_on_a_cpu_times_both_precisions_once_and_leaves_the_training_as_it_was(shape_folder, tmp_path,
+                                                                                     monkeypatch):
+    monkeypatch.setenv("MEDTRANSFER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(policy, "_VERDICTS", Verdicts("precision.json"))
+
+    def run(name, chosen="auto"):
+        result = train(RunConfig(data=str(shape_folder), strategy="tune:2", input_size=32, train=FAST,
+                                 precision=chosen, device="cpu"), tmp_path / name)
+        return json.loads((tmp_path / name / "model.json").read_text())["precision"], result
+
+    first, timed = run("first")
+    stored = tmp_path / "cache" / "precision.json"
+    if not cpu_has_bf16():  # bf16 is emulated here: auto is float32 and nothing is timed
+        assert first == "fp32" and not stored.exists()
+        return
+    (case, verdict), = json.loads(stored.read_text())[machine_key()].items()
+    assert "tune:2" in case and verdict["fp32_ms"] > 0 and verdict["bf16_ms"] > 0 and first == verdict["precision"]
+    # the timed steps ran on a copy: the same training as with that precision asked for
+    same, plain = run("asked", first)
+    assert same == first and [h["train_loss"] for h in timed.fit.history] == [h["train_loss"] for h in plain.fit.history]
+    # a later process follows the file without timing: the verdict written there is what it does
+    other = "fp32" if first == "bf16" else "bf16"
+    stored.write_text(json.dumps({machine_key(): {case: {**verdict, "precision": other}}}))
+    monkeypatch.setattr(policy, "_VERDICTS", Verdicts("precision.json"))
+    monkeypatch.setattr(policy, "median_ms", lambda *a, **k: pytest.fail("timed a case the file knows"))
+    assert run("second")[0] == other

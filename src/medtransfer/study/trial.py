@@ -323,6 +323,14 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         spec["linear_probe"] = {"epochs": len(probe.history), "best_epoch": probe.best_epoch,
                                 f"val_{task.metric.name}": probe.best_score, "seconds": probe.seconds}
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
+    def first_batch():  # from a loader of its own: the training loader's random state stays untouched
+        return next(iter(_loaders(config, prepared, images, task, cache if cached else None, k, train_idx)[0]))
+
+    # lp-ft's first stage (a head on cached features) trained in the precision resolved before this
+    trainer.settle_precision(net, first_batch, cached=cached,
+                             case=f"{config.backbone} · {strategy.name} · {type(task).__name__} · "
+                                  f"{'cached' if cached else 'images'} · {bs}×{config.input_size} px · "
+                                  f"depthwise {config.fast_depthwise} · fold {config.fold_batchnorm}")
     spec["precision"] = trainer.precision.name
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None

@@ -23,7 +23,7 @@ from medtransfer.networks import TransferNet
 from medtransfer.tasks.base import Task
 from medtransfer.training.config import TrainConfig
 from medtransfer.training.depthwise import Swapped, fast_depthwise
-from medtransfer.training.precision import resolve_precision
+from medtransfer.training.precision import resolve_precision, settle_cpu_precision
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -94,12 +94,40 @@ class Trainer:
         self.config = config
         self.device = device
         self.progress = progress
+        self.requested_precision = precision
         self.precision = resolve_precision(precision, device)
         self.fold_batchnorm = fold_batchnorm
         self.fast_depthwise = fast_depthwise
         self.depthwise = Swapped()  # the last fit's depthwise layers: how many swapped, which shapes took the grouped form
         self._fitting = False
         self._folded_prefix = None  # during fit: the prefix with BatchNorm folded, made at the first batch
+
+    def settle_precision(self, net: TransferNet, batch: Callable[[], tuple], *, cached: bool, case: str) -> None:
+        """Precision ``auto`` on a CPU with bf16 units: train in whichever of float32 and bf16 is the faster for
+        this network here (:func:`~medtransfer.training.precision.settle_cpu_precision`; ``case`` names the
+        network and its input for the remembered verdict). The timed steps run on a copy of the network and on
+        ``batch()``, a training batch from a loader of its own, and torch's random state is put back after them:
+        the network, its BatchNorm statistics and the order and augmentation of the training batches are as they
+        were."""
+        if self.requested_precision != "auto" or self.device.type != "cpu":
+            return
+        probe: dict = {}
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(torch.random.fork_rng(devices=[]))  # dropout and drop-path draw in the timed steps
+
+            def step(precision) -> None:
+                if not probe:  # made at the first timing only: a remembered verdict needs no copy and no batch
+                    probe["net"] = copy.deepcopy(net).to(self.device).train()
+                    stack.enter_context(fast_depthwise(probe["net"].suffix, self.fast_depthwise))  # as fit runs it
+                    x, y = batch()
+                    probe["batch"] = self._inputs(probe["net"], x, True), self.task.to_device(y, self.device)
+                copied, (inputs, targets) = probe["net"], probe["batch"]
+                with precision.autocast():
+                    loss = self.task.loss(copied.suffix(inputs if cached else copied.prefix(inputs)), targets)
+                loss.backward()
+                copied.zero_grad(set_to_none=True)
+
+            self.precision = settle_cpu_precision(self.requested_precision, self.device, case, step)
 
     # -- one pass ---------------------------------------------------------------------------------------
     def _inputs(self, net: TransferNet, x, cached: bool):
