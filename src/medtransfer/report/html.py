@@ -312,6 +312,14 @@ def _split_text(facts: StudyFacts) -> str:
             f"split seed {facts.config.get('split_seed', 0)}")
 
 
+_PRECISIONS = {
+    "auto": "auto: mixed precision on a GPU; on a CPU with bf16 units bf16 for the networks whose training step was "
+            "timed at least 1.1× faster in it, else float32 (each trial's model.json says which)",
+    "fp32": "float32", "bf16": "bf16 autocast (depthwise convolutions in float32)",
+    "fp16": "float16 autocast with a gradient scaler",
+}
+
+
 def section_setup(facts: StudyFacts) -> str:
     c, env, t = facts.config, facts.environment, facts.trials
     train = c.get("train", {})
@@ -335,6 +343,7 @@ def section_setup(facts: StudyFacts) -> str:
                        f"{train.get('head_lr_multiplier', 1)}), weight decay {train.get('weight_decay', '–')}, "
                        f"batch size {train.get('batch_size', '–')}, warm-up {train.get('warmup_epochs', 0)} "
                        f"epoch(s)")),
+        ("training precision", _PRECISIONS.get(c.get("precision", "auto"), c.get("precision"))),
         *facts.section.setup_items(c),
         ("checkpoints kept", c.get("checkpoints", "–")),
         ("trials", f"{int((t.status == 'done').sum()) if len(t) else 0} finished, "
