@@ -12,7 +12,6 @@ the pick is the faster one; the last line counts the layers where it is not and 
 from __future__ import annotations
 
 import argparse
-import time
 
 import timm
 import torch
@@ -20,16 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from medtransfer.training.depthwise import _weight_grad_grouped, _weight_grad_torch, is_depthwise, use_grouped
-
-
-def median_time(fn, *args, repeats: int = 7) -> float:
-    fn(*args)
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
+from medtransfer.training.timings import median_ms
 
 
 def depthwise_inputs(backbone: str, size: int, batch: int):
@@ -68,8 +58,8 @@ def main() -> None:
             gy = torch.randn_like(y)
             w = m.weight.detach()
             conv = (tuple(m.stride), tuple(padding), tuple(m.dilation))
-            t_torch = median_time(_weight_grad_torch, x, gy, w, *conv)
-            t_grouped = median_time(_weight_grad_grouped, x, gy, w, *conv)
+            t_torch = median_ms(_weight_grad_torch, x, gy, w, *conv, repeats=7) / 1e3
+            t_grouped = median_ms(_weight_grad_grouped, x, gy, w, *conv, repeats=7) / 1e3
             a, b = _weight_grad_torch(x, gy, w, *conv), _weight_grad_grouped(x, gy, w, *conv)
             rel = ((a - b).abs().max() / a.abs().max()).item()
             pick = "grouped" if use_grouped(x, w) else "torch"  # x as the convolution gets it in training
