@@ -38,6 +38,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     net = ClassificationTask(["a", "b"], "binary").build_network(create_backbone(), parse_strategy(args.strategy))
+    net = net.to(memory_format=torch.channels_last)  # as a trial runs it
     net.train()
     x = torch.rand(args.batch_size, 3, args.input_size, args.input_size).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():

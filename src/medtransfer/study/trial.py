@@ -329,8 +329,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     # lp-ft's first stage (a head on cached features) trained in the precision resolved before this
     trainer.settle_precision(net, first_batch, cached=cached,
                              case=f"{config.backbone} · {strategy.name} · {type(task).__name__} · "
-                                  f"{'cached' if cached else 'images'} · {bs}×{config.input_size} px · "
-                                  f"depthwise {config.fast_depthwise} · fold {config.fold_batchnorm}")
+                                  f"{bs}×{config.input_size} px · depthwise {config.fast_depthwise}")
     spec["precision"] = trainer.precision.name
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None

@@ -105,10 +105,12 @@ class Trainer:
     def settle_precision(self, net: TransferNet, batch: Callable[[], tuple], *, cached: bool, case: str) -> None:
         """Precision ``auto`` on a CPU with bf16 units: train in whichever of float32 and bf16 is the faster for
         this network here (:func:`~medtransfer.training.precision.settle_cpu_precision`; ``case`` names the
-        network and its input for the remembered verdict). The timed steps run on a copy of the network and on
-        ``batch()``, a training batch from a loader of its own, and torch's random state is put back after them:
-        the network, its BatchNorm statistics and the order and augmentation of the training batches are as they
-        were."""
+        network and its input for the remembered verdict). Only the trainable suffix is timed: the frozen layers
+        run in float32 whatever the precision (so that a cached and an uncached trial compute the same), and a
+        cached and an uncached trial of one strategy share the verdict. The timed steps run on a copy of the
+        network and on ``batch()``, a training batch from a loader of its own, and torch's random state is put back
+        after them: the network, its BatchNorm statistics and the order and augmentation of the training batches
+        are as they were."""
         if self.requested_precision != "auto" or self.device.type != "cpu":
             return
         probe: dict = {}
@@ -120,10 +122,11 @@ class Trainer:
                     probe["net"] = copy.deepcopy(net).to(self.device).train()
                     stack.enter_context(fast_depthwise(probe["net"].suffix, self.fast_depthwise))  # as fit runs it
                     x, y = batch()
-                    probe["batch"] = self._inputs(probe["net"], x, True), self.task.to_device(y, self.device)
+                    with torch.no_grad():  # the suffix's input, as the cache holds it or the prefix makes it
+                        probe["batch"] = self._inputs(probe["net"], x, cached), self.task.to_device(y, self.device)
                 copied, (inputs, targets) = probe["net"], probe["batch"]
                 with precision.autocast():
-                    loss = self.task.loss(copied.suffix(inputs if cached else copied.prefix(inputs)), targets)
+                    loss = self.task.loss(copied.suffix(inputs), targets)
                 loss.backward()
                 copied.zero_grad(set_to_none=True)
 
@@ -228,8 +231,9 @@ class Trainer:
                 total, n = 0.0, 0
                 t_train = time.perf_counter()
                 for x, y in train:
+                    inputs = self._inputs(net, x, cached)  # the frozen layers in float32, as the cache holds them
                     with self.precision.autocast():
-                        out = net.suffix(self._inputs(net, x, cached))
+                        out = net.suffix(inputs)
                         loss = self.task.loss(out, self.task.to_device(y, self.device))
                     if not torch.isfinite(loss):
                         self._diverged(net, best_state, result, epoch)
