@@ -14,6 +14,7 @@ a cached step can be than an uncached one with these kernels. The depthwise grad
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 from collections import defaultdict
@@ -47,7 +48,8 @@ def main() -> None:
     params = [p for p in net.suffix.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, fused=True)  # as build_optimizer makes it on a CPU
     precision = resolve_precision(args.precision, "cpu")
-    fast_depthwise(net.suffix, "auto").__enter__()  # the depthwise gradient as trials take it, to the end
+    kept = contextlib.ExitStack()  # held to the end: the depthwise layers as trials run them
+    kept.enter_context(fast_depthwise(net.suffix, "auto"))
 
     def forward():
         with precision.autocast():
