@@ -120,6 +120,7 @@ class Trainer:
             def step(precision) -> None:
                 if not probe:  # made at the first timing only: a remembered verdict needs no copy and no batch
                     probe["net"] = copy.deepcopy(net).to(self.device).train()
+                    probe["optimizer"] = build_optimizer(probe["net"], self.config)  # a whole step, as fit takes it
                     stack.enter_context(fast_depthwise(probe["net"].suffix, self.fast_depthwise))  # as fit runs it
                     x, y = batch()
                     with torch.no_grad():  # the suffix's input, as the cache holds it or the prefix makes it
@@ -128,7 +129,8 @@ class Trainer:
                 with precision.autocast():
                     loss = self.task.loss(copied.suffix(inputs), targets)
                 loss.backward()
-                copied.zero_grad(set_to_none=True)
+                probe["optimizer"].step()
+                probe["optimizer"].zero_grad(set_to_none=True)
 
             self.precision = settle_cpu_precision(self.requested_precision, self.device, case, step)
 
