@@ -44,9 +44,10 @@ def machine_key() -> str:
     return f"{cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__}"
 
 
-def median_ms(fn: Callable, *args, repeats: int = 3) -> float:
+def median_ms(fn: Callable, *args, repeats: int = 3, warm_up: bool = True) -> float:
     """The median of ``repeats`` calls of ``fn(*args)``, after one call to warm up, in milliseconds."""
-    fn(*args)
+    if warm_up:
+        fn(*args)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
