@@ -94,6 +94,7 @@ def test_report_holds_every_figure_the_recommendation_and_the_answers(study_run)
     for comparison in summary["comparisons"]:  # the paired evidence, worded by Comparison.sentence()
         assert comparison["sentence"] in text
     assert "Grad-CAM" in text and "Images per class and split" in text and "torch" in text
+    assert "training precision" in text and "each trial's model.json says which" in text  # the default, auto
     assert "Failed trials" in text and "every recorded trial finished" in text
     # the model handed over: its folder and card, its calibration (the one predict and export apply), its use
     spec = json.loads((folder / "models" / summary["recommended"].replace(":", "-") / "model.json").read_text())
