@@ -123,7 +123,7 @@ def test_auto_times_each_overhanging_shape_once_and_keeps_the_verdict(tmp_path, 
     forced = {s: {"torch_ms": 1.0, "grouped_ms": 2.0, "grouped": not v["grouped"]} for s, v in verdicts.items()}
     choices_file().write_text(json.dumps({machine_key(): forced}))
     monkeypatch.setattr(depthwise, "_VERDICTS", Verdicts("depthwise.json"))
-    monkeypatch.setattr(depthwise, "median_ms", lambda *a, **k: pytest.fail("timed a shape the file knows"))
+    monkeypatch.setattr(depthwise, "compare_ms", lambda *a, **k: pytest.fail("timed a shape the file knows"))
     with fast_depthwise(model, "auto") as again:
         _deep_layer_step(model, x)
     assert again.grouped == {s for s, v in forced.items() if v["grouped"]}

@@ -323,6 +323,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         spec["linear_probe"] = {"epochs": len(probe.history), "best_epoch": probe.best_epoch,
                                 f"val_{task.metric.name}": probe.best_score, "seconds": probe.seconds}
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
+
     def first_batch():  # from a loader of its own: the training loader's random state stays untouched
         return next(iter(_loaders(config, prepared, images, task, cache if cached else None, k, train_idx)[0]))
 

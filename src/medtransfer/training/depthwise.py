@@ -20,7 +20,7 @@ memory and in ``depthwise.json`` under the user's cache folder (:func:`choices_f
 trial and study on the machine takes the same path without timing again — a trial's numbers do not depend on a
 timing made during it, except the first time. ``True`` forces the grouped form where the kernel overhangs the map
 (the fixed rule), ``False`` keeps PyTorch's kernel everywhere. A layer whose shape takes PyTorch's kernel runs
-PyTorch's own autograd, not this module's function (whose Python backward cost 8 % of a cached ``tune:2`` step).
+PyTorch's own autograd, not this module's function (whose Python backward cost about 10 % of a cached ``tune:2`` step).
 
 :func:`fast_depthwise` is the context manager the trainer uses: within it, the depthwise convolutions of a module
 use this path; on leaving it they are plain PyTorch modules again (the same parameters, so saving, exporting and
@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from timm.layers import Conv2dSame, pad_same
 from torch import nn
 
-from medtransfer.training.timings import Verdicts, median_ms
+from medtransfer.training.timings import Verdicts, compare_ms
 
 
 def _weight_grad_grouped(x, gy, weight, stride, padding, dilation):
@@ -93,8 +93,8 @@ def grouped_pays(x, gy, weight, stride, padding, dilation) -> bool:
     known = known_verdict(x, weight, stride, padding, dilation)
     if known is None:
         with torch.no_grad():
-            t_torch = median_ms(_weight_grad_torch, x, gy, weight, stride, padding, dilation)
-            t_grouped = median_ms(_weight_grad_grouped, x, gy, weight, stride, padding, dilation)
+            t_torch, t_grouped = compare_ms([lambda f=f: f(x, gy, weight, stride, padding, dilation)
+                                             for f in (_weight_grad_torch, _weight_grad_grouped)], rounds=3)
         known = t_grouped * MARGIN <= t_torch
         _VERDICTS.put(_shape_key(x, weight, stride, padding, dilation),
                       {"torch_ms": round(t_torch, 3), "grouped_ms": round(t_grouped, 3), "grouped": known})

@@ -6,10 +6,11 @@ float32 and bf16 autocast (depthwise layers kept in float32, see :mod:`medtransf
 network faster *on this machine*: measured, bf16 halves a ResNet-18 step on an AVX-512 BF16 CPU, but at the demo's
 80 px on EfficientNet-Lite0 it was slower on an AVX-512 BF16 Xeon (cached ``tune:3`` 0.74×, cached ``tune:2`` 0.72×,
 ``full`` 1.03×) and faster on an AVX-512 BF16 EPYC (cached ``tune:2`` and ``tune:3`` 1.15×, ``full`` 1.18×).
-So :func:`settle_cpu_precision` times a training step (forward and backward, on a copy of the network) both ways the
-first time a network shape meets the machine, keeps bf16 where it is at least :data:`MARGIN` times faster, and
-remembers the verdict in ``precision.json`` in the user's cache folder (:mod:`medtransfer.training.timings`); the
-run's ``model.json`` says which precision it trained in. Weights, optimiser state, validation and test stay float32,
+So :func:`settle_cpu_precision` times a training step of the trainable layers (forward, backward and the optimiser's
+update, on a copy) both ways the first time a network meets the machine (the frozen layers run in float32 in every
+precision), keeps bf16 where it is at least :data:`MARGIN` times faster, and remembers the verdict in
+``precision.json`` in the user's cache folder (:mod:`medtransfer.training.timings`); the run's ``model.json`` says
+which precision it trained in. Weights, optimiser state, validation and test stay float32,
 so a delivered model's predictions equal the run's stored ones whatever the training precision.
 """
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from medtransfer.errors import ConfigError
-from medtransfer.training.timings import Verdicts, median_ms
+from medtransfer.training.timings import Verdicts, compare_ms
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -80,13 +81,7 @@ def settle_cpu_precision(requested: str, device: torch.device | str, case: str,
     verdict = _VERDICTS.get(case)
     if verdict is None:
         fp32, bf16 = Precision("fp32", "cpu"), Precision("bf16", "cpu")
-        times: dict = {fp32: [], bf16: []}
-        for precision in (fp32, bf16):  # warm up both (kernels made, depthwise verdicts timed), then alternate
-            step(precision)
-        for _ in range(5):
-            for precision in (fp32, bf16):
-                times[precision].append(median_ms(step, precision, repeats=1, warm_up=False))
-        t_fp32, t_bf16 = (sorted(times[p])[2] for p in (fp32, bf16))
+        t_fp32, t_bf16 = compare_ms([lambda: step(fp32), lambda: step(bf16)])
         verdict = {"fp32_ms": round(t_fp32, 1), "bf16_ms": round(t_bf16, 1),
                    "precision": "bf16" if t_bf16 * MARGIN <= t_fp32 else "fp32"}
         _VERDICTS.put(case, verdict)

@@ -44,16 +44,29 @@ def machine_key() -> str:
     return f"{cpu_name()} · {torch.get_num_threads()} threads · torch {torch.__version__}"
 
 
-def median_ms(fn: Callable, *args, repeats: int = 3, warm_up: bool = True) -> float:
+def median_ms(fn: Callable, *args, repeats: int = 3) -> float:
     """The median of ``repeats`` calls of ``fn(*args)``, after one call to warm up, in milliseconds."""
-    if warm_up:
-        fn(*args)
+    fn(*args)
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         fn(*args)
         times.append(time.perf_counter() - started)
     return 1000 * sorted(times)[len(times) // 2]
+
+
+def compare_ms(fns: list[Callable[[], object]], rounds: int = 5) -> list[float]:
+    """The median time of each of ``fns``, in milliseconds: each called once to warm up, then ``rounds`` rounds of
+    one call each in turn, so that a drift of the machine's speed during the timing falls on all of them alike."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(rounds):
+        for fn, kept in zip(fns, times):
+            started = time.perf_counter()
+            fn()
+            kept.append(time.perf_counter() - started)
+    return [1000 * sorted(t)[len(t) // 2] for t in times]
 
 
 class Verdicts:
