@@ -219,8 +219,9 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     if config.search == "grid":
         what = f"{len(plan)} trials ({grid}); {len(plan) - len(pending)} already done"
     elif config.search == "halving":
-        what = (f"successive halving over {len(plan)} trials ({grid}; the best 1/{config.halving_rate} at each rung "
-                f"go on); {len(plan) - len(pending)} already done")
+        done = len(study.store.finished_ids()) if study.store.exists() else 0
+        what = (f"successive halving over {len(plan)} trials ({grid}; the best 1/{config.halving_rate} of the "
+                f"strategies at each rung go on); {done} already done, {len(pending)} in the next round")
     else:
         what = (f"layer-wise search over at most {len(study.strategies()) * len(config.fractions) * len(config.seeds)} "
                 f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")

@@ -1,92 +1,145 @@
-"""Successive halving (``search="halving"``): real trials on generated images, judged at their rungs by Optuna's
-pruner; the store's records follow the rule, the comparison leaves the pruned trials out, and a resumed study
-rebuilds the journal from the store and judges the rerun trial as before."""
+"""Successive halving (``search="halving"``): real trials on generated images pause at every rung; the better half
+of the strategies resume. The store's records follow the rule, a surviving trial's epochs are those it has in the
+grid, and a study killed mid-search resumes the same search."""
 
 import json
-import shutil
-import sqlite3
 
 import numpy as np
+import pytest
+import torch
 
 from medtransfer import TrainConfig
 from medtransfer.report import write_report
 from medtransfer.strategies import by_depth
 from medtransfer.study import Study, StudyConfig
-from medtransfer.study.halving import JOURNAL, rung_epochs
+from medtransfer.study.halving import PAUSED, HalvingSearch, TrialStanding, rung_epochs
+from medtransfer.study.runner import StudyInterrupted
 from medtransfer.study.store import StudyStore
 
 #: 8 epochs: rungs at epochs 1, 2 and 4 (r = 8 / 2³)
 HALVING = TrainConfig(epochs=8, batch_size=8, patience=None, warmup_epochs=1)
-STRATEGIES = ["linear", "tune:2", "full"]
+STRATEGIES = ["linear", "tune:1", "tune:2", "full"]
+SEEDS = [0, 1]
 
 
-def _config(folder):
-    return StudyConfig(data=str(folder), input_size=32, fractions=[1.0], seeds=[0, 1], train=HALVING,
-                       strategies=STRATEGIES, search="halving")
+def _config(folder, search="halving", strategies=STRATEGIES):
+    return StudyConfig(data=str(folder), input_size=32, fractions=[1.0], seeds=SEEDS, train=HALVING,
+                       strategies=strategies, search=search)
 
 
-def _judged(store: StudyStore, trial_id: str) -> list[tuple[int, int, float, bool]]:
-    """(rung, epoch, validation AUC, promoted) at each rung a trial reached."""
-    return [(h["rung"], h["epoch"], h["val_auc"], h["promoted"]) for h in store.histories()[trial_id] if "rung" in h]
+def _best_so_far(history: list[dict], epoch: int) -> float:
+    return max(h["val_auc"] for h in history if h["epoch"] <= epoch)
 
 
-def test_halving_stops_the_worse_trials_at_their_rungs_and_resumes_from_the_store(shape_folder, tmp_path):
+@pytest.fixture(scope="module")
+def halved(shape_folder, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("halving") / "s"
+    study = Study(_config(shape_folder), folder, device="cpu", executor="local")
+    assert len(study.pending()) == len(STRATEGIES) * len(SEEDS)  # every trial starts
+    return study, study.run(log=lambda *_: None)
+
+
+def test_halving_keeps_the_better_half_of_the_strategies_at_each_rung(halved):
+    study, summary = halved
     assert rung_epochs(8, 2) == [1, 2, 4] and rung_epochs(30, 2) == [4, 8, 16] and rung_epochs(30, 3) == [1, 3, 9, 27]
-    study = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor="local")
-    assert len(study.pending()) == len(STRATEGIES) * 2  # every trial starts
-    summary = study.run(log=lambda *_: None)
-    store = StudyStore(tmp_path / "s")
-    trials = study.results()
-    assert set(trials.status) == {"done"}
-    pruned = trials[trials.stopped == "pruned"]
-    assert 0 < len(pruned) < len(trials)
+    store = StudyStore(study.folder)
+    trials, histories = study.results(), store.histories()
+    assert set(trials.status) == {"done"} and len(trials) == len(STRATEGIES) * len(SEEDS)
+    assert not any((study.folder / PAUSED).glob("*.pt"))  # no paused trial is left once the search has ended
 
-    # the asynchronous rule, checked on the store alone: at each rung a trial goes on iff its score is among the best
-    # 1/2 of the scores at that rung of the trials recorded before it and itself (the first at a rung always goes on)
-    seen: dict[int, list[float]] = {}
-    for t in trials.itertuples():  # in the order they finished, which one worker makes the order they ran
-        judged = _judged(store, t.id)
-        assert [e for _, e, _, _ in judged] == [1, 2, 4][:len(judged)]
-        for rung, epoch, score, promoted in judged:
-            rivals = sorted(seen.setdefault(rung, []) + [score])
-            assert promoted == (score >= rivals[-max(len(rivals) // 2, 1)]), (t.id, rung, rivals)
-            seen[rung].append(score)
-        if t.stopped == "pruned":  # stopped at the rung it lost, and that rung is its last epoch
-            assert judged[-1][3] is False and t.epochs_run == judged[-1][1]
-        else:
-            assert all(p for *_, p in judged) and t.epochs_run == HALVING.epochs
-
-    # the comparison holds only the trials that trained to the end; pruned-only strategies have no model
+    # the synchronous rule, checked on the store alone: at each rung the strategies still going are ranked by their
+    # mean (over seeds) best validation AUC up to the rung, and the best half of them (at least one) go on
+    alive = list(STRATEGIES)
+    for rung, epoch in enumerate([1, 2, 4]):
+        mean = {s: np.mean([_best_so_far(histories[f"{s}|1|{seed}"], epoch) for seed in SEEDS]) for s in alive}
+        keep = sorted(alive, key=lambda s: -mean[s])[:max(1, len(alive) // 2)]
+        for s in alive:
+            for seed in SEEDS:
+                t = trials.set_index("id").loc[f"{s}|1|{seed}"]
+                marked = [h for h in histories[f"{s}|1|{seed}"] if h["epoch"] == epoch][0]
+                assert marked["rung"] == rung and marked["promoted"] == (s in keep), (s, rung, mean)
+                if s not in keep:  # stopped where it lost, and recorded as it paused there
+                    assert t.stopped == "pruned" and t.epochs_run == epoch
+        alive = keep
+    assert len(alive) == 1
+    winner = alive[0]
     complete = trials[trials.stopped != "pruned"]
-    assert sorted(summary.table.strategy) == sorted(set(complete.strategy))
-    for row in summary.table.itertuples():
-        assert row.seeds == int((complete.strategy == row.strategy).sum())
-    assert summary.recommended in set(complete.strategy)
-    assert summary.skipped(1.0) == by_depth(set(pruned.strategy) - set(complete.strategy))  # hatched in the figure
-    kept = {p.name for p in (tmp_path / "s" / "models").iterdir()}
-    assert kept == {s.replace(":", "-") for s in complete.strategy}
+    assert set(complete.strategy) == {winner} and set(complete.epochs_run) == {HALVING.epochs}
+    assert summary.recommended == winner and list(summary.table.strategy) == [winner]
+    assert summary.skipped(1.0) == by_depth(set(STRATEGIES) - {winner})  # hatched in the figure
+    assert {p.name for p in (study.folder / "models").iterdir()} == {winner.replace(":", "-")}
+    # 2 strategies × 2 seeds stop at epoch 1, 1 × 2 at epoch 2, the winner's 2 train 8: 3/8 of the grid's epochs
+    assert trials.epochs_run.sum() == 2 * 2 * 1 + 1 * 2 * 2 + 1 * 2 * 8
     stopped = summary.search["pruned"]
-    assert summary.search["kind"] == "halving" and len(stopped) == len(pruned)
-    assert {(p["strategy"], p["seed"], p["epoch"]) for p in stopped} == \
-        {(t.strategy, int(t.seed), int(t.epochs_run)) for t in pruned.itertuples()}
-    text = write_report(tmp_path / "s").read_text()
-    assert "Successive halving" in text and f"{len(pruned)} trials stopped at a rung" in text
-    assert json.loads((tmp_path / "s" / "summary.json").read_text())["search"]["rate"] == 2
+    assert summary.search["kind"] == "halving" and len(stopped) == len(STRATEGIES) * len(SEEDS) - len(SEEDS)
+    text = write_report(study.folder).read_text()
+    assert "Successive halving" in text and f"{len(stopped)} trials stopped at a rung" in text
+    assert json.loads((study.folder / "summary.json").read_text())["search"]["rate"] == 2
 
-    # resume: without its last trial (and with the journal still holding it, as a killed run leaves it), the
-    # study reruns that trial alone, against the rivals the store holds, and judges it as before
-    last = trials.iloc[-1]
-    copy = tmp_path / "copy"
-    shutil.copytree(tmp_path / "s", copy)
-    assert (copy / JOURNAL).exists()
-    with sqlite3.connect(copy / "study.sqlite") as con:
-        for table, key in (("trials", "id"), ("curves", "trial_id"), ("cases", "trial_id"), ("val_cases", "trial_id")):
-            con.execute(f"DELETE FROM {table} WHERE {key} = ?", (last.id,))
-    resumed = Study(_config(shape_folder), copy, device="cpu", executor="local")
-    assert [t.id for t in resumed.pending()] == [last.id]
+
+def test_a_trial_that_survives_every_rung_trains_as_it_does_in_the_grid(halved, shape_folder, tmp_path):
+    """Paused at three rungs and resumed three times, the winner's epochs are the uninterrupted run's, number for
+    number: the pause keeps the weights, optimiser, schedule, weight average and every random state."""
+    study, summary = halved
+    winner = summary.recommended
+    grid = Study(_config(shape_folder, "grid", [winner]), tmp_path / "grid", device="cpu", executor="local")
+    grid.run(log=lambda *_: None)
+    halved_curves, grid_curves = StudyStore(study.folder).histories(), StudyStore(tmp_path / "grid").histories()
+    for seed in SEEDS:
+        a, b = halved_curves[f"{winner}|1|{seed}"], grid_curves[f"{winner}|1|{seed}"]
+        assert [h["epoch"] for h in a] == [h["epoch"] for h in b] == list(range(1, 9))
+        for key in ("train_loss", "val_loss", "val_auc", "lr"):
+            np.testing.assert_allclose([h[key] for h in a], [h[key] for h in b], rtol=1e-5, atol=1e-6, err_msg=key)
+    a = study.results().set_index("id")
+    b = grid.results().set_index("id")
+    for seed in SEEDS:
+        tid = f"{winner}|1|{seed}"
+        assert a.loc[tid, "test_auc"] == pytest.approx(b.loc[tid, "test_auc"], abs=1e-6)
+
+
+def test_a_killed_search_resumes_the_same_search(halved, shape_folder, tmp_path):
+    study, _ = halved
+    lines = []
+
+    def kill_at_the_tenth_pause(line):  # the second trial paused at rung 1: rung 0's losers are recorded
+        lines.append(line)
+        if sum("⏸" in x for x in lines) == 10:
+            raise KeyboardInterrupt
+
+    killed = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor="local")
+    with pytest.raises(StudyInterrupted):
+        killed.run(log=kill_at_the_tenth_pause)
+    assert len(killed.results()) == 4  # rung 0's losers, recorded as they paused
+    assert len(list((tmp_path / "s" / PAUSED).glob("*.pt"))) == 4  # the survivors: two at rung 1, two at rung 0
+    resumed = Study(_config(shape_folder), tmp_path / "s", device="cpu", executor="local")
+    pending = resumed.pending()  # the two survivors of rung 0 that had not reached rung 1, from their pause there
+    assert len(pending) == 2 and {t.rung for t in pending} == {1}
+    for t in pending:
+        saved = torch.load(tmp_path / "s" / PAUSED / f"{t.id.replace('|', '_').replace(':', '-')}.pt",
+                           weights_only=False)
+        assert saved["record"]["history"][-1]["rung"] == 0 and saved["resume"]["fit"]["epoch"] == 1
     resumed.run(log=lambda *_: None)
-    again = resumed.results().set_index("id").loc[last.id]
-    assert again.stopped == last.stopped and again.epochs_run == last.epochs_run
-    np.testing.assert_allclose([s for _, _, s, _ in _judged(StudyStore(copy), last.id)],
-                               [s for _, _, s, _ in _judged(store, last.id)], atol=1e-6)
-    assert [p for *_, p in _judged(StudyStore(copy), last.id)] == [p for *_, p in _judged(store, last.id)]
+    a = resumed.results().set_index("id").sort_index()
+    b = study.results().set_index("id").sort_index()
+    assert list(a.index) == list(b.index)
+    assert list(a.stopped) == list(b.stopped) and list(a.epochs_run) == list(b.epochs_run)
+    np.testing.assert_allclose(a.val_score, b.val_score, atol=1e-6)
+
+
+def test_the_search_counts_a_failed_trial_as_the_worst_and_asks_for_every_trial_behind_the_rung():
+    """The planner on hand-made standings: trials not at rung 0 yet are asked for; then the best half by mean
+    best-so-far score goes on, a failed trial losing."""
+    search = HalvingSearch(["a", "b", "c", "d"], [1.0], [0], higher_is_better=True, rate=2)
+
+    def history(*scores):
+        return [{"epoch": e, "val_auc": v, **({"rung": 0} if e == len(scores) else {})}
+                for e, v in enumerate(scores, start=1)]
+
+    paused = {"a": TrialStanding(rung=0, history=history(0.6)), "b": TrialStanding()}
+    first = search.next_round(lambda s, f, seed: paused.get(s, TrialStanding()), "val_auc")
+    assert sorted(w[0] for w in first.work) == ["b", "c", "d"] and all(w[3] == 0 for w in first.work)
+    at_rung = {"a": TrialStanding(rung=0, history=history(0.6)), "b": TrialStanding(rung=0, history=history(0.9)),
+               "c": TrialStanding(done=True, failed=True), "d": TrialStanding(rung=0, history=history(0.7))}
+    second = search.next_round(lambda s, f, seed: at_rung[s], "val_auc")
+    assert second.stop == [("a", 1.0, 0)]  # b and d go on; c is recorded already (failed)
+    assert second.work == [("b", 1.0, 0, 1), ("d", 1.0, 0, 1)]

@@ -31,7 +31,7 @@ from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.executors import Executor, TrialReport, make_executor
-from medtransfer.study.halving import Halving
+from medtransfer.study.halving import HalvingSearch, PausedTrials, RungMarker, TrialStanding, promote
 from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
@@ -64,6 +64,7 @@ class Trial:
     strategy: str
     fraction: float
     seed: int
+    rung: int | None = None  # successive halving: the rung to pause at (None: train to the end)
 
     @property
     def id(self) -> str:
@@ -123,29 +124,33 @@ class TrialWork:
     prepared: PreparedData
     images: TrialImages
     cache: object = None
-    halving: Halving | None = None  # a successive-halving study: the rungs judge each epoch
+    halving_rate: int | None = None  # a successive-halving study: its trials pause at the rungs
 
     def __call__(self, trial: Trial, progress=None) -> TrialReport:
         prepared, images = self.prepared, self.images
         started = time.perf_counter()
-        judge = self.halving.judge(trial.fraction, trial.id) if self.halving is not None else None
+        paused = PausedTrials(self.folder) if self.halving_rate else None
+        saved = paused.load(_folder_name(trial.id)) if paused is not None else None
+        before = saved["record"]["seconds"] if saved else 0.0  # the trial's time up to its pause
+        resume = None
+        if saved is not None:
+            resume = {**saved["resume"], "fit": {**saved["resume"]["fit"],
+                                                 "history": promote(saved["resume"]["fit"]["history"])}}
+        marker = RungMarker(self.halving_rate, trial.rung) if self.halving_rate else None
         try:
             run_config = self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
-            outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache, on_epoch=judge)
+            outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache, on_epoch=marker,
+                                resume=resume)
         except (KeyboardInterrupt, StorageError, StoreError):
             raise
         except Exception as e:  # a failed trial is recorded and the study goes on
-            if judge is not None:
-                judge.finish(failed=True)
             message = str(e) if isinstance(e, MedTransferError) else f"{type(e).__name__}: {e}"
             _log_traceback(self.folder, trial)
-            return TrialReport(trial, dict(status="failed", error=message, seconds=time.perf_counter() - started,
-                                           device=self.where),
+            return TrialReport(trial, dict(status="failed", error=message,
+                                           seconds=before + time.perf_counter() - started, device=self.where),
                                line=f"[red]✗[/red] {trial.label()}: failed: {message}")
         fit, metric = outcome.fit, outcome.task.metric
-        pruned = fit.stopped == "pruned"
-        if judge is not None:
-            judge.finish(pruned=pruned, value=outcome.val_score, failed=outcome.diverged is not None)
+        pruned = fit.stopped == "paused"  # recorded as pruned if it loses its rung
         staged = None
         if outcome.diverged is None and self.config.checkpoints != "none" and not pruned:  # a pruned run is no candidate
             staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
@@ -158,19 +163,20 @@ class TrialWork:
             status="failed" if outcome.diverged else "done",
             error=str(outcome.diverged) if outcome.diverged else None,
             val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
-            epochs_run=len(fit.history), stopped=fit.stopped,
+            epochs_run=len(fit.history), stopped="pruned" if pruned else fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
-            trainable_parameters=outcome.trainable_parameters, seconds=time.perf_counter() - started,
+            trainable_parameters=outcome.trainable_parameters, seconds=before + time.perf_counter() - started,
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
             val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
         line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
                 f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
-                f"{time.perf_counter() - started:.0f} s")
-        if pruned:
-            line = (f"[yellow]✂[/yellow] {trial.label()}: pruned at rung {fit.history[-1]['rung']} (epoch "
-                    f"{len(fit.history)} of {fit.epochs}), val {metric.label} {outcome.val_score:.3f}, "
-                    f"{time.perf_counter() - started:.0f} s")
+                f"{record['seconds']:.0f} s")
+        if pruned:  # saved with its state; the runner records it once the rung is decided, or it resumes
+            paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(), "record": record})
+            line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
+                    f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {record['seconds']:.0f} s so far")
+            return TrialReport(trial, {"status": "paused", "seconds": record["seconds"]}, None, line)
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 
@@ -197,7 +203,7 @@ class Study:
         resolve_precision(config.precision, self.device)  # fp16 on a CPU fails here, not in every trial
         self.executor = make_executor(executor, device=self.device) if isinstance(executor, str) else executor
         if config.search == "halving" and getattr(self.executor, "address", None):
-            raise ConfigError("--search halving keeps its rungs in a file of the study folder, which the workers of a "
+            raise ConfigError("--search halving keeps its paused trials in the study folder, which the workers of a "
                               "Ray cluster cannot reach; run it with the local, processes or auto executor, or local Ray")
         self.new_folder = new_folder
         check_output_folder(Path(folder), config.data)
@@ -249,8 +255,8 @@ class Study:
 
     def plan(self) -> list[Trial]:
         """The grid: largest fraction first, so the recommendation's evidence comes earliest; then seed, then depth.
-        Successive halving plans the grid (its rungs stop trials early). A layer-wise search: the trials recorded so
-        far and the next round."""
+        Successive halving plans the grid (its rungs stop trials early; :meth:`pending` is its next round). A
+        layer-wise search: the trials recorded so far and the next round."""
         if self.config.search != "layerwise":
             return [Trial(s, f, seed) for f in self.config.fractions for seed in self.config.seeds
                     for s in self.strategies()]
@@ -259,8 +265,10 @@ class Study:
         return recorded + self.pending()
 
     def pending(self) -> list[Trial]:
-        """The trials to run now: the rest of the grid, or the layer-wise search's next round."""
+        """The trials to run now: the rest of the grid, or the layer-wise or halving search's next round."""
         done = self.store.finished_ids() if self.store.exists() else set()
+        if self.config.search == "halving":
+            return [Trial(*t) for t in self._halving_round().work]
         if self.config.search != "layerwise":
             return [t for t in self.plan() if t.id not in done]
         search, records = self._search()
@@ -277,6 +285,44 @@ class Study:
                                  self.config.patience_depth)
         return search, (TrialRecords(self.store, task) if task else None)
 
+    def _halving_round(self):
+        """The halving search's next round (:class:`~medtransfer.study.halving.Round`), from the store's records and
+        the paused trials' files."""
+        ready = self.store.exists() and self.store.meta().get("task")
+        metric = study_task(self.store).metric if ready else None
+        search = HalvingSearch(self.strategies(), self.config.fractions, self.config.seeds,
+                               metric.higher_is_better if metric else True, self.config.halving_rate)
+        trials = self.store.trials().set_index("id") if ready else pd.DataFrame()
+        histories = self.store.histories() if ready and len(trials) else {}
+        paused = PausedTrials(self.folder)
+
+        def standing(strategy: str, fraction: float, seed: int) -> TrialStanding:
+            tid = trial_id(strategy, fraction, seed)
+            if tid in trials.index:
+                return TrialStanding(done=True, failed=trials.loc[tid, "status"] != "done", history=histories.get(tid))
+            saved = paused.load(_folder_name(tid))
+            if saved is None:
+                return TrialStanding()
+            history = saved["record"]["history"]
+            return TrialStanding(rung=history[-1]["rung"], history=history)
+
+        return search.next_round(standing, f"val_{metric.name}" if metric else "val_score")
+
+    def _stop_losers(self, log) -> None:
+        """Record the paused trials that lost their rung, as they paused (``stopped = "pruned"``)."""
+        if self.config.search != "halving" or not (self.store.exists() and self.store.meta().get("task")):
+            return
+        paused = PausedTrials(self.folder)
+        for strategy, fraction, seed in self._halving_round().stop:
+            trial = Trial(strategy, fraction, seed)
+            saved = paused.load(_folder_name(trial.id))
+            record = saved["record"]
+            self.store.record(strategy=strategy, fraction=fraction, seed=seed, **record)
+            paused.drop(_folder_name(trial.id))
+            rung = record["history"][-1]["rung"]
+            log(f"[yellow]✂[/yellow] {trial.label()}: stopped at rung {rung} (epoch {record['epochs_run']}), val "
+                f"{record['val_score']:.3f}, {record['seconds']:.0f} s")
+
     def search_states(self) -> list:
         """Where a layer-wise search stands at each fraction (:class:`~medtransfer.study.search.ChainState`)."""
         if self.config.search != "layerwise" or not self.store.exists():
@@ -292,6 +338,7 @@ class Study:
         """Run every pending trial; ``progress`` is a rich Progress (or None), ``log`` prints one line per trial."""
         for strategy in self.strategies():  # K out of range fails before any work
             parse_strategy(strategy).validate(self.num_groups)
+        self._stop_losers(log)  # a run killed after a rung's last trial paused, before its losers were recorded
         plan, pending = self.plan(), self.pending()
         if pending:
             run_config = self._run_config(pending[0])
@@ -307,7 +354,7 @@ class Study:
                 self.store.put_blob(FINGERPRINT, fingerprint.to_json().encode())
             self._store_task_and_examples(run_config, prepared, images)
             started = time.perf_counter()
-            rounds = self.config.search == "layerwise"  # a layer-wise search plans one round at a time
+            rounds = self.config.search in ("layerwise", "halving")  # these searches plan one round at a time
             may_run = self.strategies() if rounds else [t.strategy for t in pending]
             cache = build_cache(self._run_config(pending[0]), prepared, images,
                                 [parse_strategy(s) for s in dict.fromkeys(may_run)], memory_budget=self.cache_memory,
@@ -315,23 +362,27 @@ class Study:
             if cache is not None:
                 log(f"frozen layers cached for {len(cache.boundaries)} depths in {time.perf_counter() - started:.0f} s "
                     f"({cache.storage})")
-            overall = progress.add_task("trials", total=len(plan), completed=len(plan) - len(pending)) if progress else None
+            overall = (progress.add_task("trials", total=len(plan), completed=len(self.store.finished_ids()))
+                       if progress else None)
             self._metric = study_task(self.store).metric
             work = TrialWork(self.config, self.device, self.executor.where(self.device), self.folder, prepared,
-                             images, cache, self._halving())
+                             images, cache, self.config.halving_rate if self.config.search == "halving" else None)
             shutil.rmtree(self.folder / STAGED, ignore_errors=True)  # models of trials a killed run left unfinished
 
             def accept(report: TrialReport) -> None:
                 self._accept(report, log)
                 if progress is not None:
-                    progress.advance(overall)
+                    progress.update(overall, completed=len(self.store.finished_ids()))
 
             try:
-                while pending:  # the grid in one round; a layer-wise search one depth per round
+                while pending:  # the grid in one round; a layer-wise search one depth per round, halving one rung
                     self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
+                    self._stop_losers(log)
                     pending = self.pending() if rounds else []
                     if pending and progress is not None:
-                        progress.update(overall, total=len(self.store.finished_ids()) + len(pending))
+                        progress.update(overall, completed=len(self.store.finished_ids()))
+                        if self.config.search == "layerwise":
+                            progress.update(overall, total=len(self.store.finished_ids()) + len(pending))
             except KeyboardInterrupt:
                 done = len(self.store.finished_ids())
                 raise StudyInterrupted(
@@ -364,21 +415,6 @@ class Study:
         if stored.get("recommend", "argmax") != self.config.recommend:
             log(f"recommendation rule: {self.config.recommend} (was {stored.get('recommend', 'argmax')})")
             self.store.set_config({**stored, "recommend": self.config.recommend}, self.config.hash())
-
-    def _halving(self) -> Halving | None:
-        """A successive-halving study's :class:`Halving`, its journal rebuilt from the recorded trials."""
-        if self.config.search != "halving":
-            return None
-        halving = Halving(self.folder, self._metric.higher_is_better, self.config.halving_rate)
-        trials = self.store.trials()
-        done = trials[trials.status == "done"] if len(trials) else trials
-        histories = self.store.histories()
-        key = f"val_{self._metric.name}"
-        halving.rebuild([
-            {"fraction": float(r.fraction), "label": r.id, "pruned": r.stopped == "pruned", "value": r.val_score,
-             "history": [{**h, "score": h.get(key, np.nan)} for h in histories.get(r.id, [])]}
-            for r in done.itertuples()], self.config.fractions)
-        return halving
 
     def _pruned(self) -> list[dict]:
         """The trials successive halving stopped: strategy, fraction, seed, the rung and the epoch."""
@@ -459,17 +495,23 @@ class Study:
         return self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
 
     def _accept(self, report: TrialReport, log) -> None:
-        """Keep (or drop) a finished trial's model, then record the trial: here, the one writer of the store."""
+        """Keep (or drop) a finished trial's model, then record the trial: here, the one writer of the store. A
+        trial paused at a halving rung is only logged: its worker saved it."""
         trial = report.trial
+        if report.record.get("status") == "paused":
+            log(report.line)
+            return
         if report.staged is not None:
             self._keep_checkpoint(trial, Path(report.staged), report.record["val_score"])
         self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, **report.record)
+        PausedTrials(self.folder).drop(_folder_name(trial.id))
         log(report.line)
 
     def _failed(self, trial: Trial, reason: str) -> None:
         """A trial that its executor gave up on (its worker died every time it ran it)."""
         self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, status="failed",
                           error=reason, device=self.executor.where(self.device))
+        PausedTrials(self.folder).drop(_folder_name(trial.id))
 
     def _keep_checkpoint(self, trial: Trial, staged: Path, val_score: float) -> None:
         """``staged`` becomes ``models/<trial>`` (policy ``all``), or ``models/<strategy>`` when it is the strategy's

@@ -30,6 +30,7 @@ from medtransfer.strategies import Strategy, parse_strategy
 from medtransfer.tasks import Task, read_data, resolve_task
 from medtransfer.tasks.registry import task_for_data
 from medtransfer.training import FitResult, Trainer, resolve_device
+from medtransfer.training.precision import resolve_precision
 
 
 def seed_everything(seed: int) -> None:
@@ -193,6 +194,13 @@ class TrialOutcome:
     calibration: CalibrationCheck | None = None  # summary: the fit on validation, the ECE on test
     uncalibrated_test_predictions: object = None
 
+    def resume_state(self) -> dict | None:
+        """A paused trial's state, for ``run_trial(..., resume=...)`` (None unless the trial paused)."""
+        if self.fit.state is None:
+            return None
+        return {"fit": self.fit.state, "precision": self.spec["precision"],
+                "linear_probe": self.spec.get("linear_probe")}
+
     @property
     def weights_module(self) -> torch.nn.Module:
         """What a saved model holds (the timm model, or encoder + decoder)."""
@@ -273,16 +281,21 @@ def _loaders(config: RunConfig, prepared: PreparedData, images: TrialImages, tas
 
 
 def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
-              on_best=None, cache: FrozenPrefixCache | None = None, on_epoch=None) -> TrialOutcome:
+              on_best=None, cache: FrozenPrefixCache | None = None, on_epoch=None,
+              resume: dict | None = None) -> TrialOutcome:
     """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best;
-    ``on_epoch`` is the trainer's (:meth:`~medtransfer.training.Trainer.fit`), for the fine-tuning stage only."""
+    ``on_epoch`` is the trainer's (:meth:`~medtransfer.training.Trainer.fit`), for the fine-tuning stage only.
+
+    A trial that ``on_epoch`` paused is tested on its best weights so far, and :meth:`TrialOutcome.resume_state`
+    is what ``resume`` takes to carry it on: from the paused epoch, in the precision it trained in (lp-ft: without
+    its first stage again)."""
     strategy = parse_strategy(config.strategy)
     device = resolve_device(config.device)
     data = prepared.data
     train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
     train_targets = images.task.take(images.targets, images.positions(train_idx))
-    two_stage = strategy.kind == "lp-ft"  # stage 1: the head on the frozen backbone; stage 2 starts from it
+    two_stage = strategy.kind == "lp-ft" and resume is None  # stage 1: the head on the frozen backbone; 2 from it
     backbone, task, net = build_network(config, Strategy("linear") if two_stage else strategy, data, train_targets,
                                         prepared.task)
     bs = config.train.batch_size
@@ -322,20 +335,26 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     if probe is not None:
         spec["linear_probe"] = {"epochs": len(probe.history), "best_epoch": probe.best_epoch,
                                 f"val_{task.metric.name}": probe.best_score, "seconds": probe.seconds}
+    elif resume is not None and resume.get("linear_probe"):
+        spec["linear_probe"] = resume["linear_probe"]
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
 
     def first_batch():  # from a loader of its own: the training loader's random state stays untouched
         return next(iter(_loaders(config, prepared, images, task, cache if cached else None, k, train_idx)[0]))
 
     # lp-ft's first stage (a head on cached features) trained in the precision resolved before this
-    trainer.settle_precision(net, first_batch, cached=cached,
-                             case=f"{config.backbone} · {strategy.name} · {type(task).__name__} · "
-                                  f"{bs}×{config.input_size} px · depthwise {config.fast_depthwise}")
+    if resume is None:
+        trainer.settle_precision(net, first_batch, cached=cached,
+                                 case=f"{config.backbone} · {strategy.name} · {type(task).__name__} · "
+                                      f"{bs}×{config.input_size} px · depthwise {config.fast_depthwise}")
+    else:  # a resumed run goes on in the precision it started in
+        trainer.precision = resolve_precision(resume["precision"], device)
     spec["precision"] = trainer.precision.name
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None
     try:
-        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch)
+        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch,
+                          resume=resume["fit"] if resume is not None else None)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached

@@ -3,6 +3,12 @@
 Only the network's trainable suffix is optimised. Batches come either as images, which go through the frozen prefix
 first, or as the prefix's outputs already computed (a cache), which go straight to the suffix. Validation after every
 epoch drives early stopping; the best suffix weights are kept and restored at the end.
+
+A run can be *paused* after an epoch (``on_epoch`` returns ``{"pause": True}``): :attr:`FitResult.state` then holds
+everything the loop carries from one epoch to the next (the live weights, the optimiser, the schedule, the gradient
+scaler, the weight average, the best weights so far, the epoch records and every random state that the next batches
+draw from), and ``fit(..., resume=state)`` carries on from the next epoch exactly as the uninterrupted run would.
+Successive halving pauses every trial at a rung and resumes only the better ones.
 """
 
 from __future__ import annotations
@@ -37,9 +43,37 @@ class FitResult:
     best_epoch: int = 0
     best_score: float = float("-inf")
     epochs: int = 0  # the run's budget in epochs (TrainConfig.epochs_for its training set)
-    stopped: str = "completed"  # completed | early_stopped | pruned | diverged
+    stopped: str = "completed"  # completed | early_stopped | pruned | paused | diverged
     seconds: float = 0.0
     cached: bool = False  # trained on cached prefix outputs
+    state: dict | None = None  # a paused run: what ``fit(..., resume=state)`` continues from
+
+
+def _generators(loader) -> list[torch.Generator]:
+    """The random generators a training loader draws its order (and cached views) from."""
+    found = [getattr(loader, "generator", None), getattr(getattr(loader, "dataset", None), "generator", None)]
+    return [g for g in found if isinstance(g, torch.Generator)]
+
+
+def _random_state(loader) -> dict:
+    import random
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "loader": [g.get_state() for g in _generators(loader)]}
+
+
+def _set_random_state(loader, state: dict) -> None:
+    import random
+
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    for g, saved in zip(_generators(loader), state["loader"], strict=True):
+        g.set_state(saved)
+
+
+def _cpu(tensors: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
 
 
 def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
@@ -198,11 +232,13 @@ class Trainer:
         cached: bool = False,
         on_best: Callable[[TransferNet, int], None] | None = None,
         on_epoch: Callable[[int, int, float], dict] | None = None,
+        resume: dict | None = None,
     ) -> FitResult:
         """Train ``net.suffix``; on return it holds the best epoch's weights. Raises :class:`TrainingDiverged`.
 
         ``on_epoch(epoch, epochs, validation score)``, after each epoch, returns fields for the epoch's record; one
-        with ``promoted`` False ends the run there (``stopped = "pruned"``: a successive-halving rung it lost)."""
+        with ``pause`` True pauses the run there (``stopped = "paused"``, :attr:`FitResult.state` set; the field
+        itself is not recorded). ``resume``: a paused run's state, to continue from its next epoch."""
         cfg = self.config
         net.to(self.device)
         steps_per_epoch = len(train)  # type: ignore[arg-type]
@@ -220,14 +256,28 @@ class Trainer:
         metric = self.task.metric
         result = FitResult(best_score=metric.worst(), epochs=epochs)
         best_state: dict[str, torch.Tensor] | None = None
-        since_best = 0
-        bar = self.progress.add_task("epoch", total=epochs * steps_per_epoch) if self.progress else None
+        since_best, first = 0, 1
+        if resume is not None:
+            if resume["epochs"] != epochs:
+                raise ValueError(f"the paused run was planned for {resume['epochs']} epochs, this one for {epochs}")
+            net.suffix.load_state_dict(resume["suffix"])
+            optimizer.load_state_dict(resume["optimizer"])
+            schedule.load_state_dict(resume["schedule"])
+            scaler.load_state_dict(resume["scaler"])
+            if ema is not None:
+                ema.module.load_state_dict(resume["ema"])
+            best_state, since_best, first = resume["best_state"], resume["since_best"], resume["epoch"] + 1
+            result.best_epoch, result.best_score = resume["best_epoch"], resume["best_score"]
+            result.history = copy.deepcopy(resume["history"])
+            _set_random_state(train, resume["random"])
+        bar = self.progress.add_task("epoch", total=epochs * steps_per_epoch,
+                                     completed=(first - 1) * steps_per_epoch) if self.progress else None
         start = time.perf_counter()
         self._fitting, self._folded_prefix = True, None
         kernels = contextlib.ExitStack()
         try:
             self.depthwise = kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
-            for epoch in range(1, epochs + 1):
+            for epoch in range(first, epochs + 1):
                 t0 = time.perf_counter()
                 net.train()  # the prefix stays in eval mode whatever is asked of it
                 total, n = 0.0, 0
@@ -263,7 +313,8 @@ class Trainer:
                     "train_seconds": train_seconds,
                     "train_images": n,
                 }
-                verdict = on_epoch(epoch, epochs, float(score)) if on_epoch is not None else {}
+                verdict = dict(on_epoch(epoch, epochs, float(score))) if on_epoch is not None else {}
+                pause = verdict.pop("pause", False)
                 record.update(verdict)
                 result.history.append(record)
                 improved = metric.better(score, result.best_score)
@@ -283,11 +334,19 @@ class Trainer:
                         description=f"epoch {epoch}/{epochs} loss {record['train_loss']:.3f} "
                         f"val {metric.label} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
                     )
-                if verdict.get("promoted") is False:
-                    result.stopped = "pruned"
-                    break
                 if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop(epochs):
                     result.stopped = "early_stopped"
+                    break
+                if pause and epoch < epochs:
+                    result.stopped = "paused"
+                    result.state = {
+                        "epoch": epoch, "epochs": epochs, "suffix": _cpu(net.suffix.state_dict()),
+                        "optimizer": copy.deepcopy(optimizer.state_dict()), "schedule": schedule.state_dict(),
+                        "scaler": scaler.state_dict(), "ema": _cpu(ema.module.state_dict()) if ema else None,
+                        "best_state": _cpu(best_state), "best_epoch": result.best_epoch,
+                        "best_score": result.best_score, "since_best": since_best,
+                        "history": copy.deepcopy(result.history), "random": _random_state(train),
+                    }
                     break
         finally:
             kernels.close()
