@@ -143,3 +143,19 @@ def test_the_search_counts_a_failed_trial_as_the_worst_and_asks_for_every_trial_
     second = search.next_round(lambda s, f, seed: at_rung[s], "val_auc")
     assert second.stop == [("a", 1.0, 0)]  # b and d go on; c is recorded already (failed)
     assert second.work == [("b", 1.0, 0, 1), ("d", 1.0, 0, 1)]
+
+
+def test_the_search_takes_one_fraction_at_a_time_and_fills_a_short_round_with_the_next():
+    search = HalvingSearch(["a", "b"], [1.0, 0.5], [0], higher_is_better=True, rate=2)
+    fresh = search.next_round(lambda s, f, seed: TrialStanding(), "val_auc", width=2)
+    assert fresh.work == [("a", 1.0, 0, 0), ("b", 1.0, 0, 0)]  # 0.5 waits: fewer trials paused on disk
+    rung0 = [{"epoch": 1, "val_auc": 0.9, "rung": 0}]
+
+    def standing(s, f, seed):  # at 100 %: b lost rung 0 and is recorded; a goes on alone
+        if f == 1.0:
+            return TrialStanding(rung=0, history=rung0) if s == "a" else \
+                TrialStanding(done=True, history=[{"epoch": 1, "val_auc": 0.5, "rung": 0}])
+        return TrialStanding()
+
+    later = search.next_round(standing, "val_auc", width=2)
+    assert later.work == [("a", 1.0, 0, 1), ("a", 0.5, 0, 0), ("b", 0.5, 0, 0)] and later.stop == []

@@ -139,14 +139,21 @@ class HalvingSearch:
         self.strategies, self.fractions, self.seeds = list(strategies), list(fractions), list(seeds)
         self.sign, self.rate = (1.0 if higher_is_better else -1.0), int(rate)
 
-    def next_round(self, standing: Callable[[str, float, int], TrialStanding], score_key: str) -> Round:
+    def next_round(self, standing: Callable[[str, float, int], TrialStanding], score_key: str,
+                   width: int = 1) -> Round:
         """The next round, from ``standing(strategy, fraction, seed)``; ``score_key`` names the validation score in
-        the epoch records. Empty once every fraction's search has ended."""
+        the epoch records. Empty once every fraction's search has ended.
+
+        The fractions are searched one after the other (in the order given: the largest first), so that the paused
+        trials on disk are about one fraction's (each holds ~5 copies of its trainable weights: the live ones, the
+        optimiser's two moments, the average and the best); the next fraction's trials join a round that has fewer
+        than ``width`` trials (the executor's), so that no core idles."""
         work, stop = [], []
         for fraction in self.fractions:
             w, s = self._fraction_round(fraction, standing, score_key)
-            work += w
             stop += s
+            if len(work) < width:
+                work += w
         return Round(work, stop)
 
     def _fraction_round(self, fraction, standing, score_key):

@@ -306,7 +306,7 @@ class Study:
             history = saved["record"]["history"]
             return TrialStanding(rung=history[-1]["rung"], history=history)
 
-        return search.next_round(standing, f"val_{metric.name}" if metric else "val_score")
+        return search.next_round(standing, f"val_{metric.name}" if metric else "val_score", self.executor.width)
 
     def _stop_losers(self, log) -> None:
         """Record the paused trials that lost their rung, as they paused (``stopped = "pruned"``)."""
