@@ -262,13 +262,13 @@ def study(
         help=f"best (per strategy), all, or none (default {_default(StudyConfig, 'checkpoints')}).")] = None,
     search: Annotated[Optional[str], typer.Option(
         help="grid (every strategy), layerwise (linear, tune:1, tune:2, … until deeper stops helping, plus scratch "
-             "and full) or halving (every trial starts; at each rung the worse ones stop; "
+             "and full) or halving (every trial starts and pauses at each rung; the better strategies resume; "
              f"default {_default(StudyConfig, 'search')}).")] = None,
     patience_depth: Annotated[Optional[int], typer.Option(
         help="Layer-wise search: stop after this many depths in a row without a gain beyond one standard error "
              f"(default {_default(StudyConfig, 'patience_depth')}).")] = None,
     halving_rate: Annotated[Optional[int], typer.Option(
-        help="Successive halving: the best 1/RATE of the trials at each rung go on "
+        help="Successive halving: the best 1/RATE of the strategies at each rung go on "
              f"(default {_default(StudyConfig, 'halving_rate')}).")] = None,
     recommend: Annotated[Optional[str], typer.Option(
         help="argmax (best mean validation score) or one-se (the cheapest strategy within one standard error of "

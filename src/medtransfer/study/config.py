@@ -53,12 +53,12 @@ class StudyConfig(Settings):
     #: how the recommendation is chosen on validation (:mod:`medtransfer.study.recommend`)
     recommend: str = "argmax"
     #: ``grid``: every strategy; ``layerwise``: the paper's scheme, deeper one group at a time until it stops paying
-    #: (:mod:`medtransfer.study.search`); ``halving``: every trial starts, the worse ones stop at rungs
+    #: (:mod:`medtransfer.study.search`); ``halving``: every trial starts and pauses at each rung, the better strategies resume
     #: (:mod:`medtransfer.study.halving`)
     search: str = "grid"
     #: layer-wise search: stop after this many consecutive depths without an improvement beyond one standard error
     patience_depth: int = 2
-    #: successive halving: the best 1/η of the trials at a rung go on (η, ≥ 2)
+    #: successive halving: the best 1/η of the strategies at a rung go on (η, ≥ 2)
     halving_rate: int = 2
 
     def problems(self) -> list[str]:

@@ -109,6 +109,13 @@ class PausedTrials:
         except FileNotFoundError:
             pass
 
+    def tidy(self) -> None:
+        """Remove the folder once no trial is paused in it."""
+        try:
+            (Path(self.folder) / PAUSED).rmdir()
+        except OSError:  # absent, or a trial is still paused
+            pass
+
 
 @dataclass
 class TrialStanding:

@@ -401,6 +401,7 @@ class Study:
         elif self.config.search == "halving" and self.store.exists():
             self.store.set_meta("search", {"kind": "halving", "rate": self.config.halving_rate,
                                            "pruned": self._pruned()})
+            PausedTrials(self.folder).tidy()
         if self.store.exists():
             self._set_rule(log)
         summary = self.summary()
