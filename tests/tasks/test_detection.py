@@ -3,6 +3,7 @@ bit-identical, the metrics equal torchmetrics', and train / evaluate / a study /
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,7 @@ def _predict_new_images(run: Path, box_csv: Path, tmp_path: Path) -> None:
     from PIL import Image
 
     from medtransfer import ConfigError, export_model, predict
+    from medtransfer.delivery.inputs import read_new_image
 
     stored = list(csvlib.DictReader((run / "test_predictions.csv").open()))
     data = read_data(box_csv)[1]
@@ -91,11 +93,17 @@ def _predict_new_images(run: Path, box_csv: Path, tmp_path: Path) -> None:
     new.mkdir()
     for s in samples:
         Image.fromarray(data.samples[s].load()).save(new / f"s{s}.png")
-    wide = max(samples, key=lambda s: float(best[s]["score"]))  # the most confident box moves least when resampled
-    Image.fromarray(data.samples[wide].load()).resize((128, 64), Image.NEAREST).save(new / "wide.png")
+    wide = max(samples, key=lambda s: float(best[s]["score"]))
+    stretched_pixels = np.asarray(Image.fromarray(data.samples[wide].load()).resize((128, 64), Image.NEAREST))
+    Image.fromarray(stretched_pixels).save(new / "wide.png")
+    # the stretched image as the network sees it (resized to its input size), saved at that size: its boxes, in
+    # the input's pixels, are the stretched image's scaled back (x by 128 / size, y by 64 / size)
+    spec = json.loads((run / "model.json").read_text())
+    size, seen = spec["input_size"], read_new_image(str(new / "wide.png"), spec).tensor
+    Image.fromarray(seen[0].numpy() if seen.shape[0] == 1 else seen.permute(1, 2, 0).numpy()).save(new / "seen.png")
     (new / "broken.png").write_bytes(b"not an image")
     result = predict(run, new, tmp_path / "p")
-    assert result.predicted == len(samples) + 1 and [e[0] for e in result.errors] == [str(new / "broken.png")]
+    assert result.predicted == len(samples) + 2 and [e[0] for e in result.errors] == [str(new / "broken.png")]
     rows = list(csvlib.DictReader((tmp_path / "p" / "boxes.csv").open()))
     assert list(rows[0]) == ["path", "height", "width", "x1", "y1", "x2", "y2", "label", "score"]
     first = {}
@@ -106,10 +114,12 @@ def _predict_new_images(run: Path, box_csv: Path, tmp_path: Path) -> None:
         assert got["label"] == want["label"] and float(got["score"]) == pytest.approx(float(want["score"]), abs=1e-3)
         assert [float(got[k]) for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
             [float(want[k]) for k in ("x1", "y1", "x2", "y2")], abs=0.11)
-    stretched, want = first["wide"], best[wide]
+    stretched, want = first["wide"], first["seen"]
     assert (stretched["height"], stretched["width"]) == ("64", "128") and stretched["label"] == want["label"]
+    sx, sy = 128 / size, 64 / size
     assert [float(stretched[k]) for k in ("x1", "y1", "x2", "y2")] == pytest.approx(
-        [2 * float(want["x1"]), float(want["y1"]), 2 * float(want["x2"]), float(want["y2"])], abs=3)
+        [sx * float(want["x1"]), sy * float(want["y1"]), sx * float(want["x2"]), sy * float(want["y2"])], abs=0.2)
+    assert float(stretched["score"]) == pytest.approx(float(want["score"]), abs=1e-3)
     with pytest.raises(ConfigError, match="ONNX export of a detection model"):
         export_model(run, tmp_path / "d.onnx")
     assert not (tmp_path / "d.onnx").exists()
