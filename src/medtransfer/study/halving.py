@@ -27,6 +27,7 @@ their last rung (or from the start, if they had reached none).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable
@@ -80,9 +81,9 @@ def promote(history: list[dict]) -> list[dict]:
 
 @dataclass(frozen=True)
 class PausedTrials:
-    """The files of the paused trials of one study: ``<study>/paused/<trial>.pt``, each a dict with ``rung``,
-    ``resume`` (what the trial continues from) and ``record`` (what the store records if the trial stops here, its
-    epoch records so far in ``history``)."""
+    """The files of the paused trials of one study: ``<study>/paused/<trial>.pt``, each a dict with ``resume``
+    (what the trial continues from) and ``record`` (what the store records if the trial stops here; its epoch records
+    so far, the last one marking the rung, in ``history``)."""
 
     folder: Path
 
@@ -90,8 +91,6 @@ class PausedTrials:
         return Path(self.folder) / PAUSED / f"{name}.pt"
 
     def save(self, name: str, paused: dict) -> None:
-        import io
-
         buf = io.BytesIO()
         torch.save(paused, buf)
         self.path(name).parent.mkdir(parents=True, exist_ok=True)
@@ -184,7 +183,7 @@ class HalvingSearch:
         return [(s, fraction, seed, None) for s in alive for seed in self.seeds if not of[s, seed].done], stop
 
     def _mean(self, of: dict, strategy: str, epoch: int, score_key: str) -> float:
-        """The strategy's mean over seeds of the best validation score up to rung ``k`` (``epoch``), signed so that
+        """The strategy's mean over seeds of the best validation score up to the rung's ``epoch``, signed so that
         higher is better (what each trial would deliver if it stopped there); a failed or scoreless trial counts as
         the worst."""
         values = []

@@ -150,9 +150,9 @@ class TrialWork:
                                            seconds=before + time.perf_counter() - started, device=self.where),
                                line=f"[red]✗[/red] {trial.label()}: failed: {message}")
         fit, metric = outcome.fit, outcome.task.metric
-        pruned = fit.stopped == "paused"  # recorded as pruned if it loses its rung
+        pausing = fit.stopped == "paused"  # recorded as pruned if it loses its rung
         staged = None
-        if outcome.diverged is None and self.config.checkpoints != "none" and not pruned:  # a pruned run is no candidate
+        if outcome.diverged is None and self.config.checkpoints != "none" and not pausing:  # a paused run is no candidate
             staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
             save_model(staged, outcome.weights_module,
                        {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
@@ -163,7 +163,7 @@ class TrialWork:
             status="failed" if outcome.diverged else "done",
             error=str(outcome.diverged) if outcome.diverged else None,
             val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
-            epochs_run=len(fit.history), stopped="pruned" if pruned else fit.stopped,
+            epochs_run=len(fit.history), stopped="pruned" if pausing else fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
             trainable_parameters=outcome.trainable_parameters, seconds=before + time.perf_counter() - started,
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
@@ -172,7 +172,7 @@ class TrialWork:
         line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
                 f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
                 f"{record['seconds']:.0f} s")
-        if pruned:  # saved with its state; the runner records it once the rung is decided, or it resumes
+        if pausing:  # saved with its state; the runner records it once the rung is decided, or it resumes
             paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(), "record": record})
             line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
                     f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {record['seconds']:.0f} s so far")

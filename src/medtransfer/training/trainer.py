@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,15 +57,11 @@ def _generators(loader) -> list[torch.Generator]:
 
 
 def _random_state(loader) -> dict:
-    import random
-
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "loader": [g.get_state() for g in _generators(loader)]}
 
 
 def _set_random_state(loader, state: dict) -> None:
-    import random
-
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
