@@ -58,8 +58,10 @@ def test_halving_keeps_the_better_half_of_the_strategies_at_each_rung(halved):
                 t = trials.set_index("id").loc[f"{s}|1|{seed}"]
                 marked = [h for h in histories[f"{s}|1|{seed}"] if h["epoch"] == epoch][0]
                 assert marked["rung"] == rung and marked["promoted"] == (s in keep), (s, rung, mean)
-                if s not in keep:  # stopped where it lost, and recorded as it paused there
+                if s not in keep:  # stopped where it lost, and tested on its best weights up to there
                     assert t.stopped == "pruned" and t.epochs_run == epoch
+                    assert t.val_score == pytest.approx(_best_so_far(histories[t.name], epoch), abs=1e-6)
+                    assert 0.0 <= t.test_auc <= 1.0 and t.seconds > sum(h["seconds"] for h in histories[t.name])
         alive = keep
     assert len(alive) == 1
     winner = alive[0]
@@ -118,6 +120,7 @@ def test_a_killed_search_resumes_the_same_search(halved, shape_folder, tmp_path)
         saved = torch.load(tmp_path / "s" / PAUSED / f"{t.id.replace('|', '_').replace(':', '-')}.pt",
                            weights_only=False)
         assert saved["record"]["history"][-1]["rung"] == 0 and saved["resume"]["fit"]["epoch"] == 1
+        assert "test_metrics" not in saved["record"]  # a trial is tested where it ends, not at a pause
     resumed.run(log=lambda *_: None)
     a = resumed.results().set_index("id").sort_index()
     b = study.results().set_index("id").sort_index()

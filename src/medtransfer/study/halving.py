@@ -4,12 +4,13 @@ and only the better strategies' trials resume.
 Every trial of the grid starts, with its full schedule. At the *rung* epochs ``r``, ``ηr``, ``η²r`` (``r`` = the
 run's epochs / η³, rounded, at least 1; ``η`` = ``halving_rate``, default 2) each trial *pauses*: its whole training
 state is saved in the study folder (:attr:`~medtransfer.training.FitResult.state`: weights, optimiser, schedule,
-weight average, best weights, epoch records and random states), together with the record it would leave if it
-stopped there (its test metrics taken on its best weights so far). Once every trial of a training fraction has
-reached the rung, its strategies are ranked by their mean best validation score so far over the seeds, and the best
-``n // η`` of the ``n`` still going (at least one) resume, from the very state they paused in: a trial that survives
-every rung has the history it would have had in the grid, epoch for epoch. The others are recorded as they paused
-(``stopped = "pruned"``, the rung in their last epoch record, ``promoted`` False). After the last rung the survivors
+weight average, best weights, epoch records and random states), untested. Once every trial of a training fraction
+has reached the rung, its strategies are ranked by their mean best validation score so far over the seeds, and the
+best ``n // η`` of the ``n`` still going (at least one) resume, from the very state they paused in: a trial that
+survives every rung has the history it would have had in the grid, epoch for epoch. The others are tested on their
+best weights so far and recorded as they paused (``stopped = "pruned"``, the rung in their last epoch record,
+``promoted`` False): a trial is tested once, where it ends, at a rung or at the end, and a survivor's pauses cost
+no test pass. After the last rung the survivors
 train to the end. So at η = 2 and 10 strategies, 10 train to ``r``, 5 to ``2r``, 2 to ``4r`` and 1 to the end: about
 3/10 of the grid's epochs.
 
@@ -82,8 +83,8 @@ def promote(history: list[dict]) -> list[dict]:
 @dataclass(frozen=True)
 class PausedTrials:
     """The files of the paused trials of one study: ``<study>/paused/<trial>.pt``, each a dict with ``resume``
-    (what the trial continues from) and ``record`` (what the store records if the trial stops here; its epoch records
-    so far, the last one marking the rung, in ``history``)."""
+    (what the trial continues from, or is tested from if it stops here) and ``record`` (``seconds`` trained so far,
+    ``val_score``, ``epochs_run``, and the epoch records in ``history``, the last one marking the rung)."""
 
     folder: Path
 
@@ -130,7 +131,8 @@ class TrialStanding:
 @dataclass
 class Round:
     """What a halving search does next: ``work`` — (strategy, fraction, seed, rung to pause at or None) to run;
-    ``stop`` — (strategy, fraction, seed) of paused trials that lost their rung, to record as they paused."""
+    ``stop`` — (strategy, fraction, seed) of paused trials that lost their rung, to test on their best weights so far
+    and record as they paused."""
 
     work: list[tuple[str, float, int, int | None]]
     stop: list[tuple[str, float, int]]

@@ -65,6 +65,7 @@ class Trial:
     fraction: float
     seed: int
     rung: int | None = None  # successive halving: the rung to pause at (None: train to the end)
+    stop: bool = False  # successive halving: a paused trial that lost its rung, to test and record as it paused
 
     @property
     def id(self) -> str:
@@ -132,15 +133,14 @@ class TrialWork:
         paused = PausedTrials(self.folder) if self.halving_rate else None
         saved = paused.load(_folder_name(trial.id)) if paused is not None else None
         before = saved["record"]["seconds"] if saved else 0.0  # the trial's time up to its pause
-        resume = None
-        if saved is not None:
-            resume = {**saved["resume"], "fit": {**saved["resume"]["fit"],
-                                                 "history": promote(saved["resume"]["fit"]["history"])}}
+        resume = saved["resume"] if saved is not None else None
+        if resume is not None and not trial.stop:  # it goes on from its rung
+            resume = {**resume, "fit": {**resume["fit"], "history": promote(resume["fit"]["history"])}}
         marker = RungMarker(self.halving_rate, trial.rung) if self.halving_rate else None
         try:
             run_config = self.config.run_config(trial.strategy, trial.fraction, trial.seed, self.device)
             outcome = run_trial(run_config, prepared, images, progress=progress, cache=self.cache, on_epoch=marker,
-                                resume=resume)
+                                resume=resume, train=not trial.stop)
         except (KeyboardInterrupt, StorageError, StoreError):
             raise
         except Exception as e:  # a failed trial is recorded and the study goes on
@@ -150,9 +150,15 @@ class TrialWork:
                                            seconds=before + time.perf_counter() - started, device=self.where),
                                line=f"[red]✗[/red] {trial.label()}: failed: {message}")
         fit, metric = outcome.fit, outcome.task.metric
-        pausing = fit.stopped == "paused"  # recorded as pruned if it loses its rung
+        seconds = before + time.perf_counter() - started
+        if fit.stopped == "paused":  # saved with its state: it resumes, or it is tested and recorded if it loses
+            paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(), "record": dict(
+                seconds=seconds, history=fit.history, val_score=outcome.val_score, epochs_run=len(fit.history))})
+            line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
+                    f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {seconds:.0f} s so far")
+            return TrialReport(trial, {"status": "paused", "seconds": seconds}, None, line)
         staged = None
-        if outcome.diverged is None and self.config.checkpoints != "none" and not pausing:  # a paused run is no candidate
+        if outcome.diverged is None and self.config.checkpoints != "none" and fit.stopped != "pruned":
             staged = self.folder / STAGED / f"{_folder_name(trial.id)}-{os.getpid()}"
             save_model(staged, outcome.weights_module,
                        {**outcome.spec, "trial": trial.id, f"val_{metric.name}": outcome.val_score,
@@ -163,20 +169,17 @@ class TrialWork:
             status="failed" if outcome.diverged else "done",
             error=str(outcome.diverged) if outcome.diverged else None,
             val_score=outcome.val_score, test_metrics=outcome.test_metrics, best_epoch=fit.best_epoch,
-            epochs_run=len(fit.history), stopped="pruned" if pausing else fit.stopped,
+            epochs_run=len(fit.history), stopped=fit.stopped,
             train_size=int(round(len(prepared.split.train) * trial.fraction)),
-            trainable_parameters=outcome.trainable_parameters, seconds=before + time.perf_counter() - started,
+            trainable_parameters=outcome.trainable_parameters, seconds=seconds,
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
             val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
-        line = (f"[green]✓[/green] {trial.label()}: test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
-                f"val {metric.label} {outcome.val_score:.3f}, {len(fit.history)} epochs, "
-                f"{record['seconds']:.0f} s")
-        if pausing:  # saved with its state; the runner records it once the rung is decided, or it resumes
-            paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(), "record": record})
-            line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
-                    f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {record['seconds']:.0f} s so far")
-            return TrialReport(trial, {"status": "paused", "seconds": record["seconds"]}, None, line)
+        test = f"test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, val {metric.label} " \
+               f"{outcome.val_score:.3f}"
+        line = (f"[yellow]✂[/yellow] {trial.label()}: stopped at rung {fit.history[-1]['rung']} (epoch "
+                f"{len(fit.history)}), {test}, {seconds:.0f} s" if trial.stop else
+                f"[green]✓[/green] {trial.label()}: {test}, {len(fit.history)} epochs, {seconds:.0f} s")
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 
@@ -267,8 +270,9 @@ class Study:
     def pending(self) -> list[Trial]:
         """The trials to run now: the rest of the grid, or the layer-wise or halving search's next round."""
         done = self.store.finished_ids() if self.store.exists() else set()
-        if self.config.search == "halving":
-            return [Trial(*t) for t in self._halving_round().work]
+        if self.config.search == "halving":  # the losers of the last rung first (a test pass each), then the work
+            step = self._halving_round()
+            return [Trial(*t, stop=True) for t in step.stop] + [Trial(*t) for t in step.work]
         if self.config.search != "layerwise":
             return [t for t in self.plan() if t.id not in done]
         search, records = self._search()
@@ -308,21 +312,6 @@ class Study:
 
         return search.next_round(standing, f"val_{metric.name}" if metric else "val_score", self.executor.width)
 
-    def _stop_losers(self, log) -> None:
-        """Record the paused trials that lost their rung, as they paused (``stopped = "pruned"``)."""
-        if self.config.search != "halving" or not (self.store.exists() and self.store.meta().get("task")):
-            return
-        paused = PausedTrials(self.folder)
-        for strategy, fraction, seed in self._halving_round().stop:
-            trial = Trial(strategy, fraction, seed)
-            saved = paused.load(_folder_name(trial.id))
-            record = saved["record"]
-            self.store.record(strategy=strategy, fraction=fraction, seed=seed, **record)
-            paused.drop(_folder_name(trial.id))
-            rung = record["history"][-1]["rung"]
-            log(f"[yellow]✂[/yellow] {trial.label()}: stopped at rung {rung} (epoch {record['epochs_run']}), val "
-                f"{record['val_score']:.3f}, {record['seconds']:.0f} s")
-
     def search_states(self) -> list:
         """Where a layer-wise search stands at each fraction (:class:`~medtransfer.study.search.ChainState`)."""
         if self.config.search != "layerwise" or not self.store.exists():
@@ -338,7 +327,6 @@ class Study:
         """Run every pending trial; ``progress`` is a rich Progress (or None), ``log`` prints one line per trial."""
         for strategy in self.strategies():  # K out of range fails before any work
             parse_strategy(strategy).validate(self.num_groups)
-        self._stop_losers(log)  # a run killed after a rung's last trial paused, before its losers were recorded
         plan, pending = self.plan(), self.pending()
         if pending:
             run_config = self._run_config(pending[0])
@@ -377,7 +365,6 @@ class Study:
             try:
                 while pending:  # the grid in one round; a layer-wise search one depth per round, halving one rung
                     self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
-                    self._stop_losers(log)
                     pending = self.pending() if rounds else []
                     if pending and progress is not None:
                         progress.update(overall, completed=len(self.store.finished_ids()))

@@ -282,13 +282,14 @@ def _loaders(config: RunConfig, prepared: PreparedData, images: TrialImages, tas
 
 def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *, progress=None,
               on_best=None, cache: FrozenPrefixCache | None = None, on_epoch=None,
-              resume: dict | None = None) -> TrialOutcome:
+              resume: dict | None = None, train: bool = True) -> TrialOutcome:
     """Train and test one network on already-loaded images. ``on_best(model, epoch, spec)`` sees each new best;
     ``on_epoch`` is the trainer's (:meth:`~medtransfer.training.Trainer.fit`), for the fine-tuning stage only.
 
-    A trial that ``on_epoch`` paused is tested on its best weights so far, and :meth:`TrialOutcome.resume_state`
-    is what ``resume`` takes to carry it on: from the paused epoch, in the precision it trained in (lp-ft: without
-    its first stage again)."""
+    A trial that ``on_epoch`` paused is not tested (its validation score is its best epoch's, its test metrics
+    empty): :meth:`TrialOutcome.resume_state` is what ``resume`` takes to carry it on, from the paused epoch, in the
+    precision it trained in (lp-ft: without its first stage again); with ``train`` False the paused trial is
+    trained no further but tested on its best weights so far, as a run that ends at its pause."""
     strategy = parse_strategy(config.strategy)
     device = resolve_device(config.device)
     data = prepared.data
@@ -353,11 +354,19 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     spec["fold_batchnorm"], spec["fast_depthwise"] = config.fold_batchnorm, config.fast_depthwise
     diverged: TrainingDiverged | None = None
     try:
-        fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch,
-                          resume=resume["fit"] if resume is not None else None)
+        if resume is not None and not train:
+            fit = trainer.restore(net, resume["fit"])
+        else:
+            fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch,
+                              resume=resume["fit"] if resume is not None else None)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached
+    trainable = sum(p.numel() for p in net.suffix.parameters() if p.requires_grad)
+    if fit.stopped == "paused":  # tested only if it ends here (``train`` False), never on its way to the end
+        return TrialOutcome(strategy=strategy, task=task, fit=fit, test_predictions=None, test_targets=None,
+                            val_predictions=None, val_targets=None, val_score=fit.best_score, test_metrics={},
+                            net=net, spec=spec, device=str(device), trainable_parameters=trainable)
     spec["depthwise_grouped"] = sorted(trainer.depthwise.grouped)  # shapes whose weight gradient was grouped
     if cached:  # the final predictions come from the images through the whole network, as a delivered model's do
         val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
@@ -384,5 +393,5 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         val_score=task.score(val_predictions, val_targets),
         test_metrics=task.evaluate(test_predictions, test_targets, seed=config.seed),
         net=net, spec=spec, device=str(device), diverged=diverged,
-        trainable_parameters=sum(p.numel() for p in net.suffix.parameters() if p.requires_grad),
+        trainable_parameters=trainable,
     )

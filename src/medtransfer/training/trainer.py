@@ -355,6 +355,14 @@ class Trainer:
             net.suffix.load_state_dict(best_state)
         return result
 
+    def restore(self, net: TransferNet, state: dict) -> FitResult:
+        """A paused run (:attr:`FitResult.state`) as it stands at its pause, trained no further: ``net.suffix`` holds
+        its best weights so far and the result its epoch records (``stopped = "pruned"``: the run ends there)."""
+        net.to(self.device)
+        net.suffix.load_state_dict(state["best_state"])
+        return FitResult(history=copy.deepcopy(state["history"]), best_epoch=state["best_epoch"],
+                         best_score=state["best_score"], epochs=state["epochs"], stopped="pruned")
+
     def _validate(self, net: TransferNet, val: Batches, cached: bool, ema):
         """The epoch's validation: (the weights kept as this epoch's, their score, their loss, extra record fields).
 
