@@ -9,10 +9,9 @@ has reached the rung, its strategies are ranked by their mean best validation sc
 best ``n // η`` of the ``n`` still going (at least one) resume, from the very state they paused in: a trial that
 survives every rung has the history it would have had in the grid, epoch for epoch. The others are tested on their
 best weights so far and recorded as they paused (``stopped = "pruned"``, the rung in their last epoch record,
-``promoted`` False): a trial is tested once, where it ends, at a rung or at the end, and a survivor's pauses cost
-no test pass. After the last rung the survivors
-train to the end. So at η = 2 and 10 strategies, 10 train to ``r``, 5 to ``2r``, 2 to ``4r`` and 1 to the end: about
-3/10 of the grid's epochs.
+``promoted`` False): a trial is tested once, where it ends, at a rung or at the end; a survivor's pauses cost no
+test pass. After the last rung the survivors train to the end. So at η = 2 and 10 strategies, 10 train to ``r``, 5
+to ``2r``, 2 to ``4r`` and 1 to the end: about 3/10 of the grid's epochs.
 
 Why not Optuna's :class:`~optuna.pruners.SuccessiveHalvingPruner` (which this module used before): Optuna cannot
 suspend a trial, so its pruner is the *asynchronous* form (ASHA, Li et al., MLSys 2020), which judges a trial
@@ -83,8 +82,8 @@ def promote(history: list[dict]) -> list[dict]:
 @dataclass(frozen=True)
 class PausedTrials:
     """The files of the paused trials of one study: ``<study>/paused/<trial>.pt``, each a dict with ``resume``
-    (what the trial continues from, or is tested from if it stops here) and ``record`` (``seconds`` trained so far,
-    ``val_score``, ``epochs_run``, and the epoch records in ``history``, the last one marking the rung)."""
+    (what the trial continues from, or is tested from if it stops here) and ``record`` (``seconds`` trained so far
+    and the epoch records in ``history``, the last one marking the rung)."""
 
     folder: Path
 

@@ -152,8 +152,8 @@ class TrialWork:
         fit, metric = outcome.fit, outcome.task.metric
         seconds = before + time.perf_counter() - started
         if fit.stopped == "paused":  # saved with its state: it resumes, or it is tested and recorded if it loses
-            paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(), "record": dict(
-                seconds=seconds, history=fit.history, val_score=outcome.val_score, epochs_run=len(fit.history))})
+            paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(),
+                                                 "record": {"seconds": seconds, "history": fit.history}})
             line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
                     f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {seconds:.0f} s so far")
             return TrialReport(trial, {"status": "paused", "seconds": seconds}, None, line)
@@ -175,8 +175,8 @@ class TrialWork:
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
             val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
-        test = f"test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, val {metric.label} " \
-               f"{outcome.val_score:.3f}"
+        test = (f"test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
+                f"val {metric.label} {outcome.val_score:.3f}")
         line = (f"[yellow]✂[/yellow] {trial.label()}: stopped at rung {fit.history[-1]['rung']} (epoch "
                 f"{len(fit.history)}), {test}, {seconds:.0f} s" if trial.stop else
                 f"[green]✓[/green] {trial.label()}: {test}, {len(fit.history)} epochs, {seconds:.0f} s")
