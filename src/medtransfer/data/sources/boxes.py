@@ -9,7 +9,10 @@ same for every source:
   given), or an annotation that names a missing image: one :class:`~medtransfer.errors.DataError` naming the file
   (and line or box) and what to do.
 * A box that only crosses the border is clipped to the image; how many were, is a notice on the data set.
-* Images without boxes are kept: they are where false positives are measured.
+* Images without boxes are kept: they are where false positives are measured. In Pascal VOC such an image has an XML
+  file without ``<object>``; an image in ``JPEGImages/`` without any XML file is left out, with a notice, since it may
+  be one that nobody annotated (counting its objects as false positives would be wrong).
+* The structure of COCO and VOC files is checked whole before use (:mod:`~medtransfer.data.sources.annotations`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,9 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from medtransfer.data.audit import check_spellings
+from medtransfer.data.sources.annotations import COCO_LISTS, read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import canonical_split
-from medtransfer.data.sources.image_files import read_image_file
+from medtransfer.data.sources.image_files import is_image_file, read_image_file
 from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
 from medtransfer.errors import DataError
 
@@ -58,6 +62,13 @@ class BoxedImages(ImageSet):
     """Images with their boxes; ``class_names`` name the box classes (no background class)."""
 
     samples: list[BoxedSample]
+    #: what :meth:`class_counts` counts, in the split audit's messages
+    counted = "boxes"
+
+    def class_counts(self, indices) -> np.ndarray:
+        """The boxes of each class among ``samples[indices]``."""
+        labels = [label for i in indices for label in self.samples[int(i)].labels]
+        return np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.num_classes)
 
 
 class BoxCollector:
@@ -67,14 +78,18 @@ class BoxCollector:
         self.fixed = class_names is not None
         self.class_names = list(class_names or [])
         self.clipped = 0
+        self.first_seen: dict[str, str] = {}  # a class found in the data -> where, for the spelling audit
 
     def label(self, name: str, where: str) -> str:
         name = str(name).strip()
+        if not name:
+            raise DataError(f"{where}: the box has no class label; give each box its class.")
         if name not in self.class_names:
             if self.fixed:
                 raise DataError(f"{where}: unknown class {name!r}; the classes are {', '.join(self.class_names)}. "
                                 f"Fix the label, or add the class to class_names.")
             self.class_names.append(name)
+            self.first_seen[name] = where
         return name
 
     def box(self, corners, size: tuple[int, int], where: str) -> tuple[float, float, float, float]:
@@ -96,6 +111,8 @@ class BoxCollector:
         return clipped
 
     def finish(self, samples: list[BoxedSample], name: str, description: str) -> BoxedImages:
+        # 'Cell' and 'cell' would be two classes: the same audit as for image labels
+        check_spellings(name, [(c, w) for c, w in self.first_seen.items()])
         order = sorted(self.class_names) if not self.fixed else self.class_names
         index = {c: i for i, c in enumerate(order)}
         out = [BoxedSample(s.ref, s.load, s.boxes, tuple(index[self.class_names[i]] for i in s.labels), s.split,
@@ -135,22 +152,14 @@ class VocSource(Source):
         if not xmls:
             raise DataError(f"{self.root / 'Annotations'}: no .xml annotations in it.")
         for xml in xmls:
-            try:
-                tree = ET.parse(xml).getroot()
-            except ET.ParseError as e:
-                raise DataError(f"{xml}: not valid XML ({e}).") from None
-            image = self.root / "JPEGImages" / (tree.findtext("filename") or f"{xml.stem}.jpg").strip()
+            filename, objects = read_voc(xml)
+            image = self.root / "JPEGImages" / (filename or f"{xml.stem}.jpg")
             size = _image(image, str(xml))
             boxes, labels = [], []
-            for k, obj in enumerate(tree.iter("object"), start=1):
-                where = f"{xml}, object {k}"
-                bb = obj.find("bndbox")
-                corners = [bb.findtext(t) if bb is not None else None for t in ("xmin", "ymin", "xmax", "ymax")]
-                if None in corners:
-                    raise DataError(f"{where}: no complete <bndbox> (xmin, ymin, xmax, ymax).")
-                x1, y1, x2, y2 = (float(v) for v in corners)
-                boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, where))
-                labels.append(collector.class_names.index(collector.label(obj.findtext("name") or "", where)))
+            for obj in objects:
+                x1, y1, x2, y2 = obj.corners
+                boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, obj.where))
+                labels.append(collector.class_names.index(collector.label(obj.name, obj.where)))
             samples.append(BoxedSample(str(image), partial(read_image_file, image, window=self.window),
                                        tuple(boxes), tuple(labels), split_of.get(xml.stem) if split_of else None,
                                        size=size))
@@ -158,7 +167,19 @@ class VocSource(Source):
             missing = next(s.ref for s in samples if s.split is None)
             raise DataError(f"{self.root / 'ImageSets' / 'Main'}: {Path(missing).name} is in no split file; list every "
                             f"image in train.txt, val.txt or test.txt, or remove the split files.")
-        return collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+        data = collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+        unannotated = self._unannotated({Path(s.ref) for s in samples})
+        if unannotated:
+            data.notices.append(
+                f"{len(unannotated)} image(s) in {self.root / 'JPEGImages'} have no XML file in Annotations/ and were "
+                f"left out (e.g. {unannotated[0].name}): it may be that nobody annotated them. To keep an image with "
+                f"no objects, give it an XML file without <object>.")
+        return data
+
+    def _unannotated(self, annotated: set[Path]) -> list[Path]:
+        """The images in ``JPEGImages/`` that no XML file names."""
+        return sorted(p for p in (self.root / "JPEGImages").iterdir()
+                      if not p.name.startswith(".") and p not in annotated and p.is_file() and is_image_file(p))
 
     def _splits(self) -> dict[str, str]:
         folder = self.root / "ImageSets" / "Main"
@@ -192,39 +213,25 @@ class CocoSource(Source):
             head = json.loads(p.read_text())
         except (OSError, ValueError):
             return False
-        return isinstance(head, dict) and {"images", "annotations", "categories"} <= set(head)
+        # one of the lists is enough to claim the file: reading it says what else is missing
+        return isinstance(head, dict) and any(k in head for k in COCO_LISTS)
 
     def read(self) -> BoxedImages:
-        try:
-            coco = json.loads(self.path.read_text())
-        except (OSError, ValueError) as e:
-            raise DataError(f"{self.path}: not a readable JSON file ({e}).") from None
-        categories = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
-        collector = BoxCollector(list(categories.values()))
-        images, boxes, crowd = {}, {}, 0
-        for im in coco.get("images", []):
-            images[im["id"]] = im
-            boxes[im["id"]] = []
-        for k, a in enumerate(coco.get("annotations", []), start=1):
-            where = f"{self.path}, annotation {a.get('id', k)}"
-            if a.get("image_id") not in images:
-                raise DataError(f"{where}: image_id {a.get('image_id')!r} is not among the images.")
-            if a.get("category_id") not in categories:
-                raise DataError(f"{where}: category_id {a.get('category_id')!r} is not among the categories "
-                                f"({', '.join(map(str, categories))}).")
-            if a.get("iscrowd"):
+        coco = read_coco(self.path)
+        collector = BoxCollector(list(coco.categories.values()))
+        boxes: dict = {image_id: [] for image_id in coco.images}
+        crowd = 0
+        for where, image_id, category_id, (x, y, w, h), iscrowd in coco.annotations:
+            if iscrowd:
                 crowd += 1
                 continue
-            boxes[a["image_id"]].append(a)
+            boxes[image_id].append((where, (x, y, x + w, y + h), coco.categories[category_id]))
         samples = []
-        for image_id, im in images.items():
-            path = self.image_root / im["file_name"]
+        for image_id, file_name in coco.images.items():
+            path = self.image_root / file_name
             size = _image(path, f"{self.path}, image {image_id}")
-            kept, labels = [], []
-            for a in boxes[image_id]:
-                x, y, w, h = a["bbox"]
-                kept.append(collector.box((x, y, x + w, y + h), size, f"{self.path}, annotation {a.get('id')}"))
-                labels.append(collector.class_names.index(categories[a["category_id"]]))
+            kept = [collector.box(corners, size, where) for where, corners, _ in boxes[image_id]]
+            labels = [collector.class_names.index(name) for _, _, name in boxes[image_id]]
             samples.append(BoxedSample(str(path), partial(read_image_file, path, window=self.window), tuple(kept),
                                        tuple(labels), size=size))
         data = collector.finish(samples, self.path.stem, f"{len(samples)} images (COCO)")
