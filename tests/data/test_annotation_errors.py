@@ -120,6 +120,8 @@ def test_malformed_coco_files_are_refused_naming_the_annotation(tmp_path, capsys
      r"c\.json, annotations\[0\]: bbox \[1, 1, '2', 2\] is not four finite numbers"),
     ({"annotations": [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]},
                       {"id": 4, "image_id": 1, "category_id": 1}]}, r"c\.json, annotations\[1\] \(id 4\): no 'bbox'"),
+    ({"annotations": [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10 ** 400, 2]}]},
+     r"annotation 4: bbox \[1, 1, \d+\.\.\.\d+, 2\] is not four finite numbers"),
     ({"annotations": [{"id": 4, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "iscrowd": "yes"}]},
      r"annotation 4: iscrowd 'yes' is not 0 or 1"),
     ({"annotations": [{"id": 4, "category_id": 1, "bbox": [1, 1, 2, 2]}]}, r"annotation 4: no 'image_id'"),
@@ -133,18 +135,22 @@ def test_malformed_coco_files_are_refused_naming_the_annotation(tmp_path, capsys
     ({"categories": [{"id": 1, "name": "cell"}, {"id": 1, "name": "blob"}]},
      r"categories\[0\] and categories\[1\] share the id 1"),
     ({"categories": []}, r"'categories' is empty"),
-], ids=["string-in-bbox", "shared-annotation-id", "iscrowd", "no-image-id", "annotation-list", "unhashable-id",
+], ids=["string-in-bbox", "shared-annotation-id", "huge-integer", "iscrowd", "no-image-id", "annotation-list", "unhashable-id",
         "shared-image-id", "no-file-name", "empty-name", "shared-category-id", "no-categories"])
 def test_every_part_of_a_coco_file_is_checked(tmp_path, changes, needle):
     with pytest.raises(DataError, match=needle):
         CocoSource(_coco(tmp_path, **changes)).read()
 
 
-def test_a_coco_file_that_is_a_list_says_so(tmp_path, capsys):
+@pytest.mark.parametrize(("text", "needle"), [
+    (json.dumps([{"images": []}]), "c.json: the file holds a list; a COCO file is an object"),
+    (json.dumps({"imgs": []}), "c.json: no 'images' or 'annotations' or 'categories'"),
+    ('{"images": [', "c.json: not a readable JSON file"),
+], ids=["list", "no-coco-key", "truncated"])
+def test_a_json_file_that_is_no_coco_file_says_why(tmp_path, capsys, text, needle):
     path = tmp_path / "c.json"
-    path.write_text(json.dumps([{"images": []}]))
-    with pytest.raises(DataError, match=r"c\.json: the file holds a list; a COCO file is an object"):
-        CocoSource(path).read()
+    path.write_text(text)
+    _assert_refused(["--data", path], tmp_path / "r", capsys, needle)
 
 
 @pytest.mark.parametrize(("body", "needle"), [
@@ -179,8 +185,8 @@ def test_a_classifier_on_a_voc_folder_is_told_it_is_detection_data(shape_folder,
     assert code == 2 and "Traceback" not in err and out == ""
     assert "a detection data set (Pascal VOC" in text and "--task detection" in text
     assert "class folder holds no images" not in text
-    code, _, err = run_cli(["train", "--task", "classification", "--data", root, "--out", tmp_path / "r2", "--input-size",
-                            "32", "--epochs", "1", "--quiet"], capsys)
+    code, _, err = run_cli(["train", "--task", "classification", "--data", root, "--out", tmp_path / "r2",
+                            "--input-size", "32", "--epochs", "1", "--quiet"], capsys)
     assert code == 2 and "a detection data set (Pascal VOC" in " ".join(err.split())
     assert not (tmp_path / "r2").exists()
 
@@ -202,3 +208,17 @@ def test_the_left_out_voc_images_are_counted_on_the_dataset_card(tmp_path):
     card = prepare_data(RunConfig(data=str(root), task="detection")).card()  # what a run writes in metrics.json
     assert sum(card["counts"][k] for k in ("train", "val", "test")) == 12
     assert any("1 image(s) in" in n and "unannotated.jpg" in n for n in card["notices"]), card
+
+
+def test_a_coco_file_nested_thousands_deep_is_refused(tmp_path, capsys):
+    path = tmp_path / "c.json"
+    path.write_text('{"images": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    _assert_refused(["--data", path], tmp_path / "r", capsys, "c.json: not a readable JSON file")
+
+
+def test_a_folder_named_like_an_annotation_is_skipped_with_a_notice(tmp_path):
+    root = _voc(tmp_path / "v", {"a": _object("cell")})
+    (root / "Annotations" / "b.xml").mkdir()
+    data = VocSource(root).read()
+    assert len(data.samples) == 1
+    assert any("1 entries of" in n and "not regular files and were skipped (e.g. b.xml)" in n for n in data.notices)

@@ -48,7 +48,13 @@ def _is_id(value) -> bool:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite JSON number (an integer too large for a float is not one)."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ def read_coco(path: Path) -> CocoFile:
     unique ids, one name per category, every reference to an image or a category."""
     try:
         coco = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:  # RecursionError: lists nested thousands deep
         raise DataError(f"{path}: not a readable JSON file ({e}).") from None
     if not isinstance(coco, dict):
         raise DataError(f"{path}: the file holds {_kind(coco)}; a COCO file is an object with the lists "
@@ -179,6 +185,8 @@ def read_voc(xml: Path) -> tuple[str | None, list[VocObject]]:
         root = ET.parse(xml).getroot()
     except ET.ParseError as e:
         raise DataError(f"{xml}: not valid XML ({e}).") from None
+    except OSError as e:
+        raise DataError(f"{xml}: cannot be read ({e.strerror or e}).") from None
     if root.tag != "annotation":
         raise DataError(f"{xml}: the root element is <{root.tag}>, not <annotation>; is this a Pascal VOC file?")
     objects = []

@@ -18,7 +18,6 @@ same for every source:
 from __future__ import annotations
 
 import csv
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from medtransfer.data.audit import check_spellings
-from medtransfer.data.sources.annotations import COCO_LISTS, read_coco, read_voc
+from medtransfer.data.sources.annotations import read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import canonical_split
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
@@ -148,7 +147,8 @@ class VocSource(Source):
     def read(self) -> BoxedImages:
         collector, samples = BoxCollector(self.class_names), []
         split_of = self._splits()
-        xmls = sorted((self.root / "Annotations").glob("*.xml"))
+        found = sorted((self.root / "Annotations").glob("*.xml"))
+        xmls = [p for p in found if p.is_file()]  # a folder or a named pipe named *.xml is no annotation
         if not xmls:
             raise DataError(f"{self.root / 'Annotations'}: no .xml annotations in it.")
         for xml in xmls:
@@ -168,6 +168,9 @@ class VocSource(Source):
             raise DataError(f"{self.root / 'ImageSets' / 'Main'}: {Path(missing).name} is in no split file; list every "
                             f"image in train.txt, val.txt or test.txt, or remove the split files.")
         data = collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+        if len(found) > len(xmls):
+            data.notices.append(f"{len(found) - len(xmls)} entries of {self.root / 'Annotations'} named *.xml are "
+                                f"not regular files and were skipped (e.g. {sorted(set(found) - set(xmls))[0].name}).")
         unannotated = self._unannotated({Path(s.ref) for s in samples})
         if unannotated:
             data.notices.append(
@@ -206,15 +209,10 @@ class CocoSource(Source):
 
     @classmethod
     def can_open(cls, spec: str) -> bool:
+        """Any JSON file: no other source reads JSON, and reading it says what it lacks (not valid JSON, no
+        ``images`` list, …) more precisely than "cannot tell how to read this"."""
         p = Path(spec).expanduser()
-        if p.suffix.lower() != ".json" or not p.is_file():
-            return False
-        try:
-            head = json.loads(p.read_text())
-        except (OSError, ValueError):
-            return False
-        # one of the lists is enough to claim the file: reading it says what else is missing
-        return isinstance(head, dict) and any(k in head for k in COCO_LISTS)
+        return p.suffix.lower() == ".json" and p.is_file()
 
     def read(self) -> BoxedImages:
         coco = read_coco(self.path)
