@@ -98,6 +98,26 @@ def test_a_voc_class_only_in_the_given_validation_split_is_refused_before_traini
                     "the train and test splits hold no boxes of it")
 
 
+def test_a_box_csv_class_only_in_the_given_test_split_is_refused(tmp_path, capsys):
+    rows = ["image,x1,y1,x2,y2,label,split"]
+    for k in range(12):
+        _jpeg(tmp_path / f"i{k}.jpg")
+        split = "train" if k < 8 else "val" if k < 10 else "test"
+        rows.append(f"i{k}.jpg,2,3,20,30,cell,{split}")
+    rows.append("i11.jpg,25,5,40,20,tumour,test")
+    (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+    _assert_refused(["--data", tmp_path / "boxes.csv"], tmp_path / "r", capsys,
+                    "label 'tumour' appears only in the test split (1 boxes)")
+
+
+def test_unused_coco_categories_are_left_out_of_the_classes_with_a_notice(tmp_path):
+    path = _coco(tmp_path, categories=[{"id": 0, "name": "cells-dataset", "supercategory": "none"},
+                                       {"id": 1, "name": "cell", "supercategory": "cells-dataset"}])
+    data = CocoSource(path).read()
+    assert data.class_names == ["cell"] and data.samples[0].labels == (0,)
+    assert "1 category without boxes left out of the classes: 0 'cells-dataset'." in data.notices
+
+
 # -- 8: malformed annotations -----------------------------------------------------------------------------------------
 def test_a_voc_corner_that_is_not_a_number(tmp_path, capsys):
     root = _voc(tmp_path / "v", {"a": _object("cell"), "b": _object("cell") + _object("cell", (1, 1, "abc", 9))})

@@ -91,7 +91,8 @@ def check_split(data: ImageSet, split: DataSplit) -> None:
                 f"cannot learn it. Move some of its images to train, or drop them."
             )
         missing = [k for k in ("train", "val", "test") if per[k][c] == 0]
-        where = " and ".join(missing) + (" splits hold" if len(missing) > 1 else " split holds")
+        where = (", ".join(missing[:-1]) + " and " + missing[-1] + " splits hold" if len(missing) > 1 else
+                 f"{missing[0]} split holds")
         how = "Add images of it to the training split" if split.given else "Use more images of it"
         raise DataError(
             f"{data.name}: class {name!r} has no training example (val {per['val'][c]}, test {per['test'][c]}): the "

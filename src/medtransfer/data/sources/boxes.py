@@ -198,7 +198,7 @@ class VocSource(Source):
 @register_source
 class CocoSource(Source):
     """A COCO JSON file (``images``, ``annotations``, ``categories``); image paths are relative to the JSON's folder,
-    or to ``image_root``. ``iscrowd`` boxes are left out, with a notice."""
+    or to ``image_root``. ``iscrowd`` boxes, and categories that no box uses, are left out, with a notice."""
 
     kind = "coco"
 
@@ -216,7 +216,10 @@ class CocoSource(Source):
 
     def read(self) -> BoxedImages:
         coco = read_coco(self.path)
-        collector = BoxCollector(list(coco.categories.values()))
+        # exports often list categories no box uses (Roboflow: the data set's own name): no class without boxes
+        used = {category_id for _, _, category_id, _, crowd in coco.annotations if not crowd}
+        unused = [f"{i} {name!r}" for i, name in coco.categories.items() if i not in used]
+        collector = BoxCollector([name for i, name in coco.categories.items() if i in used])
         boxes: dict = {image_id: [] for image_id in coco.images}
         crowd = 0
         for where, image_id, category_id, (x, y, w, h), iscrowd in coco.annotations:
@@ -235,6 +238,9 @@ class CocoSource(Source):
         data = collector.finish(samples, self.path.stem, f"{len(samples)} images (COCO)")
         if crowd:
             data.notices.append(f"{crowd} iscrowd annotation(s) were left out: a crowd region is not one object.")
+        if unused:
+            data.notices.append(f"{len(unused)} categor{'y' if len(unused) == 1 else 'ies'} without boxes left out of "
+                                f"the classes: {', '.join(unused[:5])}{', …' if len(unused) > 5 else ''}.")
         return data
 
 
