@@ -155,8 +155,8 @@ def test_malformed_coco_files_are_refused_naming_the_annotation(tmp_path, capsys
     ({"categories": [{"id": 1, "name": "cell"}, {"id": 1, "name": "blob"}]},
      r"categories\[0\] and categories\[1\] share the id 1"),
     ({"categories": []}, r"'categories' is empty"),
-], ids=["string-in-bbox", "shared-annotation-id", "huge-integer", "iscrowd", "no-image-id", "annotation-list", "unhashable-id",
-        "shared-image-id", "no-file-name", "empty-name", "shared-category-id", "no-categories"])
+], ids=["string-in-bbox", "shared-annotation-id", "huge-integer", "iscrowd", "no-image-id", "annotation-list",
+        "unhashable-id", "shared-image-id", "no-file-name", "empty-name", "shared-category-id", "no-categories"])
 def test_every_part_of_a_coco_file_is_checked(tmp_path, changes, needle):
     with pytest.raises(DataError, match=needle):
         CocoSource(_coco(tmp_path, **changes)).read()
@@ -184,6 +184,12 @@ def test_every_voc_object_is_checked(tmp_path, body, needle):
     root = _voc(tmp_path / "v", {"a": body})
     with pytest.raises(DataError, match=needle):
         VocSource(root).read()
+
+
+def test_a_voc_image_in_two_split_files_is_refused(tmp_path, capsys):
+    root = _voc(tmp_path / "v", {f"i{k}": _object("cell") for k in range(12)},
+                {"train": [f"i{k}" for k in range(10)], "test": ["i9", "i10", "i11"]})
+    _assert_refused(["--data", root], tmp_path / "r", capsys, "test.txt: i9 is also in train.txt")
 
 
 def test_a_voc_file_that_is_not_an_annotation(tmp_path):

@@ -189,9 +189,16 @@ class VocSource(Source):
         out: dict[str, str] = {}
         for name in ("train", "val", "test"):
             f = folder / f"{name}.txt"
-            if f.is_file():
-                for line in f.read_text().split():
-                    out[line.strip()] = name
+            if not f.is_file():
+                continue
+            try:
+                stems = f.read_text(encoding="utf-8").split()
+            except (OSError, UnicodeDecodeError) as e:
+                raise DataError(f"{f}: cannot be read as a list of image names ({e}).") from None
+            for stem in stems:
+                if out.get(stem, name) != name:  # the later file would win without a word
+                    raise DataError(f"{f}: {stem} is also in {out[stem]}.txt; an image belongs to one split.")
+                out[stem] = name
         return out
 
 
