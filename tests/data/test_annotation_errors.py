@@ -12,7 +12,7 @@ from generated import run_cli
 from PIL import Image
 
 from medtransfer import RunConfig
-from medtransfer.data.sources.boxes import CocoSource, VocSource
+from medtransfer.data.sources.boxes import BoxCsvSource, CocoSource, VocSource
 from medtransfer.errors import DataError
 from medtransfer.study.trial import prepare_data
 
@@ -190,6 +190,27 @@ def test_a_voc_image_in_two_split_files_is_refused(tmp_path, capsys):
     root = _voc(tmp_path / "v", {f"i{k}": _object("cell") for k in range(12)},
                 {"train": [f"i{k}" for k in range(10)], "test": ["i9", "i10", "i11"]})
     _assert_refused(["--data", root], tmp_path / "r", capsys, "test.txt: i9 is also in train.txt")
+
+
+@pytest.mark.parametrize(("rows", "needle"), [
+    (b"a.jpg,1,1,5,5,c\xe9ll", r"boxes\.csv: not UTF-8 text"),
+    (b"a.jpg,1,1,5,5,cell,tset", r"boxes\.csv, line 2: unknown split 'tset' \(did you mean 'test'"),
+    (b"a.jpg,1,1,5,5,cell,train\na.jpg,6,6,9,9,cell,test", r"boxes\.csv, line 3: a\.jpg has split 'test'.* line 2"),
+    (b"a.jpg,1,1,5,5,,train", r"boxes\.csv, line 2: the box has no class label"),
+    (b"a.jpg,1,1,five,5,cell,train", r"boxes\.csv, line 2: box \['1', '1', 'five', '5'\] is not four numbers"),
+], ids=["not-utf8", "unknown-split", "two-splits", "no-label", "corner-text"])
+def test_every_box_csv_row_is_checked(tmp_path, rows, needle):
+    _jpeg(tmp_path / "a.jpg")
+    (tmp_path / "boxes.csv").write_bytes(b"image,x1,y1,x2,y2,label,split\n" + rows + b"\n")
+    with pytest.raises(DataError, match=needle):
+        BoxCsvSource(tmp_path / "boxes.csv").read()
+
+
+def test_a_box_csv_with_a_byte_order_mark_reads(tmp_path):
+    _jpeg(tmp_path / "a.jpg")
+    (tmp_path / "boxes.csv").write_text("\ufeffimage,x1,y1,x2,y2,label\na.jpg,1,1,5,5,cell\n", encoding="utf-8")
+    assert BoxCsvSource.can_open(str(tmp_path / "boxes.csv"))
+    assert BoxCsvSource(tmp_path / "boxes.csv").read().class_names == ["cell"]
 
 
 def test_a_voc_file_that_is_not_an_annotation(tmp_path):

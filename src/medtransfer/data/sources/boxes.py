@@ -29,10 +29,10 @@ import numpy as np
 from medtransfer.data.audit import check_spellings
 from medtransfer.data.sources.annotations import read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
-from medtransfer.data.sources.folder import canonical_split
+from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
 from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
-from medtransfer.errors import DataError
+from medtransfer.errors import DataError, did_you_mean
 
 #: the image + mask sources, in the segmentation task's order
 MASK_SOURCES = (MaskCsvSource, NiftiVolumeSource, MaskFolderSource)
@@ -269,31 +269,27 @@ class BoxCsvSource(Source):
         p = Path(spec).expanduser()
         if p.suffix.lower() != ".csv" or not p.is_file():
             return False
-        with open(p, newline="", encoding="utf-8", errors="replace") as f:
-            header = next(csv.reader(f), [])
+        try:
+            with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, csv.Error):  # not this source's to read; the others, or the final error, say why
+            return False
         return set(BOX_COLUMNS) <= {h.strip() for h in header}
 
     def read(self) -> BoxedImages:
         collector, rows = BoxCollector(self.class_names), {}
-        with open(self.path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                line = reader.line_num
-                where = f"{self.path}, line {line}"
-                cell = (row.get("image") or "").strip()
-                if not cell:
-                    raise DataError(f"{where}: empty 'image' cell.")
-                path = Path(cell) if Path(cell).is_absolute() else self.path.parent / cell
-                entry = rows.setdefault(str(path), {"path": path, "boxes": [], "labels": [], "line": line,
-                                                    "split": canonical_split((row.get("split") or "").strip()) or None,
-                                                    "patient": (row.get("patient_id") or "").strip() or None})
-                corners = [(row.get(c) or "").strip() for c in ("x1", "y1", "x2", "y2")]
-                if not any(corners) and not (row.get("label") or "").strip():
-                    continue  # an image without boxes
-                if "size" not in entry:
-                    entry["size"] = _image(path, where)
-                entry["boxes"].append(collector.box(corners, entry["size"], where))
-                entry["labels"].append(collector.class_names.index(collector.label(row.get("label") or "", where)))
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                try:
+                    for row in reader:
+                        self._add_row(row, f"{self.path}, line {reader.line_num}", reader.line_num, rows, collector)
+                except csv.Error as e:
+                    raise DataError(f"{self.path}, line {reader.line_num}: malformed CSV ({e}).") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{self.path}: not UTF-8 text. Save the CSV as UTF-8.") from None
+        except OSError as e:
+            raise DataError(f"{self.path}: cannot read the file ({e.strerror or e}).") from None
         if not rows:
             raise DataError(f"{self.path}: the CSV has a header but no rows. Add one row per box.")
         samples = []
@@ -304,6 +300,32 @@ class BoxCsvSource(Source):
                                        tuple(entry["boxes"]), tuple(entry["labels"]), entry["split"], entry["patient"],
                                        entry["size"]))
         return collector.finish(samples, self.path.stem, f"{len(samples)} images (box CSV)")
+
+    def _add_row(self, row: dict, where: str, line: int, rows: dict, collector: BoxCollector) -> None:
+        """One CSV row into ``rows`` (image path -> its boxes, split and patient); every row of an image must give it
+        the same split and patient."""
+        cell = (row.get("image") or "").strip()
+        if not cell:
+            raise DataError(f"{where}: empty 'image' cell.")
+        path = Path(cell) if Path(cell).is_absolute() else self.path.parent / cell
+        raw = (row.get("split") or "").strip()
+        split = canonical_split(raw) if raw else None
+        if raw and split is None:
+            raise DataError(f"{where}: unknown split {raw!r}{did_you_mean(raw.lower(), SPLIT_ALIASES)}; give train, "
+                            f"val or test, or leave the cell empty.")
+        patient = (row.get("patient_id") or "").strip() or None
+        entry = rows.setdefault(str(path), {"path": path, "boxes": [], "labels": [], "line": line, "split": split,
+                                            "patient": patient})
+        if (entry["split"], entry["patient"]) != (split, patient):
+            raise DataError(f"{where}: {cell} has split {split!r} and patient {patient!r} here but {entry['split']!r} "
+                            f"and {entry['patient']!r} on line {entry['line']}; give every row of an image the same.")
+        corners = [(row.get(c) or "").strip() for c in ("x1", "y1", "x2", "y2")]
+        if not any(corners) and not (row.get("label") or "").strip():
+            return  # an image without boxes
+        if "size" not in entry:
+            entry["size"] = _image(path, where)
+        entry["boxes"].append(collector.box(corners, entry["size"], where))
+        entry["labels"].append(collector.class_names.index(collector.label(row.get("label") or "", where)))
 
 
 #: the sources of images with boxes, most specific first
