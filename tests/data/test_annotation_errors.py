@@ -221,18 +221,22 @@ def test_a_voc_file_that_is_not_an_annotation(tmp_path):
 
 
 # -- 12: misleading words and silence ---------------------------------------------------------------------------------
-def test_a_classifier_on_a_voc_folder_is_told_it_is_detection_data(shape_folder, tmp_path, capsys):
-    root = _voc(tmp_path / "v", {f"i{k}": _object("cell") for k in range(3)})
+def test_a_classifier_on_detection_data_is_told_what_the_data_are(shape_folder, tmp_path, capsys):
+    voc = _voc(tmp_path / "v", {f"i{k}": _object("cell") for k in range(3)})
+    _jpeg(tmp_path / "a.jpg")
+    (tmp_path / "boxes.csv").write_text("image,x1,y1,x2,y2,label\na.jpg,1,1,5,5,cell\n")
     run = tmp_path / "classifier"
     code, _, err = run_cli(["train", "--data", shape_folder, "--out", run, "--strategy", "linear", "--input-size", "32",
                             "--epochs", "1", "--batch-size", "32", "--quiet"], capsys)
     assert code == 0, err
-    code, out, err = run_cli(["evaluate", run, "--data", root], capsys)
-    text = " ".join(err.split())
-    assert code == 2 and "Traceback" not in err and out == ""
-    assert "a detection data set (Pascal VOC" in text and "--task detection" in text
-    assert "class folder holds no images" not in text
-    code, _, err = run_cli(["train", "--task", "classification", "--data", root, "--out", tmp_path / "r2",
+    for data, what in ((voc, "a detection data set (Pascal VOC"),
+                       (tmp_path / "boxes.csv", "a detection data set (a box CSV")):
+        code, out, err = run_cli(["evaluate", run, "--data", data], capsys)
+        text = " ".join(err.split())
+        assert code == 2 and "Traceback" not in err and out == "", err
+        assert what in text and "--task detection" in text
+        assert "class folder holds no images" not in text and "no 'path' column" not in text
+    code, _, err = run_cli(["train", "--task", "classification", "--data", voc, "--out", tmp_path / "r2",
                             "--input-size", "32", "--epochs", "1", "--quiet"], capsys)
     assert code == 2 and "a detection data set (Pascal VOC" in " ".join(err.split())
     assert not (tmp_path / "r2").exists()
