@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
-from medtransfer.data.sources.base import LabelledImages
+from medtransfer.data.sources.base import ImageSet, LabelledImages
 from medtransfer.data.audit import audit_split
 from medtransfer.errors import ConfigError, DataError
 
@@ -74,27 +74,29 @@ def make_split(data: LabelledImages, *, seed: int = 0, val_fraction: float = 0.1
     return split
 
 
-def check_split(data: LabelledImages, split: DataSplit) -> None:
-    """Every class must have training images; a class seen only in test is named as such. (Image labels only:
-    a segmentation class may be absent from some images by nature.)"""
-    if not isinstance(data, LabelledImages):
+def check_split(data: ImageSet, split: DataSplit) -> None:
+    """Every class must have training examples (images; boxes for detection: :meth:`ImageSet.class_counts`); the
+    error names the splits the class is missing from, and a class seen only in test is named as such. (Not for
+    segmentation: a class may be absent from some masks by nature.)"""
+    per = {k: data.class_counts(getattr(split, k)) for k in ("train", "val", "test")}
+    if per["train"] is None:
         return
-    t = data.targets()
-    if t.ndim == 1:
-        per = {k: np.bincount(t[getattr(split, k)], minlength=data.num_classes) for k in ("train", "val", "test")}
-    else:
-        per = {k: t[getattr(split, k)].sum(0) for k in ("train", "val", "test")}
+    what = data.counted
     for c, name in enumerate(data.class_names):
         if per["train"][c] > 0:
             continue
         if per["test"][c] > 0 and per["val"][c] == 0:
             raise DataError(
-                f"{data.name}: label {name!r} appears only in the test split ({per['test'][c]} images); a model "
+                f"{data.name}: label {name!r} appears only in the test split ({per['test'][c]} {what}); a model "
                 f"cannot learn it. Move some of its images to train, or drop them."
             )
+        missing = [k for k in ("train", "val", "test") if per[k][c] == 0]
+        where = (", ".join(missing[:-1]) + " and " + missing[-1] + " splits hold" if len(missing) > 1 else
+                 f"{missing[0]} split holds")
+        how = "Add images of it to the training split" if split.given else "Use more images of it"
         raise DataError(
-            f"{data.name}: class {name!r} has no training example (val {per['val'][c]}, test {per['test'][c]}). "
-            f"Add images of it to the training split, or remove the class."
+            f"{data.name}: class {name!r} has no training example (val {per['val'][c]}, test {per['test'][c]}): the "
+            f"{where} no {what} of it, so a model cannot learn it. {how}, or remove the class."
         )
 
 

@@ -45,10 +45,18 @@ class ImageSet:
     description: str = ""
     official_split: bool = False  # the source's split is a published benchmark split, kept as it is
     notices: list[str] = field(default_factory=list)  # what the audits found but kept (see data/audit.py)
+    #: what :meth:`class_counts` counts, in the split audit's messages
+    counted = "images"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def class_counts(self, indices) -> np.ndarray | None:
+        """The examples of each class among ``samples[indices]``, for the audit that every class has training
+        examples (:func:`~medtransfer.data.splits.check_split`); None where a class may be absent by nature (a
+        segmentation class from an image's mask)."""
+        return None
 
     def strata(self) -> np.ndarray:
         """One code per sample for stratified splits; by default one stratum (splits are grouped, not stratified)."""
@@ -65,6 +73,11 @@ class LabelledImages(ImageSet):
     def targets(self) -> np.ndarray:
         """Targets as an array: ``(N,)`` of class indices, or ``(N, C)`` 0/1 for multi-label."""
         return np.asarray([s.target for s in self.samples], dtype=np.int64)
+
+    def class_counts(self, indices) -> np.ndarray:
+        """The images of each class (of each label, when multi-label) among ``samples[indices]``."""
+        t = self.targets()[np.asarray(indices, dtype=np.int64)]
+        return np.bincount(t, minlength=self.num_classes) if t.ndim == 1 else t.sum(0)
 
     def strata(self) -> np.ndarray:
         """The class, or the label combination when multi-label."""

@@ -9,15 +9,16 @@ same for every source:
   given), or an annotation that names a missing image: one :class:`~medtransfer.errors.DataError` naming the file
   (and line or box) and what to do.
 * A box that only crosses the border is clipped to the image; how many were, is a notice on the data set.
-* Images without boxes are kept: they are where false positives are measured.
+* Images without boxes are kept: they are where false positives are measured. In Pascal VOC such an image has an XML
+  file without ``<object>``; an image in ``JPEGImages/`` without any XML file is left out, with a notice, since it may
+  be one that nobody annotated (counting its objects as false positives would be wrong).
+* The structure of COCO and VOC files is checked whole before use (:mod:`~medtransfer.data.sources.annotations`).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -25,11 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
+from medtransfer.data.audit import check_spellings
+from medtransfer.data.sources.annotations import read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
-from medtransfer.data.sources.folder import canonical_split
-from medtransfer.data.sources.image_files import read_image_file
+from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
+from medtransfer.data.sources.image_files import is_image_file, read_image_file
 from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
-from medtransfer.errors import DataError
+from medtransfer.errors import DataError, did_you_mean
 
 #: the image + mask sources, in the segmentation task's order
 MASK_SOURCES = (MaskCsvSource, NiftiVolumeSource, MaskFolderSource)
@@ -58,6 +61,13 @@ class BoxedImages(ImageSet):
     """Images with their boxes; ``class_names`` name the box classes (no background class)."""
 
     samples: list[BoxedSample]
+    #: what :meth:`class_counts` counts, in the split audit's messages
+    counted = "boxes"
+
+    def class_counts(self, indices) -> np.ndarray:
+        """The boxes of each class among ``samples[indices]``."""
+        labels = [label for i in indices for label in self.samples[int(i)].labels]
+        return np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.num_classes)
 
 
 class BoxCollector:
@@ -67,14 +77,18 @@ class BoxCollector:
         self.fixed = class_names is not None
         self.class_names = list(class_names or [])
         self.clipped = 0
+        self.first_seen: dict[str, str] = {}  # a class found in the data -> where, for the spelling audit
 
     def label(self, name: str, where: str) -> str:
         name = str(name).strip()
+        if not name:
+            raise DataError(f"{where}: the box has no class label; give each box its class.")
         if name not in self.class_names:
             if self.fixed:
                 raise DataError(f"{where}: unknown class {name!r}; the classes are {', '.join(self.class_names)}. "
                                 f"Fix the label, or add the class to class_names.")
             self.class_names.append(name)
+            self.first_seen[name] = where
         return name
 
     def box(self, corners, size: tuple[int, int], where: str) -> tuple[float, float, float, float]:
@@ -96,6 +110,8 @@ class BoxCollector:
         return clipped
 
     def finish(self, samples: list[BoxedSample], name: str, description: str) -> BoxedImages:
+        # 'Cell' and 'cell' would be two classes: the same audit as for image labels
+        check_spellings(name, [(c, w) for c, w in self.first_seen.items()])
         order = sorted(self.class_names) if not self.fixed else self.class_names
         index = {c: i for i, c in enumerate(order)}
         out = [BoxedSample(s.ref, s.load, s.boxes, tuple(index[self.class_names[i]] for i in s.labels), s.split,
@@ -131,26 +147,19 @@ class VocSource(Source):
     def read(self) -> BoxedImages:
         collector, samples = BoxCollector(self.class_names), []
         split_of = self._splits()
-        xmls = sorted((self.root / "Annotations").glob("*.xml"))
+        found = sorted((self.root / "Annotations").glob("*.xml"))
+        xmls = [p for p in found if p.is_file()]  # a folder or a named pipe named *.xml is no annotation
         if not xmls:
             raise DataError(f"{self.root / 'Annotations'}: no .xml annotations in it.")
         for xml in xmls:
-            try:
-                tree = ET.parse(xml).getroot()
-            except ET.ParseError as e:
-                raise DataError(f"{xml}: not valid XML ({e}).") from None
-            image = self.root / "JPEGImages" / (tree.findtext("filename") or f"{xml.stem}.jpg").strip()
+            filename, objects = read_voc(xml)
+            image = self.root / "JPEGImages" / (filename or f"{xml.stem}.jpg")
             size = _image(image, str(xml))
             boxes, labels = [], []
-            for k, obj in enumerate(tree.iter("object"), start=1):
-                where = f"{xml}, object {k}"
-                bb = obj.find("bndbox")
-                corners = [bb.findtext(t) if bb is not None else None for t in ("xmin", "ymin", "xmax", "ymax")]
-                if None in corners:
-                    raise DataError(f"{where}: no complete <bndbox> (xmin, ymin, xmax, ymax).")
-                x1, y1, x2, y2 = (float(v) for v in corners)
-                boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, where))
-                labels.append(collector.class_names.index(collector.label(obj.findtext("name") or "", where)))
+            for obj in objects:
+                x1, y1, x2, y2 = obj.corners
+                boxes.append(collector.box((x1 - 1, y1 - 1, x2, y2), size, obj.where))
+                labels.append(collector.class_names.index(collector.label(obj.name, obj.where)))
             samples.append(BoxedSample(str(image), partial(read_image_file, image, window=self.window),
                                        tuple(boxes), tuple(labels), split_of.get(xml.stem) if split_of else None,
                                        size=size))
@@ -158,23 +167,45 @@ class VocSource(Source):
             missing = next(s.ref for s in samples if s.split is None)
             raise DataError(f"{self.root / 'ImageSets' / 'Main'}: {Path(missing).name} is in no split file; list every "
                             f"image in train.txt, val.txt or test.txt, or remove the split files.")
-        return collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+        data = collector.finish(samples, self.root.name, f"{len(samples)} images (Pascal VOC)")
+        if len(found) > len(xmls):
+            data.notices.append(f"{len(found) - len(xmls)} entries of {self.root / 'Annotations'} named *.xml are "
+                                f"not regular files and were skipped (e.g. {sorted(set(found) - set(xmls))[0].name}).")
+        unannotated = self._unannotated({Path(s.ref) for s in samples})
+        if unannotated:
+            data.notices.append(
+                f"{len(unannotated)} image(s) in {self.root / 'JPEGImages'} have no XML file in Annotations/ and were "
+                f"left out (e.g. {unannotated[0].name}): it may be that nobody annotated them. To keep an image with "
+                f"no objects, give it an XML file without <object>.")
+        return data
+
+    def _unannotated(self, annotated: set[Path]) -> list[Path]:
+        """The images in ``JPEGImages/`` that no XML file names."""
+        return sorted(p for p in (self.root / "JPEGImages").iterdir()
+                      if not p.name.startswith(".") and p not in annotated and p.is_file() and is_image_file(p))
 
     def _splits(self) -> dict[str, str]:
         folder = self.root / "ImageSets" / "Main"
         out: dict[str, str] = {}
         for name in ("train", "val", "test"):
             f = folder / f"{name}.txt"
-            if f.is_file():
-                for line in f.read_text().split():
-                    out[line.strip()] = name
+            if not f.is_file():
+                continue
+            try:
+                stems = f.read_text(encoding="utf-8").split()
+            except (OSError, UnicodeDecodeError) as e:
+                raise DataError(f"{f}: cannot be read as a list of image names ({e}).") from None
+            for stem in stems:
+                if out.get(stem, name) != name:  # the later file would win without a word
+                    raise DataError(f"{f}: {stem} is also in {out[stem]}.txt; an image belongs to one split.")
+                out[stem] = name
         return out
 
 
 @register_source
 class CocoSource(Source):
     """A COCO JSON file (``images``, ``annotations``, ``categories``); image paths are relative to the JSON's folder,
-    or to ``image_root``. ``iscrowd`` boxes are left out, with a notice."""
+    or to ``image_root``. ``iscrowd`` boxes, and categories that no box uses, are left out, with a notice."""
 
     kind = "coco"
 
@@ -185,51 +216,38 @@ class CocoSource(Source):
 
     @classmethod
     def can_open(cls, spec: str) -> bool:
+        """Any JSON file: no other source reads JSON, and reading it says what it lacks (not valid JSON, no
+        ``images`` list, …) more precisely than "cannot tell how to read this"."""
         p = Path(spec).expanduser()
-        if p.suffix.lower() != ".json" or not p.is_file():
-            return False
-        try:
-            head = json.loads(p.read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(head, dict) and {"images", "annotations", "categories"} <= set(head)
+        return p.suffix.lower() == ".json" and p.is_file()
 
     def read(self) -> BoxedImages:
-        try:
-            coco = json.loads(self.path.read_text())
-        except (OSError, ValueError) as e:
-            raise DataError(f"{self.path}: not a readable JSON file ({e}).") from None
-        categories = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
-        collector = BoxCollector(list(categories.values()))
-        images, boxes, crowd = {}, {}, 0
-        for im in coco.get("images", []):
-            images[im["id"]] = im
-            boxes[im["id"]] = []
-        for k, a in enumerate(coco.get("annotations", []), start=1):
-            where = f"{self.path}, annotation {a.get('id', k)}"
-            if a.get("image_id") not in images:
-                raise DataError(f"{where}: image_id {a.get('image_id')!r} is not among the images.")
-            if a.get("category_id") not in categories:
-                raise DataError(f"{where}: category_id {a.get('category_id')!r} is not among the categories "
-                                f"({', '.join(map(str, categories))}).")
-            if a.get("iscrowd"):
+        coco = read_coco(self.path)
+        # exports often list categories no box uses (Roboflow: the data set's own name): no class without boxes
+        used = {category_id for _, _, category_id, _, crowd in coco.annotations if not crowd}
+        unused = [f"{i} {name!r}" for i, name in coco.categories.items() if i not in used]
+        collector = BoxCollector([name for i, name in coco.categories.items() if i in used])
+        boxes: dict = {image_id: [] for image_id in coco.images}
+        crowd = 0
+        for where, image_id, category_id, (x, y, w, h), iscrowd in coco.annotations:
+            if iscrowd:
                 crowd += 1
                 continue
-            boxes[a["image_id"]].append(a)
+            boxes[image_id].append((where, (x, y, x + w, y + h), coco.categories[category_id]))
         samples = []
-        for image_id, im in images.items():
-            path = self.image_root / im["file_name"]
+        for image_id, file_name in coco.images.items():
+            path = self.image_root / file_name
             size = _image(path, f"{self.path}, image {image_id}")
-            kept, labels = [], []
-            for a in boxes[image_id]:
-                x, y, w, h = a["bbox"]
-                kept.append(collector.box((x, y, x + w, y + h), size, f"{self.path}, annotation {a.get('id')}"))
-                labels.append(collector.class_names.index(categories[a["category_id"]]))
+            kept = [collector.box(corners, size, where) for where, corners, _ in boxes[image_id]]
+            labels = [collector.class_names.index(name) for _, _, name in boxes[image_id]]
             samples.append(BoxedSample(str(path), partial(read_image_file, path, window=self.window), tuple(kept),
                                        tuple(labels), size=size))
         data = collector.finish(samples, self.path.stem, f"{len(samples)} images (COCO)")
         if crowd:
             data.notices.append(f"{crowd} iscrowd annotation(s) were left out: a crowd region is not one object.")
+        if unused:
+            data.notices.append(f"{len(unused)} categor{'y' if len(unused) == 1 else 'ies'} without boxes left out of "
+                                f"the classes: {', '.join(unused[:5])}{', …' if len(unused) > 5 else ''}.")
         return data
 
 
@@ -251,31 +269,27 @@ class BoxCsvSource(Source):
         p = Path(spec).expanduser()
         if p.suffix.lower() != ".csv" or not p.is_file():
             return False
-        with open(p, newline="", encoding="utf-8", errors="replace") as f:
-            header = next(csv.reader(f), [])
+        try:
+            with open(p, newline="", encoding="utf-8-sig", errors="replace") as f:
+                header = next(csv.reader(f), [])
+        except (OSError, csv.Error):  # not this source's to read; the others, or the final error, say why
+            return False
         return set(BOX_COLUMNS) <= {h.strip() for h in header}
 
     def read(self) -> BoxedImages:
         collector, rows = BoxCollector(self.class_names), {}
-        with open(self.path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                line = reader.line_num
-                where = f"{self.path}, line {line}"
-                cell = (row.get("image") or "").strip()
-                if not cell:
-                    raise DataError(f"{where}: empty 'image' cell.")
-                path = Path(cell) if Path(cell).is_absolute() else self.path.parent / cell
-                entry = rows.setdefault(str(path), {"path": path, "boxes": [], "labels": [], "line": line,
-                                                    "split": canonical_split((row.get("split") or "").strip()) or None,
-                                                    "patient": (row.get("patient_id") or "").strip() or None})
-                corners = [(row.get(c) or "").strip() for c in ("x1", "y1", "x2", "y2")]
-                if not any(corners) and not (row.get("label") or "").strip():
-                    continue  # an image without boxes
-                if "size" not in entry:
-                    entry["size"] = _image(path, where)
-                entry["boxes"].append(collector.box(corners, entry["size"], where))
-                entry["labels"].append(collector.class_names.index(collector.label(row.get("label") or "", where)))
+        try:
+            with open(self.path, newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                try:
+                    for row in reader:
+                        self._add_row(row, f"{self.path}, line {reader.line_num}", reader.line_num, rows, collector)
+                except csv.Error as e:
+                    raise DataError(f"{self.path}, line {reader.line_num}: malformed CSV ({e}).") from None
+        except UnicodeDecodeError:
+            raise DataError(f"{self.path}: not UTF-8 text. Save the CSV as UTF-8.") from None
+        except OSError as e:
+            raise DataError(f"{self.path}: cannot read the file ({e.strerror or e}).") from None
         if not rows:
             raise DataError(f"{self.path}: the CSV has a header but no rows. Add one row per box.")
         samples = []
@@ -286,6 +300,32 @@ class BoxCsvSource(Source):
                                        tuple(entry["boxes"]), tuple(entry["labels"]), entry["split"], entry["patient"],
                                        entry["size"]))
         return collector.finish(samples, self.path.stem, f"{len(samples)} images (box CSV)")
+
+    def _add_row(self, row: dict, where: str, line: int, rows: dict, collector: BoxCollector) -> None:
+        """One CSV row into ``rows`` (image path -> its boxes, split and patient); every row of an image must give it
+        the same split and patient."""
+        cell = (row.get("image") or "").strip()
+        if not cell:
+            raise DataError(f"{where}: empty 'image' cell.")
+        path = Path(cell) if Path(cell).is_absolute() else self.path.parent / cell
+        raw = (row.get("split") or "").strip()
+        split = canonical_split(raw) if raw else None
+        if raw and split is None:
+            raise DataError(f"{where}: unknown split {raw!r}{did_you_mean(raw.lower(), SPLIT_ALIASES)}; give train, "
+                            f"val or test, or leave the cell empty.")
+        patient = (row.get("patient_id") or "").strip() or None
+        entry = rows.setdefault(str(path), {"path": path, "boxes": [], "labels": [], "line": line, "split": split,
+                                            "patient": patient})
+        if (entry["split"], entry["patient"]) != (split, patient):
+            raise DataError(f"{where}: {cell} has split {split!r} and patient {patient!r} here but {entry['split']!r} "
+                            f"and {entry['patient']!r} on line {entry['line']}; give every row of an image the same.")
+        corners = [(row.get(c) or "").strip() for c in ("x1", "y1", "x2", "y2")]
+        if not any(corners) and not (row.get("label") or "").strip():
+            return  # an image without boxes
+        if "size" not in entry:
+            entry["size"] = _image(path, where)
+        entry["boxes"].append(collector.box(corners, entry["size"], where))
+        entry["labels"].append(collector.class_names.index(collector.label(row.get("label") or "", where)))
 
 
 #: the sources of images with boxes, most specific first

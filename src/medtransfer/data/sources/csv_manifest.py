@@ -23,6 +23,7 @@ from medtransfer.data.sources.base import (
     register_source,
 )
 from medtransfer.data.audit import check_spellings
+from medtransfer.data.sources.boxes import BOX_COLUMNS
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import image_patient_id, read_image_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
@@ -75,6 +76,9 @@ class CsvManifestSource(Source):
     def read(self) -> LabelledImages:
         columns, rows = self._read_rows()
         where = self.csv_path
+        if set(BOX_COLUMNS) <= set(columns) and self.path_column not in columns:  # read as a manifest by mistake
+            raise DataError(f"{where}: a detection data set (a box CSV: {','.join(BOX_COLUMNS)}, one row per box), not "
+                            f"an image manifest. Use it with --task detection, or evaluate a detection model on it.")
         if self.path_column not in columns:
             raise DataError(
                 f"{where}: no {self.path_column!r} column{did_you_mean(self.path_column, columns)} (columns: "

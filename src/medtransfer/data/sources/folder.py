@@ -97,6 +97,12 @@ class ImageFolderSource(Source):
         if not root.is_dir():
             what = "not a folder" if root.exists() else "no such folder"
             raise DataError(f"{root}: {what}. Give a folder laid out as <class>/<image> or <split>/<class>/<image>.")
+        from medtransfer.data.sources.boxes import VocSource  # here: boxes.py imports this module
+
+        if VocSource.can_open(str(root)):  # its Annotations/ would read as a class folder without images
+            raise DataError(f"{root}: a detection data set (Pascal VOC: images in JPEGImages/, boxes in "
+                            f"Annotations/*.xml), not class folders of images. Use it with --task detection, or "
+                            f"evaluate a detection model on it.")
         top = _subdirs(root)
         if not top:
             raise DataError(f"{root}: no class folders in it. Lay the images out as {root.name}/<class>/<image>.")
