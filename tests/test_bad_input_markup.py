@@ -163,6 +163,7 @@ def test_study_and_report_print_user_strings_verbatim_and_escape_them_in_html(wo
     study = world["study"]
     assert f"Study in {study}: " in out and f"Saved in {study}: study.sqlite" in out
     assert f"Report: {study / 'report.html'}\n" in out
+    assert "\n✓ linear · " in out and "\nRecommended: linear (the " in out  # styled spans, not markup, around them
     code, out, err = world["report"]
     assert code == 0 and out == f"Report: {study / 'report.html'}\n", err
     html = (study / "report.html").read_text()
@@ -171,6 +172,8 @@ def test_study_and_report_print_user_strings_verbatim_and_escape_them_in_html(wo
     assert_no_injected_html(page)
     assert f"classes{', '.join(sorted(world['classes']))}" in page.text  # the dataset's facts: a <dt> then its <dd>
     assert world["data"].name in page.text
+    shown = [str(f.relative_to(world["data"])) for f in world["data"].rglob("*.png")]
+    assert any(f in page.text for f in shown)  # --show-filenames lists images
     spec = json.loads((study / "models" / "linear" / "model.json").read_text())
     assert sorted(spec["class_names"]) == sorted(world["classes"])
 
@@ -220,8 +223,9 @@ def test_the_issues_file_names_are_reported_as_they_are(world, name, tmp_path):
 
 
 def test_an_out_name_the_os_refuses_is_a_clean_error(world, tmp_path):
-    out = tmp_path / ("[/x]" + "é" * 200)  # over 255 bytes: the file system refuses the name
-    clean_exit(cli("export", world["run"], "--out", out), "File name too long")
+    out = tmp_path / ("[red]x" + "é" * 200)  # over 255 bytes: the file system refuses the name
+    clean_exit(cli("train", "--data", world["data"], "--out", out, *QUICK), "File name too long")
+    assert sorted(tmp_path.iterdir()) == []
 
 
 def test_the_ray_install_hint_keeps_its_extra(world, tmp_path, monkeypatch):
@@ -238,7 +242,7 @@ def test_a_voc_class_that_looks_like_markup_is_printed_as_it_is(tmp_path):
     from medtransfer.console import metrics_table, stdout
     from medtransfer.tasks import read_data
 
-    root = tmp_path / "voc"
+    root = tmp_path / "[bold]voc :cat:"
     (root / "JPEGImages").mkdir(parents=True)
     (root / "Annotations").mkdir()
     names = ["[/x]blob", "<img src=x onerror=alert(1)>", "my_class"]
@@ -254,5 +258,6 @@ def test_a_voc_class_that_looks_like_markup_is_printed_as_it_is(tmp_path):
                           f"{root.name} · linear · seed 0 · test")
     with stdout.capture() as captured:
         stdout.print(table)
+    assert f"{root.name} · linear · seed 0 · test" in captured.get()  # the title, as every cell, is plain text
     for c in names:
         assert f"│ ap50 {c} " in captured.get()
