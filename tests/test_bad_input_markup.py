@@ -25,7 +25,7 @@ QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]
 #: pieces of hostile-but-legal names: rich markup and emoji codes, HTML, Markdown, CSV, quotes, control and unicode
 #: (a '/' cannot be in a file name: closing tags like '[/x]' come from paths, see :func:`nasty_path`)
 PIECES = ["[", "]", "[red]", "[bold]b", "\\", "\\[", "<", ">", "&", "&amp;", "<img src=x onerror=alert(1)>", "<script>",
-          "'", '"', "\n", "é", "日本", "🩻", "|", "*", "_", "`", ":cat:", " ", "#", "$x$", "%s", "{0}", ",", ";", "~~"]
+          "'", '"', "\n", "é", "日本", "🩻", "|", "*", "_", "`", ":cat:", " ", "#", "$x$", "$x^$", "%s", "{0}", ",", ";", "~~"]
 
 
 def nasty(seed: int, n: int) -> list[str]:
@@ -40,10 +40,19 @@ def nasty(seed: int, n: int) -> list[str]:
     return names
 
 
-def nasty_path(base: Path, seed: int) -> Path:
+def covering(names: list[str], pieces=PIECES) -> list[str]:
+    """``names`` with every one of ``pieces`` added to one of them (round-robin), so that all of them are tried."""
+    names = list(names)
+    for i, piece in enumerate(pieces):
+        if not any(piece in n for n in names):
+            names[i % len(names)] += piece + "z"
+    return names
+
+
+def nasty_path(base: Path, seed: int, extra: str = "\n日本") -> Path:
     """``base/<a>[/<b>]``: two nasty folder names whose '/' makes a closing markup tag of the path."""
     a, b = nasty(seed, 2)
-    return base / f"{a}[" / f"{b}]"
+    return base / f"{a}[" / f"{b}{extra}]"
 
 
 def cli(*args) -> tuple[int, str, str]:
@@ -117,11 +126,12 @@ def write_classes(root: Path, classes: list[str], stems: list[str], n: int = 12)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     base = tmp_path_factory.mktemp("markup")
-    classes = nasty(1, 2)
-    data = write_classes(nasty_path(base, 2), classes, nasty(3, 24))
+    classes = covering(nasty(1, 2), ["\n", "<img src=x onerror=alert(1)>", "[red]", "\\", "&", "'", '"', "🩻", "|",
+                                     "$x^$"])  # a broken formula for matplotlib's math text, too
+    data = write_classes(nasty_path(base, 2, extra="\n$x^$"), classes, covering(nasty(3, 24)))
     new = base / "new images"
     new.mkdir()
-    for i, stem in enumerate(nasty(4, 5)):
+    for i, stem in enumerate(covering(nasty(4, 5))):
         Image.fromarray(shape_image("disk", np.random.default_rng(i), size=32)).save(new / f"{stem}.png")
     (new / f"{nasty(5, 1)[0]}.png").write_bytes(b"not a png")
     run, study, preds = nasty_path(base / "run", 6), nasty_path(base / "study", 7), nasty_path(base / "p", 8)
@@ -167,7 +177,7 @@ def test_study_and_report_print_user_strings_verbatim_and_escape_them_in_html(wo
     code, out, err = world["report"]
     assert code == 0 and out == f"Report: {study / 'report.html'}\n", err
     html = (study / "report.html").read_text()
-    assert "<img src=x" not in html and "<script>alert" not in html
+    assert "<img src=x" not in html and "<script>alert" not in html and "could not be drawn" not in html
     page = Page(html)
     assert_no_injected_html(page)
     assert f"classes{', '.join(sorted(world['classes']))}" in page.text  # the dataset's facts: a <dt> then its <dd>
