@@ -206,7 +206,7 @@ def _split_list(text: str | None, cast, flag: str):
 def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
                executor: str = "auto", **executor_options) -> None:
     from medtransfer.cache import parse_memory
-    from medtransfer.console import print_study, progress_bars, stdout
+    from medtransfer.console import logger, print_study, progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
     from medtransfer.training import resolve_device
@@ -227,8 +227,7 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
                 f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")
     stdout.print(f"Study in {study.folder}: {what}. Runs on: {runs.where(study.device)}.")
     with progress_bars(not quiet) as progress:
-        log = progress.console.print if progress is not None else stdout.print
-        summary = study.run(progress=progress, log=log)
+        summary = study.run(progress=progress, log=logger(progress.console if progress is not None else stdout))
     print_study(summary, study.folder)
     from medtransfer.report import write_report
 
@@ -444,28 +443,28 @@ def backbones_show(name: Annotated[str, typer.Argument(help="A timm model name."
 def backbones_list(pattern: Annotated[str, typer.Argument(help="A glob, e.g. '*efficientnet*'.")] = "*") -> None:
     """timm models matching PATTERN; those with offline ImageNet weights are marked."""
     from medtransfer.backbones import BUNDLED, available_backbones
-    from medtransfer.console import stdout
+    from medtransfer.console import stdout, styled
 
     for name in available_backbones(pattern):
-        stdout.print(f"{name}  [green](offline ImageNet weights)[/green]" if name in BUNDLED else name)
+        stdout.print(styled(f"{name}  ", ("(offline ImageNet weights)", "green")) if name in BUNDLED else name)
 
 
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit code 2, never a traceback."""
-    from medtransfer.console import console
+    from medtransfer.console import console, styled
 
     try:
         app()
     except MedTransferError as e:
         from medtransfer.study import StudyInterrupted
 
-        console.print(f"[bold red]error:[/bold red] {e}", highlight=False, soft_wrap=True)
+        console.print(styled(("error:", "bold red"), f" {e}"), highlight=False)
         sys.exit(130 if isinstance(e, StudyInterrupted) else 2)
     except KeyboardInterrupt:
         console.print("interrupted.")
         sys.exit(130)
     except OSError as e:  # disk full, permissions: one line, not a traceback
-        console.print(f"[bold red]error:[/bold red] {e.filename or ''}: {e.strerror or e}", highlight=False, soft_wrap=True)
+        console.print(styled(("error:", "bold red"), f" {e.filename or ''}: {e.strerror or e}"), highlight=False)
         sys.exit(2)
 
 

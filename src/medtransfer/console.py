@@ -1,7 +1,15 @@
-"""Terminal output shared by the CLI and long-running API calls: progress bars and result tables (rich)."""
+"""Terminal output shared by the CLI and long-running API calls: progress bars and result tables (rich).
+
+Nearly everything printed holds a user's string (a path, a file or class name, an option value, an error message),
+so both consoles print text as it is: rich markup and ``:emoji:`` codes are off, a ``[red]`` or ``[/x]`` in a file
+name prints as itself instead of vanishing or raising ``MarkupError``, and plain lines are not wrapped (a path stays
+on one line, as the user can copy it). Styles are given as :class:`rich.text.Text` spans (:func:`styled`), never as
+markup around an interpolated string; table cells and titles are plain text for the same reason.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -14,11 +22,33 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from medtransfer.strategies import by_depth
 
-console = Console(stderr=True)
-stdout = Console()
+console = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
+stdout = Console(markup=False, emoji=False, soft_wrap=True)
+
+#: the marks that a study's log lines start with (study/runner.py, executors), and the colour each is shown in
+MARK_STYLES = {"✓": "green", "✗": "red", "⏸": "cyan", "✂": "yellow", "↻": "yellow"}
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Plain text with styled spans: ``styled(("error:", "bold red"), " ", message)``; nothing is read as markup."""
+    return Text.assemble(*parts)
+
+
+def log_line(line: str) -> Text:
+    """A log line (plain text, e.g. ``"✓ linear · 100% · seed 0: …"``) with its leading mark coloured."""
+    text = Text(line)
+    if line[:1] in MARK_STYLES:
+        text.stylize(MARK_STYLES[line[0]], 0, 1)
+    return text
+
+
+def logger(target: Console) -> Callable[[str], None]:
+    """The ``log`` callable that long-running calls (a study) print their lines with."""
+    return lambda line: target.print(log_line(str(line)), highlight=False)
 
 
 @contextmanager
@@ -28,7 +58,7 @@ def progress_bars(enabled: bool = True):
         yield None
         return
     with Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # names trials and files
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -40,13 +70,14 @@ def progress_bars(enabled: bool = True):
 
 
 def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
-    """Metric | value | 95 % CI."""
+    """Metric | value | 95 % CI. Only a name's first underscore becomes a space: what follows it in ``ap50_<class>``
+    or ``dice_<class>`` is a class name, shown as it is."""
     table = Table(title=title)
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_column("95 % CI", justify="right")
     for name, m in metrics.items():
-        table.add_row(name.replace("_", " "), f"{m['value']:.3f}", f"{m['ci_low']:.3f} – {m['ci_high']:.3f}")
+        table.add_row(name.replace("_", " ", 1), f"{m['value']:.3f}", f"{m['ci_low']:.3f} – {m['ci_high']:.3f}")
     return table
 
 
@@ -79,9 +110,9 @@ def print_study(summary, folder) -> None:
         from medtransfer.study.halving import describe_halving
         from medtransfer.study.search import describe_chains
 
-        stdout.print(f"[bold]Recommended: {summary.recommended}[/bold] (the {rule_phrase(summary.rule)} "
-                     f"{summary.metric_label} at {summary.recommended_fraction:.0%} of the training data; the test "
-                     f"split was not used to choose).")
+        stdout.print(styled((f"Recommended: {summary.recommended}", "bold"), f" (the {rule_phrase(summary.rule)} "
+                            f"{summary.metric_label} at {summary.recommended_fraction:.0%} of the training data; "
+                            "the test split was not used to choose)."))
         level = [s for s in summary.level if s != summary.recommended]
         if level:
             stdout.print(f"  Level with the best on validation (within one standard error): {', '.join(level)}.")
@@ -97,7 +128,7 @@ def print_study(summary, folder) -> None:
         for c in summary.scratch_vs_best:
             stdout.print("  • " + c.sentence(summary.metric_label))
     if len(summary.failed):
-        stdout.print(f"[red]{len(summary.failed)} trial(s) failed:[/red]")
+        stdout.print(styled((f"{len(summary.failed)} trial(s) failed:", "red")))
         for r in summary.failed.itertuples():
             stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}")
     stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv, models/")

@@ -4,7 +4,8 @@ limitations, how to use it, versions.
 
 The card is written from what the run or the study recorded (the model's ``model.json``, its test metrics, the
 dataset card and the package versions); the dataset card is shown without file names, sample references or patient
-identifiers.
+identifiers. Every recorded value goes through :func:`markdown_text`: a class named ``<img src=x onerror=...>`` or
+``a|b`` is shown as that name, never read as HTML, a link or a table column.
 """
 
 from __future__ import annotations
@@ -20,6 +21,17 @@ USES = {"classification": "assigning one of the classes above", "segmentation": 
 OUTPUTS = {"segmentation": "a class per pixel", "detection": "boxes with detection scores (ranks, not risks)"}
 DATA_FIELDS = ("name", "task", "modality", "classes", "split_given", "counts", "patients", "label_kind", "per_class")
 
+#: HTML's special characters as entities (Markdown renderers that allow HTML would run a tag), Markdown's emphasis,
+#: code, link and table characters backslash-escaped, and line breaks as character references (a raw one would end
+#: a list item or a table row): the rendered text is the original string.
+_MARKDOWN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\n": "&#10;", "\r": "&#13;",
+                           **{c: "\\" + c for c in "\\`*_[]|~"}})
+
+
+def markdown_text(value) -> str:
+    """``value`` as Markdown inline text (also inside a table cell) that renders as exactly ``str(value)``."""
+    return str(value).translate(_MARKDOWN)
+
 
 def _value(m: dict) -> str:
     if not isinstance(m, dict) or m.get("value") is None:
@@ -32,31 +44,33 @@ def _value(m: dict) -> str:
 def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice: str, metric: str = "") -> str:
     """The card as Markdown. ``spec``: the model's ``model.json``; ``test``: its test metrics
     (``{name: {value, ci_low, ci_high}}``); ``data``: the dataset card; ``choice``: why this strategy."""
+    md = markdown_text
     data = {k: data[k] for k in DATA_FIELDS if k in data}
-    task, size, strategy = spec.get("task", "classification"), spec.get("input_size"), spec.get("strategy")
-    classes = ", ".join(map(str, spec.get("class_names", [])))
+    task, size, strategy = spec.get("task", "classification"), spec.get("input_size"), md(spec.get("strategy"))
+    classes = ", ".join(map(md, spec.get("class_names", [])))
     counts = data.get("counts", {})
     lines = [
-        f"# Model card: {spec.get('backbone')} · {strategy} · {data.get('name', 'dataset')}",
+        f"# Model card: {md(spec.get('backbone'))} · {strategy} · {md(data.get('name', 'dataset'))}",
         "",
         "## Model details",
-        f"- Task: {task}; classes: {classes}.",
-        f"- Network: {spec.get('backbone')} (timm), starting from {spec.get('weights_description') or spec.get('weights')}; "
-        f"strategy `{strategy}` ({spec.get('frozen_groups')} of {spec.get('num_groups')} layer groups frozen).",
+        f"- Task: {md(task)}; classes: {classes}.",
+        f"- Network: {md(spec.get('backbone'))} (timm), starting from "
+        f"{md(spec.get('weights_description') or spec.get('weights'))}; "
+        f"strategy {strategy} ({spec.get('frozen_groups')} of {spec.get('num_groups')} layer groups frozen).",
         f"- Input: {size}×{size} px, {'gray' if spec.get('channels') == 1 else 'RGB'}; images are resized to it "
         f"(bicubic, aspect ratio not kept) and normalised inside the network.",
-        f"- Why this strategy: {choice}",
+        f"- Why this strategy: {md(choice)}",
         "- Files: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and feed it); no pickle.",
         "",
         "## Intended use",
-        f"- Research on {data.get('modality') or 'medical'} images like those it was trained on: "
+        f"- Research on {md(data.get('modality') or 'medical')} images like those it was trained on: "
         f"{USES.get(task, 'predicting the classes above')} "
         f"as a second reader or to sort images, with a person checking every result.",
         "- Not intended for diagnosis or treatment decisions on its own, for other modalities, body parts, devices "
         "or sites than those of the training data, or for images of other classes.",
         "",
         "## Training data",
-        f"- Dataset: {data.get('name')} ({data.get('modality') or 'modality not recorded'}); split "
+        f"- Dataset: {md(data.get('name'))} ({md(data.get('modality') or 'modality not recorded')}); split "
         f"{'as given by the source' if data.get('split_given') else 'made by medtransfer, seeded'}.",
         f"- Images: {counts.get('train_used', '–')} used for training (of {counts.get('train', '–')} in the training "
         f"split), {counts.get('val', '–')} for validation, {counts.get('test', '–')} for test.",
@@ -64,12 +78,12 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
     if data.get("patients"):
         p = data["patients"]
         lines.append(f"- Patients: {p.get('count')} (images per patient: min / median / max "
-                     f"{' / '.join(map(str, p.get('images_per_patient', [])))}); no patient is in two splits.")
+                     f"{' / '.join(map(md, p.get('images_per_patient', [])))}); no patient is in two splits.")
     for part, per in (data.get("per_class") or {}).items():
-        lines.append(f"- {part}: " + ", ".join(f"{k} {v}" for k, v in per.items()))
+        lines.append(f"- {md(part)}: " + ", ".join(f"{md(k)} {md(v)}" for k, v in per.items()))
     lines += ["", "## Evaluation (test split, never used for choosing or fitting)", "",
               "| metric | value (95 % bootstrap CI) |", "|---|---|"]
-    lines += [f"| {name.replace('_', ' ')}{' (study metric)' if name == metric else ''} | {_value(m)} |"
+    lines += [f"| {md(name.replace('_', ' ', 1))}{' (study metric)' if name == metric else ''} | {_value(m)} |"
               for name, m in test.items()]
     cal = spec.get("calibration")
     lines += ["", "## Calibration"]
@@ -102,7 +116,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         "```",
         "",
         "## Versions",
-        "- " + ", ".join(f"{k} {v}" for k, v in environment.items() if k != "platform"),
+        "- " + ", ".join(f"{md(k)} {md(v)}" for k, v in environment.items() if k != "platform"),
         "",
     ]
     return "\n".join(lines)

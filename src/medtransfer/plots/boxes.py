@@ -15,6 +15,7 @@ from medtransfer.plots.figures import (
     Figure,
     _label,
     percent,
+    plain_text,
     plt,
     save_figure,
     strategy_colors,
@@ -91,7 +92,8 @@ def plot_boxes(images: list[np.ndarray], truths: list[np.ndarray], predictions: 
             ax.set_title(f"{head}{int(keep.sum())} boxes", fontsize=9,
                          color=RECOMMENDED_COLOR if strategy == recommended else SCRATCH_COLOR)
     axes[0, 0].set_title("true boxes", fontsize=9)
-    handles = [Patch(edgecolor=CLASS_COLORS[c % len(CLASS_COLORS)], fill=False, label=n) for c, n in enumerate(class_names)]
+    handles = [Patch(edgecolor=CLASS_COLORS[c % len(CLASS_COLORS)], fill=False, label=plain_text(n))
+               for c, n in enumerate(class_names)]
     handles.append(Patch(edgecolor=TRUTH_COLOR, fill=False, ls="--", label="true box (on the model panels)"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
     png, svg = save_figure(fig, out_dir, name)

@@ -82,6 +82,12 @@ def _line_style(strategy: str, recommended: str | None) -> dict:
     return {"lw": 1.2, "ls": "-", "alpha": 0.75, "zorder": 3}
 
 
+def plain_text(text) -> str:
+    """A user's string (a class or data set name) that matplotlib shows as it is: a pair of '$' would start math
+    text (and a malformed formula would fail the figure)."""
+    return str(text).replace("$", r"\$")
+
+
 def _label(strategy: str, recommended: str | None) -> str:
     return f"{strategy} (recommended)" if strategy == recommended else strategy
 
@@ -247,7 +253,7 @@ def plot_training_curve(history: list[dict], path: Path, *, metric: str = "auc",
     label = label or metric
     ax2.set(xlabel="epoch", ylabel=f"val {label}", title=f"validation {label}")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(plain_text(title), fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -14,6 +14,7 @@ from medtransfer.plots.figures import (
     TRUTH_COLOR,
     Figure,
     _label,
+    plain_text,
     plt,
     save_figure,
 )
@@ -77,7 +78,8 @@ def plot_overlays(images: list[OverlayImage], predictions: list[MaskPrediction],
             color = RECOMMENDED_COLOR if p.strategy == recommended else SCRATCH_COLOR
             axes[i, j].set_title(f"{head}Dice {p.dice[i]:.2f}", fontsize=9, color=color)
     axes[0, 0].set_title("true mask", fontsize=9)
-    handles = [Patch(color=_class_color(c), alpha=0.6, label=class_names[c]) for c in range(1, len(class_names))]
+    handles = [Patch(color=_class_color(c), alpha=0.6, label=plain_text(class_names[c]))
+               for c in range(1, len(class_names))]
     handles.append(Line2D([], [], color=TRUTH_COLOR, lw=1.5, label="border of the true mask"))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8, frameon=False)
     png, svg = save_figure(fig, out_dir, name)

@@ -13,6 +13,7 @@ from medtransfer.plots.figures import (
     SCRATCH_COLOR,
     WIDTH,
     Figure,
+    plain_text,
     plt,
     save_figure,
 )
@@ -73,7 +74,7 @@ def plot_saliency(images: list[SaliencyImage], models: list[tuple[str, object]],
                              squeeze=False, constrained_layout=True)
     for j, im in enumerate(images):
         axes[0, j].imshow(rgb[j])
-        axes[0, j].set_title(f"{j + 1}. {im.class_name}", fontsize=9)
+        axes[0, j].set_title(f"{j + 1}. {plain_text(im.class_name)}", fontsize=9)
         for r, (strategy, maps, p_true, _shape) in enumerate(results, start=1):
             axes[r, j].imshow(show_cam_on_image(rgb[j], maps[j], use_rgb=True, image_weight=0.55))
             axes[r, j].set_title(f"p = {p_true[j]:.2f}", fontsize=8)

@@ -148,13 +148,13 @@ class TrialWork:
             _log_traceback(self.folder, trial)
             return TrialReport(trial, dict(status="failed", error=message,
                                            seconds=before + time.perf_counter() - started, device=self.where),
-                               line=f"[red]✗[/red] {trial.label()}: failed: {message}")
+                               line=f"✗ {trial.label()}: failed: {message}")
         fit, metric = outcome.fit, outcome.task.metric
         seconds = before + time.perf_counter() - started
         if fit.stopped == "paused":  # saved with its state: it resumes, or it is tested and recorded if it loses
             paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(),
                                                  "record": {"seconds": seconds, "history": fit.history}})
-            line = (f"[cyan]⏸[/cyan] {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
+            line = (f"⏸ {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
                     f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {seconds:.0f} s so far")
             return TrialReport(trial, {"status": "paused", "seconds": seconds}, None, line)
         staged = None
@@ -177,9 +177,9 @@ class TrialWork:
         )
         test = (f"test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
                 f"val {metric.label} {outcome.val_score:.3f}")
-        line = (f"[yellow]✂[/yellow] {trial.label()}: stopped at rung {fit.history[-1]['rung']} (epoch "
+        line = (f"✂ {trial.label()}: stopped at rung {fit.history[-1]['rung']} (epoch "
                 f"{len(fit.history)}), {test}, {seconds:.0f} s" if trial.stop else
-                f"[green]✓[/green] {trial.label()}: {test}, {len(fit.history)} epochs, {seconds:.0f} s")
+                f"✓ {trial.label()}: {test}, {len(fit.history)} epochs, {seconds:.0f} s")
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 

@@ -62,7 +62,7 @@ class Metric:
         return -np.inf if self.higher_is_better else np.inf
 
     def heading(self, name: str) -> str:
-        return self.headings.get(name, name.replace("_", " "))
+        return self.headings.get(name, name.replace("_", " ", 1))  # the rest of "ap50_<class>" is a class name
 
 
 # -- options ---------------------------------------------------------------------------------------------------------

@@ -144,7 +144,7 @@ class ProcessExecutor(Executor):
                         attempts[lost.id] = attempts.get(lost.id, 0) + 1
                         reason = f"its worker process (pid {s.pid}) died (exit code {s.process.exitcode})"
                         if attempts[lost.id] <= self.retries:
-                            log(f"[yellow]↻[/yellow] {lost.label()}: {reason}; running it again")
+                            log(f"↻ {lost.label()}: {reason}; running it again")
                             waiting.appendleft(lost)
                         elif failed is not None:
                             failed(lost, f"{reason}, {attempts[lost.id]} times")

@@ -124,6 +124,6 @@ class RayExecutor(Executor):
                 bars.labels[msg[1]] = trial.label()
                 if starts[trial.id] > 1:
                     bars.drop(msg[1])
-                    log(f"[yellow]↻[/yellow] {trial.label()}: its worker died; Ray runs it again (pid {pid})")
+                    log(f"↻ {trial.label()}: its worker died; Ray runs it again (pid {pid})")
                 if self.on_start is not None:
                     self.on_start(trial, pid)
