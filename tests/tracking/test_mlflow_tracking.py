@@ -32,7 +32,7 @@ def _runs(folder):
     return client, experiment, parents, children
 
 
-def test_study_logs_a_parent_and_a_child_per_trial_and_a_resume_logs_none_twice(shape_folder, tmp_path):
+def test_study_logs_a_parent_and_a_child_per_trial_and_a_resume_logs_none_twice(shape_folder, tmp_path, capsys):
     folder = tmp_path / "study"
 
     def stop_after_first_trial(line):
@@ -78,6 +78,19 @@ def test_study_logs_a_parent_and_a_child_per_trial_and_a_resume_logs_none_twice(
     assert sorted(c.info.run_id for c in again_children) == sorted(c.info.run_id for c in children)
     assert len(client.search_logged_models([experiment.experiment_id])) == 1
 
+    # `train` logs one run, no parent; here into the study's database (a URI given), as its own experiment
+    code, _, err = run_cli(["train", "--data", shape_folder, "--out", tmp_path / "run", "--strategy", "linear",
+                            "--input-size", "32", "--epochs", "1", "--device", "cpu", "--quiet",
+                            "--track", f"mlflow=sqlite:///{folder.resolve() / 'mlflow.db'}"], capsys)
+    assert code == 0, err
+    experiment = client.get_experiment_by_name("run")
+    (run,) = client.search_runs([experiment.experiment_id])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert run.data.metrics["test_auc"] == pytest.approx(metrics["test"]["auc"]["value"])
+    assert run.data.params["strategy"] == "linear" and "mlflow.parentRunId" not in run.data.tags
+    assert len(client.search_logged_models([experiment.experiment_id])) == 1
+    assert "MODEL_CARD.md" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
 
 def test_an_unreachable_server_warns_once_and_the_study_finishes(shape_folder, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
@@ -95,18 +108,6 @@ def test_an_unreachable_server_warns_once_and_the_study_finishes(shape_folder, t
     assert (tmp_path / "s" / "report.html").is_file()
 
 
-def test_train_logs_one_run_and_a_bad_tracker_is_refused(shape_folder, tmp_path, capsys):
-    code, _, err = run_cli(["train", "--data", shape_folder, "--out", tmp_path / "run", "--strategy", "linear",
-                            "--input-size", "32", "--epochs", "1", "--device", "cpu", "--quiet", "--track", "mlflow"],
-                           capsys)
-    assert code == 0, err
-    client = MlflowClient(f"sqlite:///{(tmp_path / 'run' / 'mlflow.db').resolve()}")
-    experiment = client.get_experiment_by_name("run")
-    (run,) = client.search_runs([experiment.experiment_id])
-    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert run.data.metrics["test_auc"] == pytest.approx(metrics["test"]["auc"]["value"])
-    assert run.data.params["strategy"] == "linear" and "mlflow.parentRunId" not in run.data.tags
-    assert len(client.search_logged_models([experiment.experiment_id])) == 1
-
+def test_a_tracker_that_is_not_one_is_refused_before_anything_runs(shape_folder, tmp_path, capsys):
     code, _, err = run_cli(["study", "--data", shape_folder, "--out", tmp_path / "s", "--track", "wandb"], capsys)
     assert code == 2 and "give mlflow, mlflow=URI" in err and not (tmp_path / "s").exists()

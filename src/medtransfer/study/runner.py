@@ -330,7 +330,7 @@ class Study:
         for strategy in self.strategies():  # K out of range fails before any work
             parse_strategy(strategy).validate(self.num_groups)
         plan, pending = self.plan(), self.pending()
-        self.tracking.tracking.warn = log
+        self.tracking.warn_with(log)
         if pending:
             run_config = self._run_config(pending[0])
             prepared = prepare_data(run_config)  # bad data or options fail here, before anything is written

@@ -46,6 +46,10 @@ class StudyTracking:
         check_installed(self.specs)  # a missing extra fails before any training
         self.tracking = Tracking([], warn=log)
 
+    def warn_with(self, log) -> None:
+        """Report a failing tracker with ``log`` (the runner's one line per event)."""
+        self.tracking.warn = log
+
     def start(self) -> None:
         if not self.specs or self.tracking.started or not self.study.store.exists():
             return

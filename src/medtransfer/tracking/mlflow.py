@@ -27,6 +27,7 @@ class MlflowTracker:
         self.key = f"mlflow:{uri}"
         self.client = None
         self.experiment_id = self.parent = None
+        self.last_run = None  # the latest trial's run: a single run's (``train``) results go there
         self.memory: RunMemory | None = None
         self.fresh = False  # the parent run was made now: remembered child runs belong to another store
 
@@ -103,7 +104,7 @@ class MlflowTracker:
 
     # -- results -----------------------------------------------------------------------------------------
     def on_study_end(self, results: StudyResults) -> None:
-        run_id = self.parent or getattr(self, "last_run", None)
+        run_id = self.parent or self.last_run
         if run_id is None:
             return
         self._log(run_id, tags=results.tags)
@@ -148,7 +149,7 @@ class MlflowTracker:
                     mlflow.log_artifact(str(folder / extra), artifact_path="model_card")
 
     def on_artifacts(self, paths: list[Path]) -> None:
-        run_id = self.parent or getattr(self, "last_run", None)
+        run_id = self.parent or self.last_run
         for path in paths if run_id else []:
             if path.is_dir():
                 self.client.log_artifacts(run_id, str(path), artifact_path=path.name)
