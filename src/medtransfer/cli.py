@@ -82,8 +82,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cud
 LabelColumnOpt = Annotated[Optional[str], typer.Option(help="CSV label column (default: 'label').")]
 PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path column (default: 'path').")]
 WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,WIDTH (default: from the header).")]
-TrackOpt = Annotated[Optional[list[str]], typer.Option(help="Also log to mlflow (a SQLite store in the output folder), "
-                     "mlflow=URI or tensorboard; repeatable. Needs medtransfer[mlflow] / [tensorboard].")]
+TrackOpt = Annotated[Optional[list[str]], typer.Option(metavar="TRACKER", help=(
+    "Also log to mlflow (a SQLite store in the output folder), mlflow=URI or tensorboard; repeatable. Needs "
+    "medtransfer[mlflow] / [tensorboard]."))]
 
 
 def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | None:
@@ -334,12 +335,13 @@ def demo(
     executor: ExecutorOpt = "auto",
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
+    track: TrackOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈8–12 minutes on a 2-core CPU)."""
     from medtransfer.study.demo import demo_config
 
-    _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
+    _run_study(dataclasses.replace(demo_config(data), track=track), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
                threads=threads_per_worker)
 
 

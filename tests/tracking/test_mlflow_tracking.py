@@ -61,7 +61,8 @@ def test_study_logs_a_parent_and_a_child_per_trial_and_a_resume_logs_none_twice(
         tid = child.data.tags["medtransfer.trial"]
         row = trials.loc[tid]
         assert child.data.params["strategy"] == row.strategy and child.data.params["seed"] == "0"
-        assert child.data.params["frozen_groups"] == ("0" if row.strategy == "scratch" else child.data.params["layer_groups"])
+        frozen = "0" if row.strategy == "scratch" else child.data.params["layer_groups"]  # linear: every group
+        assert child.data.params["frozen_groups"] == frozen
         assert child.data.tags["status"] == "finished" and child.info.status == "FINISHED"
         curve = [m.value for m in sorted(client.get_metric_history(child.info.run_id, "train_loss"),
                                          key=lambda m: m.step)]

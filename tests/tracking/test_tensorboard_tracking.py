@@ -3,7 +3,8 @@ reader, hold its per-epoch curve as the store recorded it; a rerun writes no sec
 
 import pytest
 
-pytest.importorskip("tensorboard", reason="the tensorboard extra is not installed (pip install 'medtransfer[tensorboard]')")
+pytest.importorskip("tensorboard",
+                    reason="the tensorboard extra is not installed (pip install 'medtransfer[tensorboard]')")
 
 from generated import run_cli  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402

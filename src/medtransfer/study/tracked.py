@@ -127,7 +127,8 @@ class StudyTracking:
                 key=row["id"], name=f"{row['strategy']} · {row['fraction']:.0%} · seed {row['seed']}",
                 params={k: v for k, v in params.items() if _given(v)}, history=histories.get(row["id"], []),
                 metrics={k: float(v) for k, v in metrics.items() if _given(v)},
-                tags={k: str(v) for k, v in tags.items() if _given(v)}, status=status))
+                tags={k: str(v) for k, v in tags.items() if _given(v)}, status=status, ended=row["finished"],
+                seconds=row["seconds"] if _given(row["seconds"]) else None))
         return out
 
 

@@ -14,10 +14,12 @@ class TrialFacts:
     key: str  # the trial's id in the store: what the tracker's run is remembered under
     name: str  # the run's name, e.g. "tune:2 · 100% · seed 0"
     params: dict  # backbone, strategy, frozen groups, fraction, seed, geometry, precision, …
-    history: list[dict]  # the trainer's epoch records (train_loss, val_loss, val_<metric>, …), as the store keeps them
+    history: list[dict]  # the trainer's epoch records (train_loss, val_loss, val_<metric>, …) as the store has them
     metrics: dict[str, float]  # the final ones: final_val_<metric>, test_<metric> with _low / _high
     tags: dict[str, str]  # task, data fingerprint, status (finished / pruned / failed) and its reason
     status: str = "finished"
+    ended: float | None = None  # when it was recorded (seconds since the epoch), with ``seconds`` its time span
+    seconds: float | None = None
 
 
 @dataclass

@@ -58,7 +58,9 @@ class MlflowTracker:
         found = self.client.get_experiment_by_name(name)
         if found is None:
             location = (Path(folder) / "mlartifacts").resolve().as_uri() if self.uri.startswith("sqlite:") else None
-            return self.client.create_experiment(name, artifact_location=location)
+            # a model-training experiment (MLflow 3's UI otherwise opens it as a GenAI one, on traces)
+            return self.client.create_experiment(name, artifact_location=location,
+                                                 tags={"mlflow.experimentKind": "custom_model_development"})
         if found.lifecycle_stage == "deleted":
             self.client.restore_experiment(found.experiment_id)
         return found.experiment_id
@@ -82,10 +84,13 @@ class MlflowTracker:
         tags = {**trial.tags, "medtransfer.trial": trial.key}
         if self.parent is not None:
             tags["mlflow.parentRunId"] = self.parent
-        run_id = self.client.create_run(self.experiment_id, run_name=trial.name, tags=tags).info.run_id
+        end = int(trial.ended * 1000) if trial.ended else None  # the run spans the trial's training, not its logging
+        start = end - int((trial.seconds or 0) * 1000) if end else None
+        run_id = self.client.create_run(self.experiment_id, start_time=start, run_name=trial.name,
+                                        tags=tags).info.run_id
         self.memory.remember(trial.key, run_id, False)
         self._log(run_id, params=trial.params, metrics=_metrics(trial))
-        self.client.set_terminated(run_id, status="FAILED" if trial.status == "failed" else "FINISHED")
+        self.client.set_terminated(run_id, status="FAILED" if trial.status == "failed" else "FINISHED", end_time=end)
         self.memory.remember(trial.key, run_id, True)
         self.last_run = run_id
 
