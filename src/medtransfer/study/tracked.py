@@ -8,6 +8,7 @@ logs no trial twice (a trial the last run recorded but did not log is logged on 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from medtransfer.data.fingerprint import DataFingerprint
@@ -36,6 +37,19 @@ class StoreMemory:
         self.runs[key] = (run_id, complete)
 
 
+def _never_raises(hook):
+    """A hook that reports its failure once and turns tracking off, so the study goes on whatever happens."""
+    @functools.wraps(hook)
+    def guarded(self, *args):
+        try:
+            return hook(self, *args)
+        except Exception as e:  # noqa: BLE001 - tracking must not stop or corrupt the study
+            self.specs, self.tracking.trackers = [], []
+            self.tracking.warn(f"[yellow]warning:[/yellow] tracking failed ({type(e).__name__}: {e}); the study goes "
+                               f"on without it")
+    return guarded
+
+
 class StudyTracking:
     """The runner's hooks: :meth:`start` once the store exists, :meth:`trial_done` after each record,
     :meth:`finish` with the summary, :meth:`report` when the report is written."""
@@ -50,6 +64,7 @@ class StudyTracking:
         """Report a failing tracker with ``log`` (the runner's one line per event)."""
         self.tracking.warn = log
 
+    @_never_raises
     def start(self) -> None:
         if not self.specs or self.tracking.started or not self.study.store.exists():
             return
@@ -61,6 +76,7 @@ class StudyTracking:
         for trial in self._trials():  # what an earlier, interrupted run recorded but did not log
             self.tracking.trial_done(trial)
 
+    @_never_raises
     def trial_done(self, tid: str) -> None:
         if not self.specs:
             return
@@ -70,6 +86,7 @@ class StudyTracking:
         for trial in self._trials({tid}):
             self.tracking.trial_done(trial)
 
+    @_never_raises
     def finish(self, summary: StudySummary) -> None:
         self.start()
         if not self.tracking:
@@ -84,6 +101,7 @@ class StudyTracking:
             model=model if summary.recommended and (model / "model.json").is_file() else None,
             model_key=f"model:{summary.recommended}"))
 
+    @_never_raises
     def report(self, path: Path) -> None:
         """The report page and its figures, kept with the study's run."""
         if self.tracking:
