@@ -82,6 +82,9 @@ DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA when present), cpu, cud
 LabelColumnOpt = Annotated[Optional[str], typer.Option(help="CSV label column (default: 'label').")]
 PathColumnOpt = Annotated[Optional[str], typer.Option(help="CSV image-path column (default: 'path').")]
 WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,WIDTH (default: from the header).")]
+TrackOpt = Annotated[Optional[list[str]], typer.Option(metavar="TRACKER", help=(
+    "Also log to mlflow (a SQLite store in the output folder), mlflow=URI or tensorboard; repeatable. Needs "
+    "medtransfer[mlflow] / [tensorboard]."))]
 
 
 def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | None:
@@ -162,6 +165,7 @@ def train(
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder (when the new run has finished).")] = False,
+    track: TrackOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Fine-tune (or train from scratch) one network and write its run folder."""
@@ -180,7 +184,7 @@ def train(
         source_options=_source_options(label_column, path_column, window) or None,
     ))
     with progress_bars(not quiet) as progress:
-        result = run_train(config, out, progress=progress, overwrite=overwrite)
+        result = run_train(config, out, progress=progress, overwrite=overwrite, track=track)
     m = result.metrics
     stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {config.seed} · test"))
     stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")
@@ -231,7 +235,9 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     print_study(summary, study.folder)
     from medtransfer.report import write_report
 
-    stdout.print(f"Report: {write_report(study.folder)}")
+    report = write_report(study.folder)
+    study.tracking.report(report)
+    stdout.print(f"Report: {report}")
 
 
 @app.command()
@@ -287,6 +293,7 @@ def study(
     label_column: LabelColumnOpt = None,
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
+    track: TrackOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Scratch vs. every fine-tuning depth × training-set sizes × seeds, with a recommended depth. Resumable."""
@@ -304,7 +311,7 @@ def study(
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
         "precision": precision, "search": search, "patience_depth": patience_depth, "halving_rate": halving_rate,
-        "recommend": recommend,
+        "recommend": recommend, "track": track,
         "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
@@ -327,12 +334,13 @@ def demo(
     executor: ExecutorOpt = "auto",
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
+    track: TrackOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈8–12 minutes on a 2-core CPU)."""
     from medtransfer.study.demo import demo_config
 
-    _run_study(demo_config(data), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
+    _run_study(dataclasses.replace(demo_config(data), track=track), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
                threads=threads_per_worker)
 
 

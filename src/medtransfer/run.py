@@ -34,6 +34,8 @@ from medtransfer.study.trial import (
     run_trial,
     test_scoring,
 )
+from medtransfer.tracking import check_installed, parse_track
+from medtransfer.tracking.single_run import track_run
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
 
 __all__ = ["RunConfig", "RunResult", "evaluate", "train"]
@@ -63,18 +65,20 @@ def _notice(message: str) -> None:
 
 
 def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
-          overwrite: bool = False) -> RunResult:
+          overwrite: bool = False, track: list[str] | str | None = None) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 
     The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
     ``test_predictions.csv``. It is written beside ``out`` and renamed into place only when the run has finished,
     so ``out`` never holds an unfinished run; an existing ``out`` is replaced only with ``overwrite``. On a
-    non-finite loss nothing is written and :class:`~medtransfer.errors.TrainingDiverged` is raised.
+    non-finite loss nothing is written and :class:`~medtransfer.errors.TrainingDiverged` is raised. ``track``
+    (``mlflow``, ``mlflow=URI``, ``tensorboard``) also logs the finished run there (:mod:`medtransfer.tracking`).
     """
     out = Path(out)
     check_output_folder(out, config.data)
     started = time.perf_counter()
     resolve_device(config.device)  # a bad --device fails before the data is read
+    check_installed(parse_track(track))
     with atomic_folder(out, overwrite=overwrite, what="run folder") as folder:
         prepared = prepare_data(config, data)
         images = TrialImages.load(prepared, config.input_size, progress)
@@ -125,6 +129,7 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
                          choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
                                 f"study compares it with the other depths.", metric=task.metric.name)
         mark_complete(folder, outcome.spec)
+    track_run(track, out, metrics, fit.history, _notice)
     return RunResult(out=out, metrics=metrics, fit=fit)
 
 

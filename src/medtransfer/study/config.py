@@ -18,6 +18,7 @@ import yaml
 from medtransfer.config import RunConfig, Settings
 from medtransfer.errors import ConfigError
 from medtransfer.strategies import parse_strategy
+from medtransfer.tracking.spec import parse_track
 from medtransfer.training.config import TrainConfig
 
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
@@ -60,6 +61,9 @@ class StudyConfig(Settings):
     patience_depth: int = 2
     #: successive halving: the best 1/η of the strategies at a rung go on (η, ≥ 2)
     halving_rate: int = 2
+    #: experiment trackers the trials are also logged to: mlflow, mlflow=URI, tensorboard
+    #: (:mod:`medtransfer.tracking`); not part of what the study is, so it resumes with tracking turned on or off
+    track: list[str] | None = None
 
     def problems(self) -> list[str]:
         from medtransfer.study.recommend import RULES
@@ -73,6 +77,12 @@ class StudyConfig(Settings):
             p.append(self._problem("patience_depth", "an integer ≥ 1"))
         if not isinstance(self.halving_rate, int) or isinstance(self.halving_rate, bool) or self.halving_rate < 2:
             p.append(self._problem("halving_rate", "an integer ≥ 2"))
+        if isinstance(self.track, str):
+            self.track = [self.track]
+        try:
+            parse_track(self.track, "track")
+        except ConfigError as e:
+            p.append(str(e))
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
             self.seeds = list(range(self.seeds))
         if self.strategies is not None:
@@ -140,12 +150,13 @@ class StudyConfig(Settings):
         return cls.from_dict(merged, where=str(path))
 
     def hash(self, *, with_rule: bool = False) -> str:
-        """A digest of everything that changes results (not the device, nor the recommendation rule, which only
-        reads them: a finished study can be re-chosen under another rule). It is computed over the layout older
+        """A digest of everything that changes results (not the device, nor the trackers, nor the recommendation
+        rule, which only reads them: a finished study can be re-chosen under another rule). It is computed over the layout older
         versions stored (task options at the top level), and settings added after a study was made count only when
         they differ from their defaults, so older study folders still resume. ``with_rule``: the digest of the
         version that counted a non-default rule, which the studies it made stored."""
         d = self.to_dict()
+        d.pop("track")
         if not with_rule:
             d.pop("recommend")
         d.update(_non_default_options(self.task, d.pop("task_options")))

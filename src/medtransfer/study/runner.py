@@ -36,6 +36,7 @@ from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
 from medtransfer.study.summary import StudySummary, TrialRecords, complete_trials, study_task, summarize
+from medtransfer.study.tracked import StudyTracking
 from medtransfer.study.trial import (
     PreparedData,
     TrialImages,
@@ -214,6 +215,7 @@ class Study:
         self.store = StudyStore(self.folder)
         self._num_groups: int | None = None
         self._metric = None
+        self.tracking = StudyTracking(self)  # --track: MLflow, TensorBoard (a missing extra fails here)
 
     # -- folder and plan ---------------------------------------------------------------------------------
     def _choose_folder(self, folder: Path, new_folder: bool) -> Path:
@@ -328,6 +330,7 @@ class Study:
         for strategy in self.strategies():  # K out of range fails before any work
             parse_strategy(strategy).validate(self.num_groups)
         plan, pending = self.plan(), self.pending()
+        self.tracking.warn_with(log)
         if pending:
             run_config = self._run_config(pending[0])
             prepared = prepare_data(run_config)  # bad data or options fail here, before anything is written
@@ -341,6 +344,7 @@ class Study:
             if self.store.blob(FINGERPRINT) is None:
                 self.store.put_blob(FINGERPRINT, fingerprint.to_json().encode())
             self._store_task_and_examples(run_config, prepared, images)
+            self.tracking.start()
             started = time.perf_counter()
             rounds = self.config.search in ("layerwise", "halving")  # these searches plan one round at a time
             may_run = self.strategies() if rounds else [t.strategy for t in pending]
@@ -394,6 +398,7 @@ class Study:
         summary = self.summary()
         self._write_summary(summary)
         self._write_model_cards(summary)
+        self.tracking.finish(summary)
         return summary
 
     def _set_rule(self, log) -> None:
@@ -494,12 +499,14 @@ class Study:
         self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, **report.record)
         PausedTrials(self.folder).drop(_folder_name(trial.id))
         log(report.line)
+        self.tracking.trial_done(trial.id)
 
     def _failed(self, trial: Trial, reason: str) -> None:
         """A trial that its executor gave up on (its worker died every time it ran it)."""
         self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, status="failed",
                           error=reason, device=self.executor.where(self.device))
         PausedTrials(self.folder).drop(_folder_name(trial.id))
+        self.tracking.trial_done(trial.id)
 
     def _keep_checkpoint(self, trial: Trial, staged: Path, val_score: float) -> None:
         """``staged`` becomes ``models/<trial>`` (policy ``all``), or ``models/<strategy>`` when it is the strategy's

@@ -27,6 +27,14 @@ from medtransfer.errors import MedTransferError
 DB_NAME = "study.sqlite"
 SCHEMA_VERSION = 3
 
+#: each trial's run in an experiment tracker (MLflow, TensorBoard); a store without it gains it on first use
+_TRACKED = """CREATE TABLE IF NOT EXISTS tracked (
+    tracker TEXT NOT NULL,
+    key TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    complete INTEGER NOT NULL,
+    PRIMARY KEY (tracker, key)
+);"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
@@ -64,7 +72,7 @@ CREATE TABLE IF NOT EXISTS val_cases (
     columns TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-"""
+""" + _TRACKED
 #: schema 1's per-trial predictions, read by :meth:`StudyStore.cases` when a trial has no ``cases`` row
 _LEGACY_TABLE = "predictions"
 
@@ -266,6 +274,24 @@ class StudyStore:
             row = c.execute("SELECT value FROM blobs WHERE key = ?", (key,)).fetchone()
             return None if row is None else bytes(row[0])
         return self._run(read)
+
+
+    # -- experiment trackers -----------------------------------------------------------------------------
+    def tracked(self, tracker: str) -> dict[str, tuple[str, bool]]:
+        """key (a trial id, or the study's own) → (its run id in ``tracker``, whether it was logged in full), so
+        that a resumed study continues its runs instead of logging them again."""
+        def read(c):
+            if not _has_table(c, "tracked"):
+                return {}
+            rows = c.execute("SELECT key, run_id, complete FROM tracked WHERE tracker = ?", (tracker,)).fetchall()
+            return {k: (r, bool(done)) for k, r, done in rows}
+        return self._run(read)
+
+    def set_tracked(self, tracker: str, key: str, run_id: str, complete: bool) -> None:
+        def write(c):
+            c.execute(_TRACKED)
+            c.execute("INSERT OR REPLACE INTO tracked VALUES (?, ?, ?, ?)", (tracker, key, run_id, int(complete)))
+        self._run(write)
 
 
 def _has_table(conn, name: str) -> bool:
