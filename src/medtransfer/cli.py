@@ -89,6 +89,8 @@ def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | Non
     is detection's ``hit`` option."""
     import yaml
 
+    from medtransfer.config_files import parse_yaml
+
     if not pairs and hit is None:
         return None
     out = {} if hit is None else {"hit": hit}
@@ -97,7 +99,7 @@ def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | Non
         if not sep or not key.strip():
             raise ConfigError(f"--task-option {pair!r}: give KEY=VALUE, e.g. decoder=fpn")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key.strip()] = parse_yaml(value)
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
