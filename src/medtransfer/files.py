@@ -55,8 +55,7 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
     removed, so ``final`` never holds half of a result. A process killed outright leaves only a hidden
     ``.NAME.partial-…`` sibling, never a folder at ``final``."""
     final = Path(final)
-    if final.is_file() or (final.is_dir() and any(final.iterdir()) and not overwrite):
-        raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the {what}")
+    refuse_existing(final, overwrite=overwrite, what=what)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
@@ -79,6 +78,14 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
         raise StorageError(final, e) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def refuse_existing(final: Path, *, overwrite: bool = False, what: str = "folder") -> None:
+    """Refuse to replace ``final`` (a file, or a folder that is not empty) unless ``overwrite``; a command calls it
+    before its slow work, so that the refusal comes at once."""
+    final = Path(final)
+    if final.is_file() or (final.is_dir() and any(final.iterdir()) and not overwrite):
+        raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the {what}")
 
 
 def check_output_folder(out: Path, data: str) -> None:
