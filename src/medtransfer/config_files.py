@@ -14,6 +14,8 @@ import yaml
 
 from medtransfer.errors import ConfigError
 
+YAMLError = yaml.YAMLError
+
 #: the largest config file read; a study's settings fit in a few kilobytes
 MAX_CONFIG_BYTES = 1 << 20
 

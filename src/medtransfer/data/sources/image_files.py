@@ -21,7 +21,7 @@ from medtransfer.data.sources.dicom import (
     has_dicom_preamble,
     read_dicom,
 )
-from medtransfer.data.sources.special_files import refuse_special_file
+from medtransfer.data.sources.special_files import is_special_file, refuse_special_file
 from medtransfer.errors import DataError
 
 #: Suffixes (lower case) of the files read by Pillow.
@@ -80,7 +80,7 @@ def image_patient_id(path: str | os.PathLike) -> str | None:
     Instance UID; see :func:`~medtransfer.data.sources.dicom.dicom_patient_id`), or ``None`` for other images and
     for DICOM files with neither. Reads the header only."""
     p = Path(path)
-    return dicom_patient_id(p) if _is_dicom(p) else None
+    return dicom_patient_id(p) if _is_dicom(p) and not is_special_file(p) else None
 
 
 def _is_dicom(path: Path) -> bool:
