@@ -177,7 +177,12 @@ def test_a_named_pipe_given_by_name_is_refused(model, shapes, tmp_path):
     code, _, err = run_cli_subprocess(["predict", model, tmp_path / "pipe.png", "--out", tmp_path / "p", "--quiet"])
     user_error((code, "", err), "none of the 1 images")
     assert "not a regular file" in (tmp_path / "p" / "errors.csv").read_text()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv", "p", "pipe.png"]
+    images = Path(shutil.copytree(shapes / "disk", tmp_path / "images"))
+    os.mkfifo(images / "pipe.png")  # in a folder of new images: listed in errors.csv, the others predicted
+    code, out, err = run_cli_subprocess(["predict", model, images, "--out", tmp_path / "q", "--quiet"])
+    assert code == 0 and "12 images predicted" in " ".join(out.split()), err
+    assert "pipe.png,\"not a regular file" in (tmp_path / "q" / "errors.csv").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["images", "m.csv", "p", "pipe.png", "q"]
 
 
 def test_the_run_folder_is_made_after_the_data_are_read(tmp_path):

@@ -68,7 +68,8 @@ def input_paths(spec: str | os.PathLike) -> list[str]:
         raise DataError(f"{p}: no such file or folder. Give an image, a folder of images or a CSV of image paths.")
     if p.is_dir():
         found = [str(f) for f in sorted(p.rglob("*"))
-                 if (f.is_file() or is_special_file(f)) and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                 if (f.is_file() or is_special_file(f))  # a named pipe is listed in errors.csv, never read
+                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
                  and (is_image_file(f) or is_nifti(f))]
         if not found:
             raise DataError(f"{p}: holds no image files (PNG, JPEG, TIFF, BMP, DICOM or NIfTI). Point to the folder "

@@ -83,7 +83,8 @@ class StudyConfig(Settings):
                     try:
                         names.append(parse_strategy(s).name)
                     except ConfigError:
-                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i or lp-ft ({shorten(s)} is not)"))
+                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i "
+                                                             f"or lp-ft ({shorten(s)} is not)"))
                 if len(set(names)) != len(names):
                     p.append(self._problem("strategies", "a list that names each strategy once"))
                 self.strategies = names

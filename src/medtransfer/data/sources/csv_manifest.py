@@ -281,8 +281,9 @@ class CsvManifestSource(Source):
         special = [(row, p) for row, p in zip(rows, paths) if is_special_file(p)]
         if special:
             row, p = special[0]
-            raise DataError(f"{self.csv_path}, line {row.line}: {row.cells[self.path_column].strip()!r} is not a regular "
-                            f"file (a named pipe, socket or device; {len(special)} such rows). List image files.")
+            cell = row.cells[self.path_column].strip()
+            raise DataError(f"{self.csv_path}, line {row.line}: {cell!r} is not a regular file (a named pipe, socket "
+                            f"or device; {len(special)} such rows). List image files.")
         missing = [(row, p) for row, p in zip(rows, paths) if not p.is_file()]
         if missing:
             row, p = missing[0]
