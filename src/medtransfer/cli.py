@@ -90,7 +90,7 @@ TrackOpt = Annotated[Optional[list[str]], typer.Option(metavar="TRACKER", help=(
 def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | None:
     """``["decoder=fpn", "depth=3"]`` as ``{"decoder": "fpn", "depth": 3}`` (values read as YAML scalars); ``hit``
     is detection's ``hit`` option."""
-    import yaml
+    from medtransfer.config_files import YAMLError, parse_yaml
 
     if not pairs and hit is None:
         return None
@@ -100,8 +100,8 @@ def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | Non
         if not sep or not key.strip():
             raise ConfigError(f"--task-option {pair!r}: give KEY=VALUE, e.g. decoder=fpn")
         try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
+            out[key.strip()] = parse_yaml(value)
+        except YAMLError:
             out[key.strip()] = value
     return out
 
@@ -391,6 +391,7 @@ def predict(
     batch_size: Annotated[int, typer.Option(help="Images per batch.")] = 32,
     device: DeviceOpt = "cpu",
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder, as a whole.")] = False,
 ) -> None:
     """Predict new, unlabelled images with a saved model, preprocessed as its training images were."""
     from medtransfer.console import progress_bars, stdout
@@ -398,7 +399,7 @@ def predict(
 
     with progress_bars(not quiet) as progress:
         result = run_predict(model, inputs, out, strategy=strategy, heatmaps=heatmaps, batch_size=batch_size,
-                             device=device, progress=progress)
+                             device=device, progress=progress, overwrite=overwrite)
     stdout.print(f"{result.predicted} images predicted with {result.model}; written to {result.out}")
     if result.errors:
         stdout.print(f"{len(result.errors)} files could not be read; see {result.out / 'errors.csv'}")
@@ -413,12 +414,13 @@ def export(
     strategy: Annotated[Optional[str], typer.Option(help="In a study folder: this strategy's model.")] = None,
     check: Annotated[Optional[Path], typer.Option(help="Also check onnxruntime against PyTorch on these images (a "
                                                        "file, folder or CSV of paths).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT and OUT.json.")] = False,
 ) -> None:
     """Export a saved model to ONNX (uint8 images in, probabilities out), checked with onnxruntime."""
     from medtransfer.console import stdout
     from medtransfer.delivery.export import export_model
 
-    r = export_model(model, out, format=format, strategy=strategy, check=check)
+    r = export_model(model, out, format=format, strategy=strategy, check=check, overwrite=overwrite)
     stdout.print(f"{r.path} (+ {r.sidecar.name}) from {r.model}: onnxruntime vs PyTorch max abs difference "
                  f"{r.max_abs_diff:.2e} on {r.checked} images")
 

@@ -8,6 +8,7 @@ file, column or value at fault and say what to do.
 from __future__ import annotations
 
 import difflib
+import reprlib
 from collections.abc import Iterable
 
 
@@ -44,14 +45,39 @@ def did_you_mean(value: str, choices: Iterable[str], n: int = 3) -> str:
     return " (did you mean " + ", ".join(repr(c) for c in close) + "?)"
 
 
+#: the longest a quoted value may be in a message: a config value may be megabytes long (or a shared YAML node that
+#: repeats into gigabytes), and a message must stay one readable line
+QUOTE_LIMIT = 80
+#: the most problems one error lists; the rest are counted
+PROBLEM_LIMIT = 10
+
+
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxother, _SHORT_REPR.maxlong = 3, QUOTE_LIMIT, QUOTE_LIMIT, 40
+_SHORT_REPR.maxlist = _SHORT_REPR.maxtuple = _SHORT_REPR.maxdict = _SHORT_REPR.maxset = 8
+
+
+def shorten(value, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)``, cut to ``limit`` characters with an ellipsis. Long lists and mappings are cut before they
+    are repr'd in full, so quoting a huge value costs no more than quoting a small one."""
+    text = _SHORT_REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def parameter_error(name: str, owner: str, must: str, got) -> str:
     """The one form of a parameter error, as scikit-learn words it:
-    ``The 'lr' parameter of TrainConfig must be a number > 0. Got -1 instead.``"""
-    return f"The {name!r} parameter of {owner} must be {must}. Got {got!r} instead."
+    ``The 'lr' parameter of TrainConfig must be a number > 0. Got -1 instead.`` Name and value are quoted
+    through :func:`shorten`."""
+    return f"The {shorten(name)} parameter of {owner} must be {must}. Got {shorten(got)} instead."
 
 
 def raise_problems(problems: list[str]) -> None:
-    """Raise one :class:`ConfigError` listing every problem (one per line), if there are any."""
-    if problems:
-        raise ConfigError(problems[0] if len(problems) == 1 else
-                          f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in problems))
+    """Raise one :class:`ConfigError` listing every problem (one per line, the first :data:`PROBLEM_LIMIT`), if
+    there are any."""
+    if not problems:
+        return
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    shown = problems[:PROBLEM_LIMIT]
+    more = f"\n  … and {len(problems) - len(shown)} more" if len(problems) > len(shown) else ""
+    raise ConfigError(f"{len(problems)} problems:\n" + "\n".join(f"  - {p}" for p in shown) + more)

@@ -55,8 +55,7 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
     removed, so ``final`` never holds half of a result. A process killed outright leaves only a hidden
     ``.NAME.partial-…`` sibling, never a folder at ``final``."""
     final = Path(final)
-    if final.is_file() or (final.is_dir() and any(final.iterdir()) and not overwrite):
-        raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the {what}")
+    refuse_existing(final, overwrite=overwrite, what=what)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
@@ -79,6 +78,41 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
         raise StorageError(final, e) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def atomic_files(finals: list[Path], *, overwrite: bool = False, what: str = "files") -> Iterator[list[Path]]:
+    """Temporary paths for the files ``finals`` (all in one folder), in a hidden ``.NAME.partial-…`` sibling folder;
+    when the block ends without an error each takes its final's place, and on any error (or Ctrl-C) none does, so
+    the set is never half written. An existing final is replaced only with ``overwrite``."""
+    finals = [Path(f) for f in finals]
+    for final in finals:
+        if final.is_dir() or (final.exists() and not overwrite):
+            raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the "
+                              f"{what}")
+    try:
+        finals[0].parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=finals[0].parent, prefix=f".{finals[0].name}.partial-"))
+    except OSError as e:
+        raise StorageError(finals[0], e) from None
+    try:
+        yield [staging / f.name for f in finals]
+        for final in finals:  # renames in one folder: the set is whole after the last, microseconds later
+            try:
+                os.chmod(staging / final.name, 0o666 & ~_UMASK)
+                os.replace(staging / final.name, final)
+            except OSError as e:
+                raise StorageError(final, e) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def refuse_existing(final: Path, *, overwrite: bool = False, what: str = "folder") -> None:
+    """Refuse to replace ``final`` (a file, or a folder that is not empty) unless ``overwrite``; a command calls it
+    before its slow work, so that the refusal comes at once."""
+    final = Path(final)
+    if final.is_file() or (final.is_dir() and any(final.iterdir()) and not overwrite):
+        raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the {what}")
 
 
 def check_output_folder(out: Path, data: str) -> None:

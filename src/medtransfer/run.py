@@ -20,7 +20,7 @@ from medtransfer.config import RunConfig
 from medtransfer.data import ImageSet, load_images, make_split
 from medtransfer.delivery.model_card import write_model_card
 from medtransfer.errors import ConfigError, DataError
-from medtransfer.files import atomic_folder, atomic_write, check_output_folder
+from medtransfer.files import atomic_folder, atomic_write, check_output_folder, refuse_existing
 from medtransfer.plots import plot_reliability, plot_training_curve
 from medtransfer.saved_model import load_model, mark_complete, save_model
 from medtransfer.strategies import parse_strategy
@@ -61,7 +61,7 @@ def _history_csv(history: list[dict]) -> str:
 def _notice(message: str) -> None:
     from medtransfer.console import console
 
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, markup=False)  # the message may quote file names
 
 
 def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
@@ -79,15 +79,18 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
     started = time.perf_counter()
     resolve_device(config.device)  # a bad --device fails before the data is read
     check_installed(parse_track(track))
+    refuse_existing(out, overwrite=overwrite, what="run folder")
+    # the data are read before the folder is made: a read that fails (or never ends) leaves nothing behind
+    prepared = prepare_data(config, data)
+    for notice in prepared.data.notices:
+        _notice(notice)
+    images = TrialImages.load(prepared, config.input_size, progress)
+    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
     with atomic_folder(out, overwrite=overwrite, what="run folder") as folder:
-        prepared = prepare_data(config, data)
-        images = TrialImages.load(prepared, config.input_size, progress)
 
         def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:
             save_model(folder, model, {**spec, "epoch": epoch})
 
-        cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress,
-                            log=_notice)
         outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
         if outcome.diverged is not None:
             raise outcome.diverged  # no result from a failed run: the folder is removed

@@ -18,6 +18,7 @@ import torch
 from medtransfer.backbones import create_backbone
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_write
+from medtransfer.model_spec import check_spec
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
 from medtransfer.tasks import Task, task_from_spec
@@ -79,9 +80,7 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -
     if not is_complete(run_dir, spec):
         raise DataError(f"{run_dir}: holds a checkpoint of a run that did not finish (model.json is not marked "
                         f"complete); train again, or use a finished run folder")
-    missing = [k for k in ("backbone", "strategy", "class_names", "input_size") if k not in spec]
-    if missing:
-        raise DataError(f"{meta}: the key(s) {', '.join(missing)} are missing; the file was edited or damaged")
+    check_spec(spec, meta)  # types and ranges, before anything is built or written
     try:
         task = task_from_spec(spec)
         backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))

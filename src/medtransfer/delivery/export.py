@@ -31,7 +31,7 @@ from torch import nn
 from medtransfer.delivery.inputs import batch_tensor, input_paths, read_new_image
 from medtransfer.delivery.model_folder import model_folder
 from medtransfer.errors import ConfigError, ExportError
-from medtransfer.files import atomic_write
+from medtransfer.files import atomic_files
 from medtransfer.saved_model import SavedModel, load_model
 
 #: the largest absolute difference between onnxruntime's and PyTorch's probabilities an export may have
@@ -64,37 +64,38 @@ class ExportResult:
 
 def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None, *, format: str = "onnx",
                  strategy: str | None = None, check: str | os.PathLike | None = None,
-                 opset: int = OPSET) -> ExportResult:
+                 opset: int = OPSET, overwrite: bool = False) -> ExportResult:
     """Export the model in ``model`` (a run or study folder) to ``out`` (default ``<model folder>/model.onnx``),
-    with ``<out>.json`` beside it, and check it with onnxruntime (also on the images ``check`` names)."""
+    with ``<out>.json`` beside it, and check it with onnxruntime (also on the images ``check`` names). The two files
+    are written beside ``out`` and moved into place together once the check has passed, so a failed export leaves
+    neither; existing ones are replaced only with ``overwrite``."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: choose {' or '.join(FORMATS)}")
     folder = model_folder(model, strategy)
-    saved = load_model(folder, "cpu")
-    if saved.task.export_refusal:
-        raise ConfigError(saved.task.export_refusal)
-    spec = saved.spec
-    size, channels = int(spec["input_size"]), int(spec.get("channels") or 3)
     path = Path(out) if out is not None else folder / "model.onnx"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    delivered = DeliveredNet(saved).eval()
-    example = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8,
-                            generator=torch.Generator().manual_seed(0))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-        torch.onnx.export(delivered, (example,), str(path), dynamo=False, opset_version=opset,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
-    inputs = _check_inputs(saved, channels, size, check)
-    diff = _max_abs_diff(delivered, path, inputs)
-    checked = sum(len(x) for x in inputs)
-    if not np.isfinite(diff) or diff > TOLERANCE:
-        path.unlink(missing_ok=True)
-        raise ExportError(f"{folder}: the ONNX graph's probabilities differ from PyTorch's by up to {diff:.2e} "
-                          f"(more than {TOLERANCE:g}) on {checked} images; the export was removed. Try another "
-                          f"--opset.")
     sidecar = path.with_name(path.name + ".json")
-    atomic_write(sidecar, json.dumps(describe(saved, channels, size, opset, diff, checked), indent=2))
+    with atomic_files([path, sidecar], overwrite=overwrite, what="exported model") as (onnx_file, json_file):
+        saved = load_model(folder, "cpu")
+        if saved.task.export_refusal:
+            raise ConfigError(saved.task.export_refusal)
+        spec = saved.spec
+        size, channels = int(spec["input_size"]), int(spec.get("channels") or 3)
+        inputs = _check_inputs(saved, channels, size, check)  # unreadable check images fail before the export
+        delivered = DeliveredNet(saved).eval()
+        example = torch.randint(0, 256, (2, channels, size, size), dtype=torch.uint8,
+                                generator=torch.Generator().manual_seed(0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+            torch.onnx.export(delivered, (example,), str(onnx_file), dynamo=False, opset_version=opset,
+                              input_names=[INPUT], output_names=[OUTPUT],
+                              dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        diff = _max_abs_diff(delivered, onnx_file, inputs)
+        checked = sum(len(x) for x in inputs)
+        if not np.isfinite(diff) or diff > TOLERANCE:
+            raise ExportError(f"{folder}: the ONNX graph's probabilities differ from PyTorch's by up to {diff:.2e} "
+                              f"(more than {TOLERANCE:g}) on {checked} images; nothing was written. Try another "
+                              f"--opset.")
+        json_file.write_text(json.dumps(describe(saved, channels, size, opset, diff, checked), indent=2))
     return ExportResult(model=folder, path=path, sidecar=sidecar, max_abs_diff=diff, checked=checked)
 
 

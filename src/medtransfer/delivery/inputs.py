@@ -23,6 +23,7 @@ import torch
 
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
 from medtransfer.data.sources.masks import is_nifti, load_volume_with_geometry, volume_to_uint8
+from medtransfer.data.sources.special_files import is_special_file, refuse_special_file
 from medtransfer.data.transforms import resize_image
 from medtransfer.errors import DataError
 
@@ -67,7 +68,8 @@ def input_paths(spec: str | os.PathLike) -> list[str]:
         raise DataError(f"{p}: no such file or folder. Give an image, a folder of images or a CSV of image paths.")
     if p.is_dir():
         found = [str(f) for f in sorted(p.rglob("*"))
-                 if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                 if (f.is_file() or is_special_file(f))  # a named pipe is listed in errors.csv, never read
+                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
                  and (is_image_file(f) or is_nifti(f))]
         if not found:
             raise DataError(f"{p}: holds no image files (PNG, JPEG, TIFF, BMP, DICOM or NIfTI). Point to the folder "
@@ -100,6 +102,7 @@ def read_new_images(path: str, spec: dict) -> list[NewImage]:
     """``path`` read and preprocessed for the model ``spec`` (a ``model.json``) describes: one image, or every slice
     of a NIfTI volume (segmentation models only). Raises :class:`~medtransfer.errors.DataError` naming the file when
     it cannot be read."""
+    refuse_special_file(path)  # listed in errors.csv like any unreadable file, never a read that blocks
     if not is_nifti(Path(path)):
         return [read_new_image(path, spec)]
     if spec.get("task", "classification") != "segmentation":

@@ -4,7 +4,8 @@ The model is a run folder or a study folder (its recommended model, or another s
 a folder or a CSV of paths (:mod:`medtransfer.delivery.inputs`). What is written per image is the task's
 (:meth:`~medtransfer.tasks.Task.prediction_writer`): class probabilities for classification, masks and areas for
 segmentation, boxes for detection. A file that cannot be read is listed in ``errors.csv`` with its reason and the others are predicted;
-when none can be read, a :class:`~medtransfer.errors.DataError` is raised.
+when none can be read, a :class:`~medtransfer.errors.DataError` is raised (after the folder with its ``errors.csv`` is
+written). The output folder is written as a whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, rea
 from medtransfer.delivery.model_folder import model_folder
 from medtransfer.delivery.output_files import CsvTable
 from medtransfer.errors import DataError
+from medtransfer.files import atomic_folder, check_output_folder, refuse_existing
 from medtransfer.saved_model import load_model
 from medtransfer.training import resolve_device
 
@@ -34,14 +36,30 @@ class PredictionResult:
 
 def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, *,
             strategy: str | None = None, heatmaps: bool = False, batch_size: int = 32, device: str = "cpu",
-            progress=None) -> PredictionResult:
-    """Run the model in ``model`` on the images ``inputs`` names and write the predictions into ``out``."""
+            progress=None, overwrite: bool = False) -> PredictionResult:
+    """Run the model in ``model`` on the images ``inputs`` names and write the predictions into ``out``.
+
+    The files are written into a hidden sibling of ``out`` that takes its place when all are written, so ``out``
+    never mixes two predictions' files; an existing ``out`` is replaced (as a whole) only with ``overwrite``."""
     folder = model_folder(model, strategy)
+    out = Path(out)
+    refuse_existing(out, overwrite=overwrite, what="predictions folder")
+    check_output_folder(out, str(inputs))
     dev = resolve_device(device)
     saved = load_model(folder, dev)
     paths = input_paths(inputs)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with atomic_folder(out, overwrite=overwrite, what="predictions folder") as written:
+        done, errors, files = _predict_into(written, saved, paths, heatmaps, batch_size, dev, progress)
+    files = [out / f.relative_to(written) for f in files]
+    if not done:  # the folder is kept: its errors.csv says why each file could not be read
+        raise DataError(f"{inputs}: none of the {len(paths)} images could be read; their reasons are in "
+                        f"{out / 'errors.csv'}")
+    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files)
+
+
+def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size: int, dev, progress):
+    """Predict ``paths`` into the folder ``out``: (images predicted, (path, reason) of the unreadable ones, the
+    files written)."""
     writer = saved.task.prediction_writer(saved, out, heatmaps=heatmaps)
     errors: list[tuple[str, str]] = []
     batch: list[NewImage] = []
@@ -83,7 +101,4 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
         for row in errors:
             table.add(list(row))
         files.append(table.close())
-    if not done:
-        raise DataError(f"{inputs}: none of the {len(paths)} images could be read; their reasons are in "
-                        f"{out / 'errors.csv'}")
-    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files)
+    return done, errors, files

@@ -13,10 +13,9 @@ import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-import yaml
-
 from medtransfer.config import RunConfig, Settings
-from medtransfer.errors import ConfigError
+from medtransfer.config_files import read_config_file
+from medtransfer.errors import ConfigError, shorten
 from medtransfer.strategies import parse_strategy
 from medtransfer.tracking.spec import parse_track
 from medtransfer.training.config import TrainConfig
@@ -94,7 +93,8 @@ class StudyConfig(Settings):
                     try:
                         names.append(parse_strategy(s).name)
                     except ConfigError:
-                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i or lp-ft ({s!r} is not)"))
+                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i "
+                                                             f"or lp-ft ({shorten(s)} is not)"))
                 if len(set(names)) != len(names):
                     p.append(self._problem("strategies", "a list that names each strategy once"))
                 self.strategies = names
@@ -122,9 +122,11 @@ class StudyConfig(Settings):
         known = {f.name for f in fields(cls)}
         raw = dict(raw)
         moved = _task_options_from_legacy(raw, known)
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(set(raw) - known, key=str)
         if unknown:
-            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            named = ", ".join(k if isinstance(k, str) and len(k) <= 40 else shorten(k, 40) for k in unknown[:10])
+            raise ConfigError(f"{where}: unknown setting(s) {named}{' …' if len(unknown) > 10 else ''}; known: "
+                              f"{', '.join(sorted(known))}")
         if moved:
             raw["task_options"] = {**moved, **(raw.get("task_options") or {})}
         return cls.with_recipe(**raw)
@@ -133,14 +135,7 @@ class StudyConfig(Settings):
     def from_yaml(cls, path: str | Path, **overrides) -> StudyConfig:
         """Read ``path``; ``overrides`` (from flags) win over the file. Unknown keys are an error."""
         path = Path(path)
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: no such config file") from None
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', e)})") from None
+        raw = read_config_file(path) or {}
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping of settings, got {type(raw).__name__}")
         merged = {**raw, **{k: v for k, v in overrides.items() if v is not None}}

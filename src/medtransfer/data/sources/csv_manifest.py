@@ -26,6 +26,7 @@ from medtransfer.data.audit import check_spellings
 from medtransfer.data.sources.boxes import BOX_COLUMNS
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import image_patient_id, read_image_file
+from medtransfer.data.sources.special_files import is_special_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
 SPLIT_COLUMN = "split"
@@ -281,6 +282,12 @@ class CsvManifestSource(Source):
             row, p = folders[0]
             raise DataError(f"{self.csv_path}, line {row.line}: {row.cells[self.path_column].strip()!r} is a folder, not "
                             f"an image file ({len(folders)} such rows). List image files, one per row.")
+        special = [(row, p) for row, p in zip(rows, paths) if is_special_file(p)]
+        if special:
+            row, p = special[0]
+            cell = row.cells[self.path_column].strip()
+            raise DataError(f"{self.csv_path}, line {row.line}: {cell!r} is not a regular file (a named pipe, socket "
+                            f"or device; {len(special)} such rows). List image files.")
         missing = [(row, p) for row, p in zip(rows, paths) if not p.is_file()]
         if missing:
             row, p = missing[0]

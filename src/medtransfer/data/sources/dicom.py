@@ -30,6 +30,7 @@ from pydicom.pixels import apply_color_lut, apply_modality_lut, apply_voi, apply
 from pydicom.uid import UID
 
 from medtransfer.data.sources.base import scale_to_uint8
+from medtransfer.data.sources.special_files import is_special_file
 from medtransfer.errors import ConfigError, DataError
 
 #: File name suffixes that mark a DICOM file.
@@ -62,6 +63,8 @@ _DECODER_PACKAGES = {
 
 def has_dicom_preamble(path: Path) -> bool:
     """Whether ``path`` is a file with the ``DICM`` marker after the 128-byte preamble."""
+    if is_special_file(path):  # opening a named pipe blocks until someone writes into it
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(132)

@@ -1,7 +1,8 @@
 """Image folders: ``root/<class>/<images>`` or ``root/<split>/<class>/<images>``.
 
 The split folders are ``train``, ``val`` (or ``valid``, ``validation``) and ``test``. Images may sit in sub-folders
-of a class folder (e.g. one folder per patient). Hidden files and folders and files that are not images are skipped.
+of a class folder (e.g. one folder per patient). Hidden files and folders and files that are not images are skipped;
+so are named pipes, sockets and devices named like images, with a notice on the data set.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from medtransfer.data.sources.image_files import (
     is_image_file,
     read_image_file,
 )
+from medtransfer.data.sources.special_files import is_special_file, skipped_notice
 from medtransfer.errors import DataError
 
 #: Folder or CSV split names (lower case) and the split they stand for.
@@ -45,20 +47,24 @@ def _subdirs(folder: Path) -> list[Path]:
         return sorted((Path(e.path) for e in it if _visible(e) and e.is_dir()), key=lambda p: p.name)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The image files anywhere under ``folder`` (hidden ones excluded), sorted by path."""
+def _image_files(folder: Path, skipped: list[Path]) -> list[Path]:
+    """The image files anywhere under ``folder`` (hidden ones excluded), sorted by path; those named like images
+    that are not regular files (named pipes, sockets, devices) go to ``skipped`` instead."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         files = (Path(dirpath, f) for f in sorted(filenames) if not f.startswith("."))
-        found.extend(f for f in files if is_image_file(f))
+        for f in files:
+            if is_image_file(f):
+                (skipped if is_special_file(f) else found).append(f)
     return found
 
 
 def _has_image(folder: Path) -> bool:
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        if any(not f.startswith(".") and is_image_file(Path(dirpath, f)) for f in filenames):
+        if any(not f.startswith(".") and is_image_file(Path(dirpath, f)) and not is_special_file(Path(dirpath, f))
+               for f in filenames):
             return True
     return False
 
@@ -127,12 +133,13 @@ class ImageFolderSource(Source):
             groups = [(None, root)]
 
         files: list[tuple[str | None, str, Path]] = []
+        skipped: list[Path] = []
         for split, folder in groups:
             class_dirs = _subdirs(folder)
             if not class_dirs:
                 raise DataError(f"{folder}: no class folders in it. Put the images in {folder.name}/<class>/<image>.")
             for class_dir in class_dirs:
-                images = _image_files(class_dir)
+                images = _image_files(class_dir, skipped)
                 if not images:
                     raise DataError(
                         f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
@@ -163,4 +170,5 @@ class ImageFolderSource(Source):
             name=root.resolve().name or str(root),
             description=f"{len(samples)} images in {len(class_names)} class folders"
             + (f", {patients} patients (from the DICOM headers)" if patients else ""),
+            notices=[skipped_notice(skipped, root)] if skipped else [],
         )

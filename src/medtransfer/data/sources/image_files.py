@@ -21,6 +21,7 @@ from medtransfer.data.sources.dicom import (
     has_dicom_preamble,
     read_dicom,
 )
+from medtransfer.data.sources.special_files import is_special_file, refuse_special_file
 from medtransfer.errors import DataError
 
 #: Suffixes (lower case) of the files read by Pillow.
@@ -60,6 +61,7 @@ def read_image_file(path: str | os.PathLike, *, window: tuple[float, float] | No
         raise DataError(f"{p}: no such file. Check the path (and that the file was not moved or renamed).")
     if p.is_dir():
         raise DataError(f"{p}: is a folder, not an image file. Point to the image files inside it.")
+    refuse_special_file(p)  # a named pipe would block the read forever
     suffix = p.suffix.lower()
     if _is_dicom(p):
         image = read_dicom(p, window=window)
@@ -78,7 +80,7 @@ def image_patient_id(path: str | os.PathLike) -> str | None:
     Instance UID; see :func:`~medtransfer.data.sources.dicom.dicom_patient_id`), or ``None`` for other images and
     for DICOM files with neither. Reads the header only."""
     p = Path(path)
-    return dicom_patient_id(p) if _is_dicom(p) else None
+    return dicom_patient_id(p) if _is_dicom(p) and not is_special_file(p) else None
 
 
 def _is_dicom(path: Path) -> bool:
