@@ -206,7 +206,7 @@ def _split_list(text: str | None, cast, flag: str):
 def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
                executor: str = "auto", **executor_options) -> None:
     from medtransfer.cache import parse_memory
-    from medtransfer.console import print_study, progress_bars, stdout
+    from medtransfer.console import progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
     from medtransfer.training import resolve_device
@@ -229,10 +229,9 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     with progress_bars(not quiet) as progress:
         log = progress.console.print if progress is not None else stdout.print
         summary = study.run(progress=progress, log=log)
-    print_study(summary, study.folder)
-    from medtransfer.report import write_report
+    from medtransfer.study_outcome import end_study
 
-    stdout.print(f"Report: {write_report(study.folder)}")
+    end_study(summary, study.folder)  # exits 2 when no trial finished
 
 
 @app.command()
@@ -343,10 +342,9 @@ def report(
     show_filenames: Annotated[bool, typer.Option(help="Name the image files shown in the heat maps.")] = False,
 ) -> None:
     """Write STUDY_DIR/report.html: the answers, the recommendation, tables and figures, in one self-contained page."""
-    from medtransfer.console import stdout
-    from medtransfer.report import write_report
+    from medtransfer.study_outcome import report_study
 
-    stdout.print(f"Report: {write_report(study_dir, show_filenames=show_filenames)}")
+    report_study(study_dir, show_filenames=show_filenames)  # exits 2 when no trial of the study finished
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -73,7 +74,10 @@ def study_table(summary) -> Table:
 
 
 def print_study(summary, folder) -> None:
-    stdout.print(study_table(summary))
+    if summary.table.empty:  # every recorded trial failed (or none ran): no table to show
+        stdout.print("[red]No trial finished.[/red]")
+    else:
+        stdout.print(study_table(summary))
     if summary.recommended:
         from medtransfer.study.recommend import rule_phrase
         from medtransfer.study.halving import describe_halving
@@ -99,5 +103,6 @@ def print_study(summary, folder) -> None:
     if len(summary.failed):
         stdout.print(f"[red]{len(summary.failed)} trial(s) failed:[/red]")
         for r in summary.failed.itertuples():
-            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}")
-    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv, models/")
+            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}", markup=False)
+    kept = ", models/" if (Path(folder) / "models").is_dir() else ""
+    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv{kept}", markup=False)

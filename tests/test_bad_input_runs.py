@@ -1,0 +1,161 @@
+"""Runs that go wrong say so: a study whose trials fail, labels that cannot be scored, data that changed under a
+finished study, output without a terminal, and inputs that are converted or skipped. Each case is a tiny real run on
+generated images; an error ends with exit code 2 and one line naming the culprit, a notice is printed once."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from generated import run_cli, shape_image, write_shape_folder
+from PIL import Image
+
+QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]
+ONE_TRIAL = ["--fractions", "1", "--seeds", "1", "--device", "cpu", "--executor", "local", *QUICK]
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def user_error(result, *needles) -> str:
+    code, _, err = result
+    assert code == 2, err
+    text = " ".join(err.split())
+    assert "Traceback" not in err and err.strip().startswith("error:") and err.count("error:") == 1, err
+    for n in needles:
+        assert n in text, f"{n!r} not in {text!r}"
+    return text
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes; a study's SQLite file by its rows (a reader touches its shared-memory index)."""
+    out = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+           if p.is_file() and not p.name.endswith(("-shm", "-wal", ".sqlite"))}
+    for db in folder.rglob("*.sqlite"):
+        with sqlite3.connect(db) as con:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            out[str(db.relative_to(folder))] = repr([sorted(con.execute(f"SELECT * FROM {t}").fetchall())
+                                                     for t in tables]).encode()
+    return out
+
+
+def page_text(path: Path) -> str:
+    import html
+    import re
+
+    page = re.sub(r"<style>.*?</style>", "", path.read_text(), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+@pytest.fixture
+def shapes(tmp_path) -> Path:
+    return write_shape_folder(tmp_path / "shapes", n_per_class=12)
+
+
+# -- 4. a study whose trials fail -----------------------------------------------------------------------------------
+def test_a_study_whose_every_trial_fails_says_so_and_reports_what_failed(shapes, tmp_path, capsys):
+    study = tmp_path / "study"
+    code, out, err = run_cli(["study", "--data", shapes, "--out", study, "--strategies", "full", "--lr", "1e30",
+                              *ONE_TRIAL], capsys)
+    text = user_error((code, out, err), "no trial finished", "the 1 trial", "full · 100% · seed 0",
+                      "non-finite in epoch 1", "report.html", "--new-folder")
+    assert "✓" not in out and "✗ full · 100% · seed 0: failed: the training loss became non-finite" in " ".join(out.split())
+    assert "Traceback" not in out
+    page = page_text(study / "report.html")
+    assert "No trial finished" in page and "The 1 recorded trial failed" in page and "non-finite in epoch 1" in page
+    assert "0 strategies" not in page and "did not train from scratch" not in page
+    assert "1 strategy × 1 training-set size × 1 seed planned" in page
+    assert not (study / ".staged-models").exists() and not (study / "models").exists()
+    before = snapshot(study)
+    code, out, err = run_cli(["report", study], capsys)  # the report command says the same, and changes nothing else
+    assert user_error((code, out, err), "no trial finished") == text
+    assert "report.html" in out
+    after = snapshot(study)
+    assert {k: v for k, v in after.items() if k != "report.html"} == {k: v for k, v in before.items() if k != "report.html"}
+
+
+def test_a_study_where_some_trials_fail_marks_them_and_goes_on(shapes, tmp_path, capsys):
+    # the backbone's layers train at a learning rate that diverges, the classifier at 1e30 x 1e-33 = 1e-3: 'full'
+    # fails and 'linear' (the classifier alone) finishes
+    config = tmp_path / "study.yaml"
+    config.write_text("train:\n  lr: 1.0e+30\n  head_lr_multiplier: 1.0e-33\n")
+    study = tmp_path / "study"
+    code, out, err = run_cli(["study", "--config", config, "--data", shapes, "--out", study, "--strategies",
+                              "linear,full", *ONE_TRIAL], capsys)
+    assert code == 0, err
+    lines = " ".join(out.split())
+    assert "✓ linear · 100% · seed 0: test AUC" in lines
+    assert "✗ full · 100% · seed 0: failed: the training loss became non-finite in epoch 1" in lines
+    assert "✓ full" not in lines and "Recommended: linear" in lines and "1 trial(s) failed" in lines
+    page = page_text(study / "report.html")
+    assert "1 trial(s) failed and are left out of every number above" in page and "non-finite in epoch 1" in page
+
+
+# -- 11 (b). a finished study whose data changed ----------------------------------------------------------------------
+def test_a_finished_study_rerun_on_changed_data_is_refused_then_written_beside(shapes, tmp_path, capsys):
+    study = tmp_path / "study"
+    args = ["study", "--data", shapes, "--out", study, "--strategies", "linear", *ONE_TRIAL]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+    code, out, err = run_cli(args, capsys)  # unchanged data: the finished study prints its table again
+    assert code == 0 and "1 already done" in " ".join(out.split()), err
+    before = snapshot(study)
+    rng = np.random.default_rng(9)
+    for i in range(3):
+        Image.fromarray(shape_image("disk", rng)).save(shapes / "disk" / f"new_{i}.png")
+    user_error(run_cli(args, capsys), "the data changed", "3 added", "--new-folder")
+    assert snapshot(study) == before
+    code, out, err = run_cli([*args, "--new-folder"], capsys)
+    assert code == 0, err
+    assert "starting a new study in" in " ".join(out.split()) and snapshot(study) == before
+    with sqlite3.connect(tmp_path / "study-2" / "study.sqlite") as con:  # the new study ran its whole plan
+        assert con.execute("SELECT strategy, status FROM trials").fetchall() == [("linear", "done")]
+
+
+# -- 11 (a). multi-label targets ----------------------------------------------------------------------------------------
+def write_multilabel_npz(path: Path, labels=None, constant: tuple[str, int, int] | None = None) -> Path:
+    """A MedMNIST-like ``.npz`` of random 28 px images with 3 label columns of random 0/1 (every label varying in
+    every split), ``labels`` everywhere instead when given, or ``constant = (split, column, value)``."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 30), ("val", 10), ("test", 10)):
+        arrays[f"{split}_images"] = rng.integers(0, 255, (n, 28, 28), dtype=np.uint8)
+        t = np.tile(np.array([[0, 1, 0], [1, 0, 1]], dtype=np.uint8), (n // 2, 1))
+        if labels is not None:
+            t[:] = labels
+        if constant is not None and constant[0] == split:
+            t[:, constant[1]] = constant[2]
+        arrays[f"{split}_labels"] = t
+    np.savez(path, **arrays)
+    return path
+
+
+def test_multilabel_labels_that_vary_in_every_split_pass_the_audit(tmp_path):
+    from medtransfer import RunConfig
+    from medtransfer.study.trial import prepare_data
+
+    prepared = prepare_data(RunConfig(data=str(write_multilabel_npz(tmp_path / "ml.npz"))))
+    assert prepared.data.label_kind == "multilabel" and prepared.split.counts() == {"train": 30, "val": 10, "test": 10}
+
+
+def test_multilabel_targets_other_than_0_and_1_are_refused(tmp_path, capsys):
+    data = write_multilabel_npz(tmp_path / "labels7.npz", labels=7)
+    out = tmp_path / "run"
+    user_error(run_cli(["train", "--data", data, "--strategy", "linear", "--out", out, *QUICK], capsys),
+               str(data), "train_labels[0]", "holds 7", "0 (absent) or 1 (present)")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["labels7.npz"]
+
+
+@pytest.mark.parametrize("split, value, where, why", [
+    ("train", 0, "training", "cannot learn it"), ("train", 1, "training", "cannot learn it"),
+    ("val", 1, "validation", "AUC cannot be computed"), ("test", 0, "test", "AUC cannot be computed")])
+def test_a_multilabel_label_constant_over_a_split_is_refused(split, value, where, why, tmp_path, capsys):
+    data = write_multilabel_npz(tmp_path / "ml.npz", constant=(split, 1, value))
+    out = tmp_path / "run"
+    user_error(run_cli(["train", "--data", data, "--strategy", "linear", "--out", out, *QUICK], capsys),
+               f"label 'label_1' is {value} in all", f"of the given {where} split", why)
+    assert not out.exists()
