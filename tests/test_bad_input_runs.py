@@ -5,6 +5,7 @@ generated images; an error ends with exit code 2 and one line naming the culprit
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -84,13 +85,16 @@ def test_a_study_where_some_trials_fail_marks_them_and_goes_on(shapes, tmp_path,
     config = tmp_path / "study.yaml"
     config.write_text("train:\n  lr: 1.0e+30\n  head_lr_multiplier: 1.0e-33\n")
     study = tmp_path / "study"
+    args = [a for a in ONE_TRIAL if a != "--quiet"]  # progress on, but no terminal: a plain line per trial
     code, out, err = run_cli(["study", "--config", config, "--data", shapes, "--out", study, "--strategies",
-                              "linear,full", *ONE_TRIAL], capsys)
+                              "linear,full", *args], capsys)
     assert code == 0, err
-    lines = " ".join(out.split())
-    assert "✓ linear · 100% · seed 0: test AUC" in lines
-    assert "✗ full · 100% · seed 0: failed: the training loss became non-finite in epoch 1" in lines
-    assert "✓ full" not in lines and "Recommended: linear" in lines and "1 trial(s) failed" in lines
+    lines = out.splitlines()
+    assert any(line.startswith("✓ linear · 100% · seed 0: test AUC") and line.endswith(" s") for line in lines), out
+    assert any(line.startswith("✗ full · 100% · seed 0: failed: the training loss became non-finite in epoch 1")
+               and line.endswith("extreme values.") for line in lines), out
+    assert "✓ full" not in out and "Recommended: linear" in " ".join(lines) and "1 trial(s) failed" in out
+    assert "epoch 1/1" not in out + err and "━" not in err  # no epoch lines, no bars
     page = page_text(study / "report.html")
     assert "1 trial(s) failed and are left out of every number above" in page and "non-finite in epoch 1" in page
 
@@ -159,3 +163,20 @@ def test_a_multilabel_label_constant_over_a_split_is_refused(split, value, where
     user_error(run_cli(["train", "--data", data, "--strategy", "linear", "--out", out, *QUICK], capsys),
                f"label 'label_1' is {value} in all", f"of the given {where} split", why)
     assert not out.exists()
+
+
+# -- 12. output to a file or a pipe --------------------------------------------------------------------------------------
+def test_train_without_a_terminal_prints_a_line_per_epoch_as_it_goes(shapes, tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "medtransfer.cli", "train", "--data", str(shapes), "--out", str(out),
+                             "--strategy", "linear", "--input-size", "32", "--epochs", "3", "--batch-size", "8",
+                             "--device", "cpu"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    first = proc.stderr.readline()  # the first epoch's line comes while the run goes on, not when it ends
+    running = proc.poll() is None
+    rest, _ = proc.stderr.read(), proc.wait(timeout=600)
+    assert proc.returncode == 0, first + rest
+    assert first.startswith("epoch 1/3 loss ") and " val AUC " in first and running, first + rest
+    epochs = [line for line in (first + rest).splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"] and "━" not in rest
+    assert "best epoch" in proc.stdout.read()

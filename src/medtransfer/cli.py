@@ -206,7 +206,7 @@ def _split_list(text: str | None, cast, flag: str):
 def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
                executor: str = "auto", **executor_options) -> None:
     from medtransfer.cache import parse_memory
-    from medtransfer.console import progress_bars, stdout
+    from medtransfer.console import line_printer, progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
     from medtransfer.training import resolve_device
@@ -226,8 +226,8 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
         what = (f"layer-wise search over at most {len(study.strategies()) * len(config.fractions) * len(config.seeds)} "
                 f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")
     stdout.print(f"Study in {study.folder}: {what}. Runs on: {runs.where(study.device)}.")
-    with progress_bars(not quiet) as progress:
-        log = progress.console.print if progress is not None else stdout.print
+    with progress_bars(not quiet, epoch_lines=False) as progress:  # without a terminal: a plain line per trial
+        log = line_printer(progress)
         summary = study.run(progress=progress, log=log)
     from medtransfer.study_outcome import end_study
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,11 +23,39 @@ console = Console(stderr=True)
 stdout = Console()
 
 
+class PlainProgress:
+    """Progress without a terminal (output to a file or a pipe), where rich's live bars would show nothing until the
+    command ends: one plain line, flushed, for each step's summary, i.e. each update that sets a description without
+    advancing (the trainer's line at the end of an epoch). The rest of the Progress interface does nothing."""
+
+    def __init__(self, target: Console):
+        self.console, self._tasks = target, 0
+
+    def add_task(self, description: str, total=None, **fields) -> int:
+        self._tasks += 1
+        return self._tasks
+
+    def update(self, task: int, *, advance=None, description: str | None = None, **fields) -> None:
+        if description is not None and advance is None:
+            self.console.print(description, markup=False, highlight=False, soft_wrap=True)
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        pass
+
+    def remove_task(self, task: int) -> None:
+        pass
+
+
 @contextmanager
-def progress_bars(enabled: bool = True):
-    """A rich Progress for epoch (and trial) bars, or ``None`` when disabled."""
+def progress_bars(enabled: bool = True, *, epoch_lines: bool = True):
+    """A rich Progress for epoch (and trial) bars on a terminal; without one, a :class:`PlainProgress` that prints
+    a line per epoch (``None`` with ``epoch_lines=False``: a study prints a line per trial instead); ``None`` when
+    disabled."""
     if not enabled:
         yield None
+        return
+    if not console.is_terminal:
+        yield PlainProgress(console) if epoch_lines else None
         return
     with Progress(
         TextColumn("{task.description}"),
@@ -38,6 +67,14 @@ def progress_bars(enabled: bool = True):
         transient=True,
     ) as p:
         yield p
+
+
+def line_printer(progress):
+    """How a long command prints a line: above the bars on a terminal, else one unwrapped line on stdout (a line
+    per trial, readable in a log file)."""
+    if isinstance(progress, Progress):
+        return progress.console.print
+    return functools.partial(stdout.print, soft_wrap=True)
 
 
 def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
