@@ -9,7 +9,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +179,94 @@ def test_train_without_a_terminal_prints_a_line_per_epoch_as_it_goes(shapes, tmp
     epochs = [line for line in (first + rest).splitlines() if line.startswith("epoch ")]
     assert [line.split()[1] for line in epochs] == ["1/3", "2/3", "3/3"] and "━" not in rest
     assert "best epoch" in proc.stdout.read()
+
+
+# -- 12. inputs skipped or converted, and a study without its models ---------------------------------------------------
+def add_gifs(folder: Path) -> None:
+    """An animated GIF (two frames) in disk/, a still one in square/."""
+    frames = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (10, 200)]
+    frames[0].save(folder / "disk" / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(folder / "square" / "still.gif")
+
+
+@pytest.fixture(scope="module")
+def gif_study(tmp_path_factory):
+    """A finished one-trial study of gray images whose class folders also hold GIF files; (folder, stdout)."""
+    root = tmp_path_factory.mktemp("gif_study")
+    data = write_shape_folder(root / "shapes", n_per_class=12)
+    add_gifs(data)
+    study = root / "study"
+    old, sys.argv = sys.argv, ["medtransfer", "study", "--data", str(data), "--out", str(study), "--strategies", "linear",
+                               *ONE_TRIAL]
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from medtransfer.cli import main
+
+    buf = StringIO()
+    try:
+        with redirect_stdout(buf):
+            main()
+    except SystemExit as e:
+        assert not e.code, buf.getvalue()
+    finally:
+        sys.argv = old
+    return study, buf.getvalue()
+
+
+NOTICE = "2 image file(s) in a format medtransfer does not read (GIF) were skipped: disk/anim.gif, square/still.gif."
+
+
+def test_gif_files_in_class_folders_are_skipped_with_one_notice(gif_study):
+    study, out = gif_study
+    assert " ".join(out.split()).count(NOTICE) == 1, out
+    with sqlite3.connect(study / "study.sqlite") as con:
+        card = json.loads(con.execute("SELECT value FROM meta WHERE key = 'data'").fetchone()[0])
+    assert sum(card["counts"][k] for k in ("train", "val", "test")) == 24 and card["notices"] == [
+        NOTICE + " An animated GIF holds several frames; convert each file to PNG (one frame) to use it."]
+
+
+def test_train_says_which_gif_files_it_skipped_and_a_folder_of_gifs_only_is_refused(shapes, tmp_path, capsys):
+    add_gifs(shapes)
+    out = tmp_path / "run"
+    code, _, err = run_cli(["train", "--data", shapes, "--strategy", "tune:99", "--out", out, *QUICK], capsys)
+    assert code == 2 and " ".join(err.split()).count(NOTICE) == 1 and "tune:99" in err, err
+    for f in (shapes / "square").glob("*.png"):
+        f.unlink()
+    user_error(run_cli(["train", "--data", shapes, "--strategy", "linear", "--out", out, *QUICK], capsys),
+               f"{shapes / 'square'}: class folder holds no images", "It holds 1 GIF file(s), which are not read")
+    assert not out.exists()
+
+
+def test_predict_on_a_study_whose_models_folder_is_gone_says_so(gif_study, tmp_path, capsys):
+    import shutil
+
+    from medtransfer.study.store import StudyStore
+
+    study = Path(shutil.copytree(gif_study[0], tmp_path / "study"))
+    shutil.rmtree(study / "models")
+    images, out = study.parent / "new", tmp_path / "predictions"
+    images.mkdir()
+    Image.fromarray(shape_image("disk", np.random.default_rng(1))).save(images / "a.png")
+    for extra in ([], ["--strategy", "linear"]):
+        text = user_error(run_cli(["predict", study, images, "--out", out, "--quiet", *extra], capsys),
+                          f"{study / 'models'} is missing (moved or deleted)", "Restore that folder")
+        assert "--checkpoints none" not in text and not out.exists()
+    store = StudyStore(study)  # a study that kept no model is told apart
+    store.set_config({**store.config(), "checkpoints": "none"}, store.meta()["config_hash"])
+    user_error(run_cli(["predict", study, images, "--out", out, "--quiet"], capsys), "ran with --checkpoints none")
+
+
+def test_colour_images_given_to_a_gray_model_are_converted_with_one_notice(gif_study, tmp_path, capsys):
+    images = tmp_path / "new"
+    images.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(3):
+        gray = shape_image("disk", rng)
+        Image.fromarray(np.stack([gray, gray // 2, gray // 3], axis=-1)).save(images / f"colour_{i}.png")
+    Image.fromarray(shape_image("square", rng)).save(images / "gray.png")
+    code, out, err = run_cli(["predict", gif_study[0], images, "--out", tmp_path / "p", "--quiet"], capsys)
+    assert code == 0, err
+    assert "4 images predicted" in " ".join(out.split())
+    assert " ".join(err.split()) == ("3 colour image(s) were converted to gray (ITU-R 601-2 luma) for this model, "
+                                     "which was trained on gray images.")

@@ -384,7 +384,7 @@ def predict(
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
 ) -> None:
     """Predict new, unlabelled images with a saved model, preprocessed as its training images were."""
-    from medtransfer.console import progress_bars, stdout
+    from medtransfer.console import console, progress_bars, stdout
     from medtransfer.delivery.predict import predict as run_predict
 
     with progress_bars(not quiet) as progress:
@@ -393,6 +393,8 @@ def predict(
     stdout.print(f"{result.predicted} images predicted with {result.model}; written to {result.out}")
     if result.errors:
         stdout.print(f"{len(result.errors)} files could not be read; see {result.out / 'errors.csv'}")
+    for notice in result.notices:  # e.g. colour images converted for a gray model
+        console.print(notice, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

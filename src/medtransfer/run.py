@@ -59,7 +59,7 @@ def _history_csv(history: list[dict]) -> str:
 def _notice(message: str) -> None:
     from medtransfer.console import console
 
-    console.print(message, highlight=False)
+    console.print(message, highlight=False, markup=False, soft_wrap=True)  # the message may quote file names
 
 
 def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
@@ -77,6 +77,8 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
     resolve_device(config.device)  # a bad --device fails before the data is read
     with atomic_folder(out, overwrite=overwrite, what="run folder") as folder:
         prepared = prepare_data(config, data)
+        for notice in prepared.data.notices:  # what the source skipped or kept of the data
+            _notice(notice)
         images = TrialImages.load(prepared, config.input_size, progress)
 
         def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:

@@ -30,6 +30,7 @@ class PredictionResult:
     predicted: int  # images predicted (each slice of a NIfTI volume counts as one)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path as given, reason) of the unreadable ones
     files: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what was done to the inputs that the user should know
 
 
 def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, *,
@@ -45,7 +46,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
     writer = saved.task.prediction_writer(saved, out, heatmaps=heatmaps)
     errors: list[tuple[str, str]] = []
     batch: list[NewImage] = []
-    done = 0
+    done = converted = 0
     bar = progress.add_task("predicting", total=len(paths)) if progress is not None else None
 
     def flush() -> None:
@@ -68,6 +69,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
                 errors.append((path, message[len(path) + 2:] if message.startswith(f"{path}: ") else message))
                 images = []
             for image in images:
+                converted += image.to_gray
                 batch.append(image)
                 if len(batch) >= batch_size:
                     flush()
@@ -86,4 +88,6 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
     if not done:
         raise DataError(f"{inputs}: none of the {len(paths)} images could be read; their reasons are in "
                         f"{out / 'errors.csv'}")
-    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files)
+    notices = [f"{converted} colour image(s) were converted to gray (ITU-R 601-2 luma) for this model, which was "
+               f"trained on gray images."] if converted else []
+    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files, notices=notices)

@@ -24,6 +24,7 @@ from medtransfer.data.sources.image_files import (
     is_image_file,
     read_image_file,
 )
+from medtransfer.data.sources.unread_formats import unread_hint, unread_images, unread_notice
 from medtransfer.errors import DataError
 
 #: Folder or CSV split names (lower case) and the split they stand for.
@@ -121,6 +122,7 @@ class ImageFolderSource(Source):
             groups = [(None, root)]
 
         files: list[tuple[str | None, str, Path]] = []
+        unread: list[Path] = []  # images in formats that are not read: skipped, with a notice
         for split, folder in groups:
             class_dirs = _subdirs(folder)
             if not class_dirs:
@@ -130,9 +132,10 @@ class ImageFolderSource(Source):
                 if not images:
                     raise DataError(
                         f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
-                        f"files). Add images or remove the folder."
+                        f"files).{unread_hint(class_dir)} Add images or remove the folder."
                     )
                 files.extend((split, class_dir.name, f) for f in images)
+            unread += unread_images(class_dirs)
 
         check_spellings(root, [(c, f"folder {f.parent}") for _, c, f in files])
         class_names = sorted({c for _, c, _ in files})
@@ -157,4 +160,5 @@ class ImageFolderSource(Source):
             name=root.resolve().name or str(root),
             description=f"{len(samples)} images in {len(class_names)} class folders"
             + (f", {patients} patients (from the DICOM headers)" if patients else ""),
+            notices=[unread_notice(unread, root)] if unread else [],
         )
