@@ -63,10 +63,11 @@ def test_a_study_whose_every_trial_fails_says_so_and_reports_what_failed(shapes,
                               *ONE_TRIAL], capsys)
     text = user_error((code, out, err), "no trial finished", "the 1 trial", "full · 100% · seed 0",
                       "non-finite in epoch 1", "report.html", "--new-folder")
-    assert "✓" not in out and "✗ full · 100% · seed 0: failed: the training loss became non-finite" in " ".join(out.split())
-    assert "Traceback" not in out
+    assert "✓" not in out and "Traceback" not in out
+    assert "✗ full · 100% · seed 0: failed: the training loss became non-finite" in " ".join(out.split())
     page = page_text(study / "report.html")
-    assert "No trial finished" in page and "The 1 recorded trial failed" in page and "non-finite in epoch 1" in page
+    assert "No trial finished: 1 trial(s) failed It is the trial the study recorded" in page
+    assert "non-finite in epoch 1" in page
     assert "0 strategies" not in page and "did not train from scratch" not in page
     assert "1 strategy × 1 training-set size × 1 seed planned" in page
     assert not (study / ".staged-models").exists() and not (study / "models").exists()
@@ -75,7 +76,8 @@ def test_a_study_whose_every_trial_fails_says_so_and_reports_what_failed(shapes,
     assert user_error((code, out, err), "no trial finished") == text
     assert "report.html" in out
     after = snapshot(study)
-    assert {k: v for k, v in after.items() if k != "report.html"} == {k: v for k, v in before.items() if k != "report.html"}
+    assert after.keys() == before.keys()
+    assert all(after[k] == before[k] for k in before if k != "report.html")
 
 
 def test_a_study_where_some_trials_fail_marks_them_and_goes_on(shapes, tmp_path, capsys):

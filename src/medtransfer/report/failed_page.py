@@ -39,14 +39,16 @@ def section_no_trial_finished(facts: StudyFacts, show_filenames: bool) -> str:
     rows = []
     for r in failed.itertuples():
         error = str(r.error or "no reason recorded")
-        rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(error if show_filenames else redact_paths(error))])
+        shown = error if show_filenames else redact_paths(error)
+        rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(shown)])
     hidden = "" if show_filenames else " Paths in the reasons are hidden (report --show-filenames shows them)."
     log = " failures.log in the study folder holds the traceback of each trial that raised an error." if (
         facts.folder / "failures.log").is_file() else ""
     n = len(failed)
     return ('<section id="failed"><h2>No trial finished</h2><div class="box">'
-            f'<p class="big">{"The" if n == 1 else "All"} {n} recorded trial{"" if n == 1 else "s"} failed</p>'
-            "<p>So this study has no results, no recommendation and no model. Each trial and why it failed:</p>"
+            f'<p class="big">No trial finished: {n} trial(s) failed</p>'
+            f'<p>{"It is the" if n == 1 else "They are every"} trial the study recorded, so there is no '
+            "recommendation yet, no model, and nothing to plot. Each trial and why it failed:</p>"
             + _table(["strategy", "fraction", "seed", "reason"], rows, text_columns=(3,))
             + f'<p class="muted">{_h(hidden + log)}</p>'
             "<p>Fix the cause given above (for a loss that became non-finite, a lower learning rate), then run the "

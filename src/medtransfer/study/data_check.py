@@ -34,7 +34,8 @@ def data_changes(store: StudyStore, counts: dict[str, int], fingerprint: DataFin
 def changed_data_message(data: str, folder, what: str) -> str:
     """Why a study does not go on with data that changed under it, and what to do."""
     return (f"{data}: the data changed since the study in {folder} started ({what}); its finished trials were "
-            f"trained on the old data. Restore the data to resume, or pass --new-folder to start a new study beside it.")
+            f"trained on the old data. Restore the data to resume, or pass --new-folder to start a new study beside "
+            f"it.")
 
 
 def notice_lines(notices: list[str], limit: int = 3) -> list[str]:

@@ -176,7 +176,8 @@ class TrialWork:
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
             val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
-        line = finished_line(trial.label(), record, metric, stopped_at_rung=fit.history[-1]["rung"] if trial.stop else None)
+        rung = fit.history[-1]["rung"] if trial.stop else None  # successive halving stopped it there
+        line = finished_line(trial.label(), record, metric, stopped_at_rung=rung)
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 

@@ -30,5 +30,6 @@ def finished_line(label: str, record: dict, metric, *, stopped_at_rung: int | No
             f"val {metric.label} {record['val_score']:.3f}")
     epochs, seconds = record["epochs_run"], record["seconds"]
     if stopped_at_rung is not None:
-        return f"[yellow]✂[/yellow] {escape(label)}: stopped at rung {stopped_at_rung} (epoch {epochs}), {test}, {seconds:.0f} s"
+        return (f"[yellow]✂[/yellow] {escape(label)}: stopped at rung {stopped_at_rung} (epoch {epochs}), {test}, "
+                f"{seconds:.0f} s")
     return f"[green]✓[/green] {escape(label)}: {test}, {epochs} epochs, {seconds:.0f} s"

@@ -43,4 +43,6 @@ def unread_notice(files: list[Path], root: Path) -> str:
 def unread_hint(folder: Path) -> str:
     """For the error of a class folder without readable images: the unread files it holds, if any."""
     files = unread_images([folder])
-    return f" It holds {len(files)} {_formats(files)} file(s), which are not read: convert them to PNG." if files else ""
+    if not files:
+        return ""
+    return f" It holds {len(files)} {_formats(files)} file(s), which are not read: convert them to PNG."
