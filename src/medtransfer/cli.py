@@ -210,7 +210,7 @@ def _split_list(text: str | None, cast, flag: str):
 def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, cache_memory: str | None = None,
                executor: str = "auto", **executor_options) -> None:
     from medtransfer.cache import parse_memory
-    from medtransfer.console import logger, print_study, progress_bars, stdout
+    from medtransfer.console import line_printer, progress_bars, stdout
     from medtransfer.study import Study
     from medtransfer.study.executors import make_executor
     from medtransfer.training import resolve_device
@@ -230,14 +230,11 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
         what = (f"layer-wise search over at most {len(study.strategies()) * len(config.fractions) * len(config.seeds)} "
                 f"trials ({grid}); {len(plan) - len(pending)} done, {len(pending)} in the next round")
     stdout.print(f"Study in {study.folder}: {what}. Runs on: {runs.where(study.device)}.")
-    with progress_bars(not quiet) as progress:
-        summary = study.run(progress=progress, log=logger(progress.console if progress is not None else stdout))
-    print_study(summary, study.folder)
-    from medtransfer.report import write_report
+    with progress_bars(not quiet, epoch_lines=False) as progress:  # without a terminal: a plain line per trial
+        summary = study.run(progress=progress, log=line_printer(progress))
+    from medtransfer.study_outcome import end_study
 
-    report = write_report(study.folder)
-    study.tracking.report(report)
-    stdout.print(f"Report: {report}")
+    end_study(summary, study.folder, on_report=study.tracking.report)  # exits 2 when no trial finished
 
 
 @app.command()
@@ -350,10 +347,9 @@ def report(
     show_filenames: Annotated[bool, typer.Option(help="Name the image files shown in the heat maps.")] = False,
 ) -> None:
     """Write STUDY_DIR/report.html: the answers, the recommendation, tables and figures, in one self-contained page."""
-    from medtransfer.console import stdout
-    from medtransfer.report import write_report
+    from medtransfer.study_outcome import report_study
 
-    stdout.print(f"Report: {write_report(study_dir, show_filenames=show_filenames)}")
+    report_study(study_dir, show_filenames=show_filenames)  # exits 2 when no trial of the study finished
 
 
 @app.command()
@@ -394,7 +390,7 @@ def predict(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output folder, as a whole.")] = False,
 ) -> None:
     """Predict new, unlabelled images with a saved model, preprocessed as its training images were."""
-    from medtransfer.console import progress_bars, stdout
+    from medtransfer.console import console, progress_bars, stdout
     from medtransfer.delivery.predict import predict as run_predict
 
     with progress_bars(not quiet) as progress:
@@ -403,6 +399,8 @@ def predict(
     stdout.print(f"{result.predicted} images predicted with {result.model}; written to {result.out}")
     if result.errors:
         stdout.print(f"{len(result.errors)} files could not be read; see {result.out / 'errors.csv'}")
+    for notice in result.notices:  # e.g. colour images converted for a gray model
+        console.print(notice, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -51,11 +52,39 @@ def logger(target: Console) -> Callable[[str], None]:
     return lambda line: target.print(log_line(str(line)), highlight=False)
 
 
+class PlainProgress:
+    """Progress without a terminal (output to a file or a pipe), where rich's live bars would show nothing until the
+    command ends: one plain line, flushed, for each step's summary, i.e. each update that sets a description without
+    advancing (the trainer's line at the end of an epoch). The rest of the Progress interface does nothing."""
+
+    def __init__(self, target: Console):
+        self.console, self._tasks = target, 0
+
+    def add_task(self, description: str, total=None, **fields) -> int:
+        self._tasks += 1
+        return self._tasks
+
+    def update(self, task: int, *, advance=None, description: str | None = None, **fields) -> None:
+        if description is not None and advance is None:
+            self.console.print(description, markup=False, highlight=False, soft_wrap=True)
+
+    def advance(self, task: int, advance: float = 1) -> None:
+        pass
+
+    def remove_task(self, task: int) -> None:
+        pass
+
+
 @contextmanager
-def progress_bars(enabled: bool = True):
-    """A rich Progress for epoch (and trial) bars, or ``None`` when disabled."""
+def progress_bars(enabled: bool = True, *, epoch_lines: bool = True):
+    """A rich Progress for epoch (and trial) bars on a terminal; without one, a :class:`PlainProgress` that prints
+    a line per epoch (``None`` with ``epoch_lines=False``: a study prints a line per trial instead); ``None`` when
+    disabled."""
     if not enabled:
         yield None
+        return
+    if not console.is_terminal:
+        yield PlainProgress(console) if epoch_lines else None
         return
     with Progress(
         TextColumn("{task.description}", markup=False),  # names trials and files
@@ -67,6 +96,12 @@ def progress_bars(enabled: bool = True):
         transient=True,
     ) as p:
         yield p
+
+
+def line_printer(progress):
+    """How a long command prints a line: above the bars on a terminal, else one unwrapped line on stdout (a line
+    per trial, readable in a log file)."""
+    return logger(progress.console if isinstance(progress, Progress) else stdout)
 
 
 def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
@@ -104,7 +139,10 @@ def study_table(summary) -> Table:
 
 
 def print_study(summary, folder) -> None:
-    stdout.print(study_table(summary))
+    if summary.table.empty:  # every recorded trial failed (or none ran): no table to show
+        stdout.print(styled(("No trial finished.", "red")))
+    else:
+        stdout.print(study_table(summary))
     if summary.recommended:
         from medtransfer.study.recommend import rule_phrase
         from medtransfer.study.halving import describe_halving
@@ -130,5 +168,6 @@ def print_study(summary, folder) -> None:
     if len(summary.failed):
         stdout.print(styled((f"{len(summary.failed)} trial(s) failed:", "red")))
         for r in summary.failed.itertuples():
-            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}")
-    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv, models/")
+            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}", markup=False)
+    kept = ", models/" if (Path(folder) / "models").is_dir() else ""
+    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv{kept}", markup=False)

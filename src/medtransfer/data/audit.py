@@ -52,7 +52,39 @@ def _content_key(sample) -> str | None:
 
 
 def audit_split(data, split) -> None:
-    """The same image (path or bytes) twice, and a patient in two given splits. ``split`` is a DataSplit."""
+    """The same image (path or bytes) twice, a patient in two given splits, and a multi-label label that does not
+    vary over a split. ``split`` is a DataSplit."""
+    _audit_duplicates(data, split)
+    audit_label_variation(data, split)
+
+
+def audit_label_variation(data, split) -> None:
+    """Each label of multi-label data must be present in some and absent in other images of every split: a label
+    that is 1 everywhere (or 0 everywhere) in training cannot be learnt, and in validation or test it has no AUC.
+    (A class missing from a split of single-label data is refused by the split and task checks.)"""
+    if getattr(data, "label_kind", None) != "multilabel":
+        return
+    t = data.targets()
+    for part in ("train", "val", "test"):
+        idx = getattr(split, part)
+        if not len(idx):
+            continue
+        pos = t[idx].sum(0)
+        constant = [(n, 1 if pos[j] else 0) for j, n in enumerate(data.class_names) if pos[j] in (0, len(idx))]
+        if not constant:
+            continue
+        name, value = constant[0]
+        where = {"train": "training", "val": "validation", "test": "test"}[part]
+        why = "a model cannot learn it" if part == "train" else "its AUC cannot be computed"
+        how = ("add images with and without it to that split in the source's split column, or leave the split out "
+               "and medtransfer makes a stratified one" if split.given else "use more images, or leave the label out")
+        more = f" ({len(constant) - 1} other label(s) too)" if len(constant) > 1 else ""
+        raise DataError(f"{data.name}: label {name!r} is {value} in all {len(idx)} images of the "
+                        f"{'given ' if split.given else ''}{where} split{more}, so {why}; {how}.")
+
+
+def _audit_duplicates(data, split) -> None:
+    """The same image (path or bytes) twice, and a patient in two given splits."""
     part = np.empty(len(data.samples), dtype=object)
     for name in ("train", "val", "test"):
         part[getattr(split, name)] = name

@@ -52,6 +52,7 @@ class NewImage:
     tensor: torch.Tensor  # uint8 C×S×S, as the model takes it
     volume: Volume | None = None
     index: int = 0  # the slice's index along volume.axis
+    to_gray: bool = False  # a colour image converted to gray for a model trained on gray ones
 
     @property
     def size(self) -> tuple[int, int]:
@@ -125,12 +126,13 @@ def read_new_image(path: str, spec: dict) -> NewImage:
 
 def _prepared(path: str, pixels: np.ndarray, spec: dict, volume: Volume | None = None, index: int = 0) -> NewImage:
     channels = spec.get("channels")
-    if channels == 1 and pixels.ndim == 3:  # a colour image for a model trained on gray ones: ITU-R 601-2 luma
+    to_gray = channels == 1 and pixels.ndim == 3
+    if to_gray:  # a colour image for a model trained on gray ones: ITU-R 601-2 luma
         pixels = np.round(pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)
     tensor = resize_image(pixels, int(spec["input_size"]))
     if channels == 3 and tensor.shape[0] == 1:
         tensor = tensor.expand(3, -1, -1)
-    return NewImage(path, pixels, tensor, volume, index)
+    return NewImage(path, pixels, tensor, volume, index, to_gray)
 
 
 def batch_tensor(images: list[NewImage]) -> torch.Tensor:

@@ -37,5 +37,18 @@ def model_folder(model: str | os.PathLike, strategy: str | None = None) -> Path:
     folder = p / "models" / strategy.replace(":", "-")
     if not (folder / "model.json").is_file():
         raise DataError(f"{folder}: no saved model of strategy {strategy!r} in this study; saved: "
-                        f"{', '.join(kept) or 'none (the study ran with --checkpoints none)'}")
+                        f"{', '.join(kept) or _why_none(p)}")
     return folder
+
+
+def _why_none(study: Path) -> str:
+    """Why a study folder holds no saved model: it kept none (``--checkpoints none``), or its ``models/`` folder is
+    gone (moved or deleted after the study ran)."""
+    from medtransfer.study.store import StudyStore
+
+    if StudyStore(study).config().get("checkpoints") == "none":
+        return "none (the study ran with --checkpoints none)"
+    if not (study / "models").is_dir():
+        return (f"none, as {study / 'models'} is missing (moved or deleted). Restore that folder, or run the study "
+                f"again with another --out to train and save the models again")
+    return "none (the models/ folder holds no model.json)"

@@ -32,6 +32,7 @@ class PredictionResult:
     predicted: int  # images predicted (each slice of a NIfTI volume counts as one)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path as given, reason) of the unreadable ones
     files: list[Path] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what was done to the inputs that the user should know
 
 
 def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.PathLike, *,
@@ -49,21 +50,23 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
     saved = load_model(folder, dev)
     paths = input_paths(inputs)
     with atomic_folder(out, overwrite=overwrite, what="predictions folder") as written:
-        done, errors, files = _predict_into(written, saved, paths, heatmaps, batch_size, dev, progress)
+        done, converted, errors, files = _predict_into(written, saved, paths, heatmaps, batch_size, dev, progress)
     files = [out / f.relative_to(written) for f in files]
     if not done:  # the folder is kept: its errors.csv says why each file could not be read
         raise DataError(f"{inputs}: none of the {len(paths)} images could be read; their reasons are in "
                         f"{out / 'errors.csv'}")
-    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files)
+    notices = [f"{converted} colour image(s) were converted to gray (ITU-R 601-2 luma) for this model, which was "
+               f"trained on gray images."] if converted else []
+    return PredictionResult(model=folder, out=out, predicted=done, errors=errors, files=files, notices=notices)
 
 
 def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size: int, dev, progress):
-    """Predict ``paths`` into the folder ``out``: (images predicted, (path, reason) of the unreadable ones, the
-    files written)."""
+    """Predict ``paths`` into the folder ``out``: (images predicted, colour images converted to gray, (path, reason)
+    of the unreadable ones, the files written)."""
     writer = saved.task.prediction_writer(saved, out, heatmaps=heatmaps)
     errors: list[tuple[str, str]] = []
     batch: list[NewImage] = []
-    done = 0
+    done = converted = 0
     bar = progress.add_task("predicting", total=len(paths)) if progress is not None else None
 
     def flush() -> None:
@@ -86,6 +89,7 @@ def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size
                 errors.append((path, message[len(path) + 2:] if message.startswith(f"{path}: ") else message))
                 images = []
             for image in images:
+                converted += image.to_gray
                 batch.append(image)
                 if len(batch) >= batch_size:
                     flush()
@@ -101,4 +105,4 @@ def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size
         for row in errors:
             table.add(list(row))
         files.append(table.close())
-    return done, errors, files
+    return done, converted, errors, files

@@ -18,6 +18,7 @@ from medtransfer.plots import (
     plot_validation_curves,
 )
 from medtransfer.report.facts import StudyFacts
+from medtransfer.report.failed_page import nothing_finished, render_failed
 from medtransfer.report.html import FIGURES_DIR, render
 from medtransfer.report.model_figures import draw_model_figures
 from medtransfer.strategies import by_depth
@@ -86,7 +87,10 @@ def write_report(study_dir: str | Path, *, show_filenames: bool = False) -> Path
     """
     folder = Path(study_dir)
     facts = StudyFacts.read(folder)
-    figures = build_figures(facts, folder / FIGURES_DIR)
+    if nothing_finished(facts):  # which trials failed and why, not answers drawn from no result
+        page = render_failed(facts, show_filenames=show_filenames)
+    else:
+        page = render(facts, build_figures(facts, folder / FIGURES_DIR), show_filenames=show_filenames)
     path = folder / REPORT_NAME
-    atomic_write(path, render(facts, figures, show_filenames=show_filenames))
+    atomic_write(path, page)
     return path

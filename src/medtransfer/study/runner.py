@@ -23,13 +23,14 @@ import pandas as pd
 
 from medtransfer.backbones import create_backbone
 from medtransfer.config import RunConfig
-from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.data.fingerprint import DataFingerprint
+from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.files import StorageError, atomic_write, check_output_folder
 from medtransfer.plots import plot_reliability
 from medtransfer.saved_model import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
+from medtransfer.study.data_check import FINGERPRINT, changed_data_message, data_changes, notice_lines
 from medtransfer.study.executors import Executor, TrialReport, make_executor
 from medtransfer.study.halving import HalvingSearch, PausedTrials, RungMarker, TrialStanding, promote
 from medtransfer.study.recommend import rule_sentence
@@ -46,14 +47,13 @@ from medtransfer.study.trial import (
     prepare_data,
     run_trial,
 )
+from medtransfer.study.trial_lines import failed_line, finished_line, paused_line
 from medtransfer.tasks import Task, resolve_task
 from medtransfer.training import resolve_device
 from medtransfer.training.precision import resolve_precision
 
 #: the key of the example test images (and their targets) the report shows, in the store's blobs
 EXAMPLES = "examples"
-#: the key of the data fingerprint (what the finished trials read), in the store's blobs
-FINGERPRINT = "fingerprint"
 
 
 class StudyInterrupted(MedTransferError):
@@ -149,14 +149,14 @@ class TrialWork:
             _log_traceback(self.folder, trial)
             return TrialReport(trial, dict(status="failed", error=message,
                                            seconds=before + time.perf_counter() - started, device=self.where),
-                               line=f"✗ {trial.label()}: failed: {message}")
+                               line=failed_line(trial.label(), message))
         fit, metric = outcome.fit, outcome.task.metric
         seconds = before + time.perf_counter() - started
         if fit.stopped == "paused":  # saved with its state: it resumes, or it is tested and recorded if it loses
             paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(),
                                                  "record": {"seconds": seconds, "history": fit.history}})
-            line = (f"⏸ {trial.label()}: at rung {fit.history[-1]['rung']} (epoch {len(fit.history)} of "
-                    f"{fit.epochs}), val {metric.label} {outcome.val_score:.3f}, {seconds:.0f} s so far")
+            line = paused_line(trial.label(), fit.history[-1]["rung"], len(fit.history), fit.epochs, metric.label,
+                               outcome.val_score, seconds)
             return TrialReport(trial, {"status": "paused", "seconds": seconds}, None, line)
         staged = None
         if outcome.diverged is None and self.config.checkpoints != "none" and fit.stopped != "pruned":
@@ -176,11 +176,8 @@ class TrialWork:
             device=self.where, history=fit.history, samples=prepared.split.test, cases=outcome.case_columns(),
             val_samples=prepared.split.val, val_cases=outcome.val_case_columns(),
         )
-        test = (f"test {metric.label} {outcome.test_metrics[metric.name]['value']:.3f}, "
-                f"val {metric.label} {outcome.val_score:.3f}")
-        line = (f"✂ {trial.label()}: stopped at rung {fit.history[-1]['rung']} (epoch "
-                f"{len(fit.history)}), {test}, {seconds:.0f} s" if trial.stop else
-                f"✓ {trial.label()}: {test}, {len(fit.history)} epochs, {seconds:.0f} s")
+        rung = fit.history[-1]["rung"] if trial.stop else None  # successive halving stopped it there
+        line = finished_line(trial.label(), record, metric, stopped_at_rung=rung)
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
 
@@ -331,12 +328,16 @@ class Study:
             parse_strategy(strategy).validate(self.num_groups)
         plan, pending = self.plan(), self.pending()
         self.tracking.warn_with(log)
-        if pending:
-            run_config = self._run_config(pending[0])
+        if pending or (self.store.exists() and plan):  # a finished study reads its data too: they may have changed
+            run_config = self._run_config((pending or plan)[0])
             prepared = prepare_data(run_config)  # bad data or options fail here, before anything is written
+            for notice in notice_lines(prepared.data.notices):  # what the source skipped or kept, once per run
+                log(notice)
             images = TrialImages.load(prepared, self.config.input_size, progress)
             fingerprint = data_fingerprint(prepared, images, self.config.data)
-            self._check_data(prepared, fingerprint, log)
+            if self._check_data(prepared, fingerprint, log):  # a new study beside it: all of its plan is pending
+                plan, pending = self.plan(), self.pending()
+        if pending:
             if not self.store.exists():
                 self.store.create(self.config.to_dict(), self.config.hash(), {**environment(), "device": self.device})
             self.store.upgrade()
@@ -368,7 +369,8 @@ class Study:
 
             try:
                 while pending:  # the grid in one round; a layer-wise search one depth per round, halving one rung
-                    self.executor.run(pending, work, accept, progress=progress, log=log, failed=self._failed)
+                    self.executor.run(pending, work, accept, progress=progress, log=log,
+                                      failed=functools.partial(self._failed, log=log))
                     pending = self.pending() if rounds else []
                     if pending and progress is not None:
                         progress.update(overall, completed=len(self.store.finished_ids()))
@@ -444,32 +446,18 @@ class Study:
             write_model_card(folder, spec, spec.get("test_metrics", {}), card, env, choice=why,
                              metric=metric.name)
 
-    def _check_data(self, prepared: PreparedData, fingerprint: DataFingerprint, log) -> None:
-        """Refuse to resume on data that differ from what the finished trials read (or, with ``new_folder``, start a
-        new study beside this one)."""
-        if not self.store.exists():
-            return
-        old = self.store.blob(FINGERPRINT)
-        if old is not None:
-            diff = DataFingerprint.from_json(old.decode()).differences(fingerprint)
-            changed, what = any(diff.values()), DataFingerprint.describe(diff)
-        else:  # a study from before fingerprints: the images per split must at least agree
-            card = json.loads(self.store.meta().get("data") or "{}").get("counts", {})
-            now = prepared.split.counts()
-            changed = bool(card) and any(card.get(k) != now[k] for k in ("train", "val", "test"))
-            what = f"images per split {', '.join(f'{k} {card.get(k)} -> {now[k]}' for k in now)}"
-        if not changed:
-            return
-        if self.new_folder:
-            self.folder = self._choose_folder(_free_folder(self.folder), False)
-            self.store = StudyStore(self.folder)
-            log(f"the data changed since the study started ({what}); starting a new study in {self.folder}")
-            return
-        raise ConfigError(
-            f"{self.config.data}: the data changed since the study in {self.folder} started ({what}); its finished "
-            f"trials were trained on the old data. Restore the data to resume, or pass --new-folder to start a new "
-            f"study beside it."
-        )
+    def _check_data(self, prepared: PreparedData, fingerprint: DataFingerprint, log) -> bool:
+        """Refuse to go on with data that differ from what the finished trials read, or, with ``new_folder``, start
+        a new study beside this one (True)."""
+        what = data_changes(self.store, prepared.split.counts(), fingerprint)
+        if what is None:
+            return False
+        if not self.new_folder:
+            raise ConfigError(changed_data_message(self.config.data, self.folder, what))
+        self.folder = self._choose_folder(_free_folder(self.folder), False)
+        self.store = StudyStore(self.folder)
+        log(f"the data changed since the study started ({what}); starting a new study in {self.folder}")
+        return True
 
     def _store_task_and_examples(self, run_config: RunConfig, prepared: PreparedData, images: TrialImages) -> None:
         """The task's spec, and the test images the report shows with their targets, so that the report needs
@@ -501,11 +489,12 @@ class Study:
         log(report.line)
         self.tracking.trial_done(trial.id)
 
-    def _failed(self, trial: Trial, reason: str) -> None:
+    def _failed(self, trial: Trial, reason: str, log=print) -> None:
         """A trial that its executor gave up on (its worker died every time it ran it)."""
         self.store.record(strategy=trial.strategy, fraction=trial.fraction, seed=trial.seed, status="failed",
                           error=reason, device=self.executor.where(self.device))
         PausedTrials(self.folder).drop(_folder_name(trial.id))
+        log(failed_line(trial.label(), reason))
         self.tracking.trial_done(trial.id)
 
     def _keep_checkpoint(self, trial: Trial, staged: Path, val_score: float) -> None:

@@ -45,7 +45,7 @@ def _never_raises(hook):
             return hook(self, *args)
         except Exception as e:  # noqa: BLE001 - tracking must not stop or corrupt the study
             self.specs, self.tracking.trackers = [], []
-            self.tracking.warn(f"[yellow]warning:[/yellow] tracking failed ({type(e).__name__}: {e}); the study goes "
+            self.tracking.warn(f"warning: tracking failed ({type(e).__name__}: {e}); the study goes "
                                f"on without it")
     return guarded
 

@@ -25,7 +25,7 @@ class Tracking:
         except Exception as e:  # noqa: BLE001 - a tracker's failure, whatever it is, must not end the study
             self.trackers.remove(tracker)
             reason = " ".join(str(e).split())[:300] or type(e).__name__
-            self.warn(f"[yellow]warning:[/yellow] tracking with {tracker.label} failed ({reason}); the study goes "
+            self.warn(f"warning: tracking with {tracker.label} failed ({reason}); the study goes "
                       f"on without it")
 
     def _each(self, method: str, *args) -> None:

@@ -26,6 +26,7 @@ from medtransfer.data.sources.image_files import (
     read_image_file,
 )
 from medtransfer.data.sources.special_files import is_special_file, skipped_notice
+from medtransfer.data.sources.unread_formats import unread_hint, unread_images, unread_notice
 from medtransfer.errors import DataError
 
 #: Folder or CSV split names (lower case) and the split they stand for.
@@ -133,7 +134,8 @@ class ImageFolderSource(Source):
             groups = [(None, root)]
 
         files: list[tuple[str | None, str, Path]] = []
-        skipped: list[Path] = []
+        skipped: list[Path] = []  # pipes, sockets, devices named like images
+        unread: list[Path] = []  # images in formats that are not read: skipped, with a notice
         for split, folder in groups:
             class_dirs = _subdirs(folder)
             if not class_dirs:
@@ -143,9 +145,10 @@ class ImageFolderSource(Source):
                 if not images:
                     raise DataError(
                         f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
-                        f"files). Add images or remove the folder."
+                        f"files).{unread_hint(class_dir)} Add images or remove the folder."
                     )
                 files.extend((split, class_dir.name, f) for f in images)
+            unread += unread_images(class_dirs)
 
         check_spellings(root, [(c, f"folder {f.parent}") for _, c, f in files])
         class_names = sorted({c for _, c, _ in files})
@@ -170,5 +173,5 @@ class ImageFolderSource(Source):
             name=root.resolve().name or str(root),
             description=f"{len(samples)} images in {len(class_names)} class folders"
             + (f", {patients} patients (from the DICOM headers)" if patients else ""),
-            notices=[skipped_notice(skipped, root)] if skipped else [],
+            notices=([skipped_notice(skipped, root)] if skipped else []) + ([unread_notice(unread, root)] if unread else []),
         )

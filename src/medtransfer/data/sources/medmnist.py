@@ -166,7 +166,6 @@ class MedMNISTSource(Source):
 def _check_labels(path: Path, arrays: dict, info: dict | None) -> None:
     """One label row per image; labels whole, non-negative and within the dataset's classes."""
     n_classes = len(info["label"]) if info else None
-    multilabel = bool(info and info["task"].startswith("multi-label"))
     for split in ("train", "val", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if len(images) != len(labels):
@@ -181,8 +180,15 @@ def _check_labels(path: Path, arrays: dict, info: dict | None) -> None:
                 raise DataError(f"{path}: {split}_labels[{i}] is {values[i].tolist()}, not a whole number; labels are "
                                 f"class indices (0, 1, …).")
         values = values.astype(np.int64)
+        # an unknown file with several label columns is read as multi-label (see read): its targets are 0 or 1
+        multilabel = info["task"].startswith("multi-label") if info else values.shape[1] > 1
         top = 1 if multilabel else (n_classes - 1 if n_classes else None)
         bad = (values < 0) | ((values > top) if top is not None else np.zeros_like(values, dtype=bool))
+        if bad.any() and multilabel:
+            i, j = (int(v) for v in np.argwhere(bad)[0])
+            raise DataError(f"{path}: {split}_labels[{i}] holds {int(values[i, j])} in column {j}; multi-label targets "
+                            f"are 0 (absent) or 1 (present), and {int(bad.any(1).sum())} {split} label row(s) hold "
+                            f"other values. Fix the labels.")
         if bad.any():
             i, j = (int(v) for v in np.argwhere(bad)[0])
             valid = f"0 to {top}" if top is not None else "0 or more"
