@@ -85,6 +85,7 @@ WindowOpt = Annotated[Optional[str], typer.Option(help="DICOM window as CENTRE,W
 TrackOpt = Annotated[Optional[list[str]], typer.Option(metavar="TRACKER", help=(
     "Also log to mlflow (a SQLite store in the output folder), mlflow=URI or tensorboard; repeatable. Needs "
     "medtransfer[mlflow] / [tensorboard]."))]
+ExperimentOpt = Annotated[Optional[str], typer.Option(help="MLflow experiment (default: the output folder's name).")]
 
 
 def _task_options(pairs: list[str] | None, hit: str | None = None) -> dict | None:
@@ -166,6 +167,7 @@ def train(
     window: WindowOpt = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing run folder (when the new run has finished).")] = False,
     track: TrackOpt = None,
+    experiment: ExperimentOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Fine-tune (or train from scratch) one network and write its run folder."""
@@ -184,7 +186,8 @@ def train(
         source_options=_source_options(label_column, path_column, window) or None,
     ))
     with progress_bars(not quiet) as progress:
-        result = run_train(config, out, progress=progress, overwrite=overwrite, track=track)
+        result = run_train(config, out, progress=progress, overwrite=overwrite, track=track,
+                           experiment=experiment)
     m = result.metrics
     stdout.print(metrics_table(m["test"], f"{m['data']['name']} · {m['strategy']} · seed {config.seed} · test"))
     stdout.print(f"best epoch {m['best_epoch']} of {m['epochs_run']} ({m['stopped']}), {m['total_seconds']:.0f} s; run folder: {out}")
@@ -291,6 +294,7 @@ def study(
     path_column: PathColumnOpt = None,
     window: WindowOpt = None,
     track: TrackOpt = None,
+    experiment: ExperimentOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """Scratch vs. every fine-tuning depth × training-set sizes × seeds, with a recommended depth. Resumable."""
@@ -308,7 +312,7 @@ def study(
         "weights": weights, "input_size": input_size, "checkpoints": checkpoints, "cache": cache,
         "cache_views": cache_views, "task": task, "test_fraction": test_fraction, "augmentation": augment,
         "precision": precision, "search": search, "patience_depth": patience_depth, "halving_rate": halving_rate,
-        "recommend": recommend, "track": track,
+        "recommend": recommend, "track": track, "experiment": experiment,
         "task_options": _task_options(task_option, hit),
         "source_options": _source_options(label_column, path_column, window) or None,
         "train": train_overrides or None,
@@ -332,12 +336,13 @@ def demo(
     workers: WorkersOpt = None,
     threads_per_worker: ThreadsOpt = None,
     track: TrackOpt = None,
+    experiment: ExperimentOpt = None,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
 ) -> None:
     """The layer-wise study on BreastMNIST: every strategy, 2 training-set sizes, 1 seed (≈8–12 minutes on a 2-core CPU)."""
     from medtransfer.study.demo import demo_config
 
-    _run_study(dataclasses.replace(demo_config(data), track=track), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
+    _run_study(dataclasses.replace(demo_config(data), track=track, experiment=experiment), out, device, new_folder=True, quiet=quiet, executor=executor, workers=workers,
                threads=threads_per_worker)
 
 

@@ -65,20 +65,24 @@ def _notice(message: str) -> None:
 
 
 def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
-          overwrite: bool = False, track: list[str] | str | None = None) -> RunResult:
+          overwrite: bool = False, track: list[str] | str | None = None,
+          experiment: str | None = None) -> RunResult:
     """Train one network as ``config`` says and write the run folder ``out``.
 
     The folder holds ``model.safetensors`` + ``model.json``, ``metrics.json``, ``history.csv``, ``curve.png`` and
     ``test_predictions.csv``. It is written beside ``out`` and renamed into place only when the run has finished,
     so ``out`` never holds an unfinished run; an existing ``out`` is replaced only with ``overwrite``. On a
     non-finite loss nothing is written and :class:`~medtransfer.errors.TrainingDiverged` is raised. ``track``
-    (``mlflow``, ``mlflow=URI``, ``tensorboard``) also logs the finished run there (:mod:`medtransfer.tracking`).
+    (``mlflow``, ``mlflow=URI``, ``tensorboard``) also logs the finished run there (:mod:`medtransfer.tracking`), in
+    the MLflow experiment ``experiment`` (default: the run folder's name).
     """
     out = Path(out)
     check_output_folder(out, config.data)
     started = time.perf_counter()
     resolve_device(config.device)  # a bad --device fails before the data is read
     check_installed(parse_track(track))
+    if experiment is not None and not str(experiment).strip():
+        raise ConfigError("--experiment: give a non-empty name (or leave it out for the run folder's name)")
     refuse_existing(out, overwrite=overwrite, what="run folder")
     # the data are read before the folder is made: a read that fails (or never ends) leaves nothing behind
     prepared = prepare_data(config, data)
@@ -132,7 +136,7 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
                          choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
                                 f"study compares it with the other depths.", metric=task.metric.name)
         mark_complete(folder, outcome.spec)
-    track_run(track, out, metrics, fit.history, _notice)
+    track_run(track, out, metrics, fit.history, _notice, experiment)
     return RunResult(out=out, metrics=metrics, fit=fit)
 
 

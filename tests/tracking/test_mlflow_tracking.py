@@ -79,12 +79,14 @@ def test_study_logs_a_parent_and_a_child_per_trial_and_a_resume_logs_none_twice(
     assert sorted(c.info.run_id for c in again_children) == sorted(c.info.run_id for c in children)
     assert len(client.search_logged_models([experiment.experiment_id])) == 1
 
-    # `train` logs one run, no parent; here into the study's database (a URI given), as its own experiment
+    # `train` logs one run, no parent; here into the study's database (a URI given), in the experiment it names
     code, _, err = run_cli(["train", "--data", shape_folder, "--out", tmp_path / "run", "--strategy", "linear",
                             "--input-size", "32", "--epochs", "1", "--device", "cpu", "--quiet",
-                            "--track", f"mlflow=sqlite:///{folder.resolve() / 'mlflow.db'}"], capsys)
+                            "--track", f"mlflow=sqlite:///{folder.resolve() / 'mlflow.db'}",
+                            "--experiment", "single runs"], capsys)
     assert code == 0, err
-    experiment = client.get_experiment_by_name("run")
+    assert client.get_experiment_by_name("run") is None
+    experiment = client.get_experiment_by_name("single runs")
     (run,) = client.search_runs([experiment.experiment_id])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert run.data.metrics["test_auc"] == pytest.approx(metrics["test"]["auc"]["value"])
@@ -112,3 +114,10 @@ def test_an_unreachable_server_warns_once_and_the_study_finishes(shape_folder, t
 def test_a_tracker_that_is_not_one_is_refused_before_anything_runs(shape_folder, tmp_path, capsys):
     code, _, err = run_cli(["study", "--data", shape_folder, "--out", tmp_path / "s", "--track", "wandb"], capsys)
     assert code == 2 and "give mlflow, mlflow=URI" in err and not (tmp_path / "s").exists()
+
+
+def test_an_empty_experiment_name_is_refused_before_anything_runs(shape_folder, tmp_path, capsys):
+    code, _, err = run_cli(["study", "--data", shape_folder, "--out", tmp_path / "s", "--track", "mlflow",
+                            "--experiment", " "], capsys)
+    assert code == 2 and "experiment" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()

@@ -63,6 +63,8 @@ class StudyConfig(Settings):
     #: experiment trackers the trials are also logged to: mlflow, mlflow=URI, tensorboard
     #: (:mod:`medtransfer.tracking`); not part of what the study is, so it resumes with tracking turned on or off
     track: list[str] | None = None
+    #: the MLflow experiment the study is logged to (default: the study folder's name); not part of what the study is
+    experiment: str | None = None
 
     def problems(self) -> list[str]:
         from medtransfer.study.recommend import RULES
@@ -82,6 +84,8 @@ class StudyConfig(Settings):
             parse_track(self.track, "track")
         except ConfigError as e:
             p.append(str(e))
+        if self.experiment is not None and (not isinstance(self.experiment, str) or not self.experiment.strip()):
+            p.append(self._problem("experiment", "a non-empty name, or None for the study folder's name"))
         if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
             self.seeds = list(range(self.seeds))
         if self.strategies is not None:
@@ -152,6 +156,7 @@ class StudyConfig(Settings):
         version that counted a non-default rule, which the studies it made stored."""
         d = self.to_dict()
         d.pop("track")
+        d.pop("experiment")
         if not with_rule:
             d.pop("recommend")
         d.update(_non_default_options(self.task, d.pop("task_options")))

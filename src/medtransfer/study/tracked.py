@@ -70,8 +70,8 @@ class StudyTracking:
             return
         study, store = self.study, self.study.store
         self.tracking.trackers = open_trackers(self.specs, study.folder)
-        config = {k: v for k, v in study.config.to_dict().items() if k != "track"}
-        facts = StudyFacts(name=study.folder.name, folder=study.folder, config=config, tags=self._common_tags())
+        config = {k: v for k, v in study.config.to_dict().items() if k not in ("track", "experiment")}
+        facts = StudyFacts(name=study.config.experiment or study.folder.name, folder=study.folder, config=config, tags=self._common_tags())
         self.tracking.start(facts, lambda key: StoreMemory(store, key))
         for trial in self._trials():  # what an earlier, interrupted run recorded but did not log
             self.tracking.trial_done(trial)

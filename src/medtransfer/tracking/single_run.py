@@ -12,9 +12,10 @@ from medtransfer.tracking.spec import open_trackers, parse_track
 ARTIFACTS = ("metrics.json", "history.csv", "curve.png", "test_predictions.csv", "MODEL_CARD.md")
 
 
-def track_run(track, out: Path, metrics: dict, history: list[dict], warn=print) -> None:
+def track_run(track, out: Path, metrics: dict, history: list[dict], warn=print, experiment: str | None = None) -> None:
     """Log the run written to ``out`` (its ``metrics.json`` content and epoch ``history``) to the trackers of
-    ``track``; a tracker that fails is reported with ``warn`` and the run folder stays as it is."""
+    ``track`` (in the MLflow experiment ``experiment``, default the run folder's name); a tracker that fails is
+    reported with ``warn`` and the run folder stays as it is."""
     specs = parse_track(track)
     if not specs:
         return
@@ -25,7 +26,7 @@ def track_run(track, out: Path, metrics: dict, history: list[dict], warn=print) 
     tags = {k: str(v) for k, v in tags.items() if v is not None}
     tracking = Tracking(open_trackers(specs, out), warn)
     memories: dict[str, DictMemory] = {}
-    tracking.start(StudyFacts(name=out.name, folder=out, config=config, tags=tags, nested=False),
+    tracking.start(StudyFacts(name=experiment or out.name, folder=out, config=config, tags=tags, nested=False),
                    lambda key: memories.setdefault(key, DictMemory()))
     params = {k: config.get(k) for k in ("backbone", "weights", "strategy", "seed", "input_size", "augmentation",
                                          "precision")}
