@@ -20,7 +20,7 @@ from PIL import Image
 
 from medtransfer.delivery.model_card import model_card
 from medtransfer.errors import ConfigError
-from medtransfer.files import atomic_folder
+from medtransfer.files import atomic_files, atomic_folder
 from medtransfer.tasks.option_failures import network_from_options
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,6 +235,17 @@ def test_a_failed_write_removes_the_parent_folders_it_made_and_only_those(tmp_pa
     with atomic_folder(tmp_path / "out" / "c" / "run") as tmp:
         (tmp / "x").write_text("whole")
     assert (tmp_path / "out" / "c" / "run" / "x").read_text() == "whole"
+
+
+def test_a_failed_set_of_files_removes_the_parent_folders_it_made(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_files([tmp_path / "a" / "b" / "m.onnx", tmp_path / "a" / "b" / "m.onnx.json"]) as (model, spec):
+            model.write_text("half")
+            raise RuntimeError("the check failed")
+    assert not any(tmp_path.iterdir())
+    with atomic_files([tmp_path / "a" / "m.onnx"]) as (model,):
+        model.write_text("whole")
+    assert (tmp_path / "a" / "m.onnx").read_text() == "whole"
 
 
 def test_a_failed_train_leaves_no_parent_folder(tmp_path, capsys):

@@ -114,10 +114,12 @@ def atomic_files(finals: list[Path], *, overwrite: bool = False, what: str = "fi
         if final.is_dir() or (final.exists() and not overwrite):
             raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the "
                               f"{what}")
+    created = missing_parents(finals[0])
     try:
         finals[0].parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=finals[0].parent, prefix=f".{finals[0].name}.partial-"))
     except OSError as e:
+        remove_empty(created)
         raise StorageError(finals[0], e) from None
     try:
         yield [staging / f.name for f in finals]
@@ -129,6 +131,7 @@ def atomic_files(finals: list[Path], *, overwrite: bool = False, what: str = "fi
                 raise StorageError(final, e) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)  # nothing when the set was written: its folder is not empty
 
 
 def refuse_existing(final: Path, *, overwrite: bool = False, what: str = "folder") -> None:
