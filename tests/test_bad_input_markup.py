@@ -106,6 +106,11 @@ def assert_no_injected_html(page: Page) -> None:
     assert all(a.get("src", "").startswith("data:image/png;base64,") for t, a in page.tags if t == "img")
 
 
+def quoted(names: list[str]) -> str:
+    """Names as the report and the model card list them: each in double quotes, its quotes and backslashes escaped."""
+    return ", ".join('"' + n.replace("\\", "\\\\").replace('"', '\\"') + '"' for n in names)
+
+
 def rendered_markdown(text: str) -> Page:
     """MODEL_CARD.md as a Markdown renderer that allows HTML shows it (markdown-it, with GFM tables)."""
     markdown_it = pytest.importorskip("markdown_it")
@@ -164,7 +169,7 @@ def test_the_model_card_shows_class_names_as_text_never_as_html(world):
         assert "<img" not in card and "<script" not in card
         page = rendered_markdown(card)
         assert_no_injected_html(page)
-        assert [t for t, _ in page.tags if t == "table"] and f"classes: {', '.join(sorted(world['classes']))}." in page.text
+        assert [t for t, _ in page.tags if t == "table"] and f"classes: {quoted(sorted(world['classes']))}." in page.text
 
 
 def test_study_and_report_print_user_strings_verbatim_and_escape_them_in_html(world):
@@ -180,7 +185,7 @@ def test_study_and_report_print_user_strings_verbatim_and_escape_them_in_html(wo
     assert "<img src=x" not in html and "<script>alert" not in html and "could not be drawn" not in html
     page = Page(html)
     assert_no_injected_html(page)
-    assert f"classes{', '.join(sorted(world['classes']))}" in page.text  # the dataset's facts: a <dt> then its <dd>
+    assert f"classes{quoted(sorted(world['classes']))}" in page.text  # the dataset's facts: a <dt> then its <dd>
     assert world["data"].name in page.text
     shown = [str(f.relative_to(world["data"])) for f in world["data"].rglob("*.png")]
     assert any(f in page.text for f in shown)  # --show-filenames lists images

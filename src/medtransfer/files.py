@@ -56,16 +56,19 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
     ``.NAME.partial-…`` sibling, never a folder at ``final``."""
     final = Path(final)
     refuse_existing(final, overwrite=overwrite, what=what)
+    created = missing_parents(final)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.partial-"))
         os.chmod(tmp, 0o777 & ~_UMASK)
     except OSError as e:
+        remove_empty(created)
         raise StorageError(final, e) from None
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)
         raise
     try:
         old = None
@@ -75,9 +78,30 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
         os.replace(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        remove_empty(created)
         raise StorageError(final, e) from None
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def missing_parents(final: Path) -> list[Path]:
+    """The folders above ``final`` that do not exist yet, deepest first: those that making it would create."""
+    missing = []
+    for parent in Path(final).absolute().parents:
+        if parent.exists():
+            break
+        missing.append(parent)
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove ``folders`` (deepest first) that are empty: the parents a failed write created, not one that
+    something else has since put a file in."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @contextmanager
@@ -90,10 +114,12 @@ def atomic_files(finals: list[Path], *, overwrite: bool = False, what: str = "fi
         if final.is_dir() or (final.exists() and not overwrite):
             raise ConfigError(f"{final} already exists; choose another --out, or pass --overwrite to replace the "
                               f"{what}")
+    created = missing_parents(finals[0])
     try:
         finals[0].parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=finals[0].parent, prefix=f".{finals[0].name}.partial-"))
     except OSError as e:
+        remove_empty(created)
         raise StorageError(finals[0], e) from None
     try:
         yield [staging / f.name for f in finals]
@@ -105,6 +131,7 @@ def atomic_files(finals: list[Path], *, overwrite: bool = False, what: str = "fi
                 raise StorageError(final, e) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(created)  # nothing when the set was written: its folder is not empty
 
 
 def refuse_existing(final: Path, *, overwrite: bool = False, what: str = "folder") -> None:

@@ -66,8 +66,8 @@ def test_every_user_string_of_a_card_is_escaped():
     page = render(card)
     assert not [t for t, a in page.tags if t in ("img", "script") or any(k.startswith("on") for k in a)]
     text = "".join(page.text)
-    for shown in (f"net{evil}", f"{evil}|x, a\nb", f"data{evil}", f"x-ray{evil}", f"/w/{evil}.safetensors",
-                  f"because {evil}", f"torch 2{evil}", f"test: {evil}|x 1, a\nb 1"):
+    for shown in (f"net{evil}", f'"{evil}|x", "a\nb"', f"data{evil}", f"x-ray{evil}", f"/w/{evil}.safetensors",
+                  f"because {evil}", f"torch 2{evil}", f'test: "{evil}|x" 1, "a\nb" 1'):
         assert shown in text, shown
     metrics = [r for r in page.rows if len(r) == 2][1:]
     assert metrics == [["auc (study metric)", "0.500 (95 % CI 0.250–0.750)"],

@@ -39,12 +39,18 @@ def check_spellings(source, labels: list[tuple[str, str]]) -> None:
         seen.setdefault(key, (label, where))
 
 
+def _is_file_ref(sample) -> bool:
+    """Whether the sample is a whole image file. A slice of a volume or an image of a ``.npz`` has a reference like
+    ``a.nii.gz[axis=2][7]`` that names no file; a file may have ``[`` in its name (``a[1].png``), so the test is
+    whether the reference is a regular file, not how it is spelt."""
+    return Path(str(sample.ref)).is_file()
+
+
 def _content_key(sample) -> str | None:
     """A hash of the image's bytes: the file's, or the array's for images held in memory (a ``.npz``); ``None`` for
     slices of a volume (blank slices are alike by nature)."""
-    ref = str(sample.ref)
-    if "[" not in ref and Path(ref).is_file():
-        return hashlib.blake2b(Path(ref).read_bytes(), digest_size=16).hexdigest()
+    if _is_file_ref(sample):
+        return hashlib.blake2b(Path(str(sample.ref)).read_bytes(), digest_size=16).hexdigest()
     array = getattr(sample.load, "array", None)
     if array is not None:  # an image of an in-memory array
         return hashlib.blake2b(np.ascontiguousarray(sample.load()).tobytes(), digest_size=16).hexdigest()
@@ -91,7 +97,7 @@ def _audit_duplicates(data, split) -> None:
     official = getattr(data, "official_split", False)
     by_key: dict[str, int] = {}
     for i, s in enumerate(data.samples):
-        for key in (f"path:{os.path.normcase(os.path.abspath(str(s.ref)))}" if "[" not in str(s.ref) else None,
+        for key in (f"path:{os.path.normcase(os.path.abspath(str(s.ref)))}" if _is_file_ref(s) else None,
                     _content_key(s)):
             if key is None:
                 continue

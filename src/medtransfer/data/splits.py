@@ -100,6 +100,20 @@ def check_split(data: ImageSet, split: DataSplit) -> None:
         )
 
 
+def check_scored_classes(data: ImageSet, split: DataSplit, metric: str) -> None:
+    """Every class must have examples (:meth:`ImageSet.class_counts`) in the validation and the test split: a class
+    without any there gets a ``metric`` of nan, which means nothing and which a mean over classes would hide."""
+    for part in ("val", "test"):
+        idx = getattr(split, part)
+        counts = data.class_counts(idx) if len(idx) else None
+        missing = [repr(n) for c, n in enumerate(data.class_names) if counts is not None and counts[c] == 0]
+        if missing:
+            how = ("add some to it in the source's split, or leave the split out and medtransfer makes one"
+                   if split.given else "use more images of it, or remove the class")
+            raise DataError(f"{data.name}: the {'given ' if split.given else ''}"
+                            f"{'validation' if part == 'val' else part} split holds no {data.counted} of class "
+                            f"{', '.join(missing)}, so its {metric} cannot be computed; {how}.")
+
 def training_subset(data: LabelledImages, train: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A stratified ``fraction`` of ``train``; for one seed, smaller fractions are subsets of larger ones."""
     if not 0 < fraction <= 1:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from medtransfer.files import atomic_write
+from medtransfer.names import quoted_name, quoted_names
 
 #: the dataset card's entries that a model card shows (never notices, which may name files, nor fingerprints)
 #: what a model of each task is for, and what it outputs when it has no calibrated probabilities
@@ -47,7 +48,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
     md = markdown_text
     data = {k: data[k] for k in DATA_FIELDS if k in data}
     task, size, strategy = spec.get("task", "classification"), spec.get("input_size"), md(spec.get("strategy"))
-    classes = ", ".join(map(md, spec.get("class_names", [])))
+    classes = md(quoted_names(spec.get("class_names", [])))
     counts = data.get("counts", {})
     lines = [
         f"# Model card: {md(spec.get('backbone'))} · {strategy} · {md(data.get('name', 'dataset'))}",
@@ -80,7 +81,7 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         lines.append(f"- Patients: {p.get('count')} (images per patient: min / median / max "
                      f"{' / '.join(map(md, p.get('images_per_patient', [])))}); no patient is in two splits.")
     for part, per in (data.get("per_class") or {}).items():
-        lines.append(f"- {md(part)}: " + ", ".join(f"{md(k)} {md(v)}" for k, v in per.items()))
+        lines.append(f"- {md(part)}: " + ", ".join(f"{md(quoted_name(k))} {md(v)}" for k, v in per.items()))
     lines += ["", "## Evaluation (test split, never used for choosing or fitting)", "",
               "| metric | value (95 % bootstrap CI) |", "|---|---|"]
     lines += [f"| {md(name.replace('_', ' ', 1))}{' (study metric)' if name == metric else ''} | {_value(m)} |"

@@ -14,17 +14,9 @@ import numpy as np
 import pandas as pd
 
 from medtransfer.plots import Figure, percent
-from medtransfer.report.answers import (
-    answer_depth,
-    answer_robustness,
-    answer_scratch,
-    choice_sentences,
-    describe_strategy,
-    fmt,
-    metric_with_ci,
-    redact_paths,
-    signed,
-)
+from medtransfer.names import quoted_names
+from medtransfer.report.answers import (answer_depth, answer_robustness, answer_scratch, choice_sentences,
+                                        describe_strategy, fmt, metric_with_ci, redact_paths, signed)
 from medtransfer.report.facts import StudyFacts
 from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
 
@@ -146,7 +138,7 @@ def section_model(facts: StudyFacts) -> str:
              ("strategy", f"{rec}: {describe_strategy(rec, facts.head)}"),
              ("input", f"{size} × {size} px, {'gray' if spec.get('channels') == 1 else 'RGB'}, uint8; the network "
                        f"normalises it"),
-             ("classes", ", ".join(map(str, spec.get("class_names", []))))]
+             ("classes", quoted_names(spec.get("class_names", [])))]
     cal = spec.get("calibration")
     if cal:
         items.append(("calibration", f"{cal.get('method', 'temperature scaling')} fitted on the validation split, "
@@ -276,7 +268,7 @@ def section_dataset(facts: StudyFacts) -> str:
     source = Path(str(d.get("source", ""))).name or d.get("name", "")
     items = [("name", d.get("name", "–")), ("source", source), ("modality", d.get("modality") or "not recorded"),
              ("task", _task_text(facts)),
-             ("classes", ", ".join(d.get("classes", []))),
+             ("classes", quoted_names(d.get("classes", []))),
              ("split", _split_text(facts)),
              ("images", (f"train {counts.get('train', '–')}, validation {counts.get('val', '–')}, test "
                          f"{counts.get('test', '–')}")),

@@ -28,6 +28,7 @@ from medtransfer.errors import ConfigError, TrainingDiverged
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import Strategy, parse_strategy
 from medtransfer.tasks import Task, read_data, resolve_task
+from medtransfer.tasks.option_failures import network_from_options
 from medtransfer.tasks.registry import task_for_data
 from medtransfer.training import FitResult, Trainer, resolve_device
 from medtransfer.training.precision import resolve_precision
@@ -127,7 +128,8 @@ def build_network(config: RunConfig, strategy: Strategy, data: ImageSet, train_t
     backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **model_options(config))
     task = (task_type or task_for_data(data)).for_data(data, train_targets, config)
     strategy.validate(len(task.groups(backbone)))
-    net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+    with network_from_options(config.task_options, task.name):
+        net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
     return backbone, task, net
 
 

@@ -36,11 +36,8 @@ from torch import nn
 
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup, feature_channels, feature_groups
-from medtransfer.data.sources.boxes import (
-    BOX_SOURCES,
-    BoxedImages,
-    MaskBoxSource,
-)
+from medtransfer.data.splits import check_scored_classes
+from medtransfer.data.sources.boxes import BOX_SOURCES, BoxedImages, MaskBoxSource
 from medtransfer.errors import ConfigError, DataError, MedTransferError, parameter_error
 from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
 from medtransfer.metrics.detection import (
@@ -84,9 +81,9 @@ class DetectionOptions(TaskOptions):
         if self.detector not in DETECTORS:
             p.append(parameter_error("detector", "the detection task options", f"one of {', '.join(DETECTORS)}",
                                      self.detector))
-        if not 8 <= self.fpn_channels <= 1024:
-            p.append(parameter_error("fpn_channels", "the detection task options", "an integer in [8, 1024]",
-                                     self.fpn_channels))
+        if not 8 <= self.fpn_channels <= 1024 or (self.detector == "fcos" and self.fpn_channels % 32):
+            p.append(parameter_error("fpn_channels", "the detection task options", "an integer in [8, 1024] (for fcos "
+                                     "a multiple of 32: its head normalises 32 groups of channels)", self.fpn_channels))
         if self.hit not in HITS:
             p.append(parameter_error("hit", "the detection task options", f"one of {', '.join(HITS)}", self.hit))
         return p
@@ -387,6 +384,7 @@ class DetectionTask(Task):
             if len(idx) and not any(data.samples[int(i)].boxes for i in idx):
                 raise DataError(f"{data.name}: the {part} split has no boxes at all, so detection cannot be "
                                 f"{'learnt' if part == 'train' else 'scored'}; give a split with boxes in every part.")
+        check_scored_classes(data, split, "AP50")  # a class's AP would be nan, silently
 
     # -- targets ---------------------------------------------------------------------------------------------
     def collate(self, items: list) -> list[torch.Tensor]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import reprlib
 import xml.etree.ElementTree as ET
 from collections import Counter
@@ -209,3 +210,14 @@ def read_voc(xml: Path) -> tuple[str | None, list[VocObject]]:
         objects.append(VocObject(where, name, tuple(corners)))
     filename = (root.findtext("filename") or "").strip() or None
     return filename, objects
+
+
+def image_inside(folder: Path, name: str, where: str) -> Path:
+    """``folder / name``, refused when ``name`` is absolute or climbs out of ``folder`` with ``..``: an annotation
+    names an image of its own data set, never a file elsewhere on the machine. The test is on the text (symbolic
+    links inside the data set still work)."""
+    parts = Path(os.path.normpath(name)).parts
+    if Path(name).is_absolute() or name.startswith("~") or (parts and parts[0] == ".."):
+        raise DataError(f"{where}: {_show(name)} points outside {folder}; name the image by its path inside that "
+                        f"folder, and keep the images there.")
+    return folder / name

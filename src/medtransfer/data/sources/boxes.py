@@ -27,11 +27,12 @@ from pathlib import Path
 import numpy as np
 
 from medtransfer.data.audit import check_spellings
-from medtransfer.data.sources.annotations import read_coco, read_voc
+from medtransfer.data.sources.annotations import image_inside, read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
 from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
+from medtransfer.data.sources.special_files import is_special_file
 from medtransfer.errors import DataError, did_you_mean
 
 #: the image + mask sources, in the segmentation task's order
@@ -124,9 +125,12 @@ class BoxCollector:
 
 def _image(path: Path, where: str) -> tuple[int, int]:
     """(width, height) of the image at ``path``, read from its header."""
-    if not path.is_file():
+    if not path.is_file() and not is_special_file(path):
         raise DataError(f"{where}: the image {path} is missing. Add it, or remove its annotation.")
-    h, w = image_size(path)
+    try:
+        h, w = image_size(path)  # refuses a named pipe, which would block the read
+    except DataError as e:
+        raise DataError(f"{where}: {e}") from None
     return w, h
 
 
@@ -153,7 +157,7 @@ class VocSource(Source):
             raise DataError(f"{self.root / 'Annotations'}: no .xml annotations in it.")
         for xml in xmls:
             filename, objects = read_voc(xml)
-            image = self.root / "JPEGImages" / (filename or f"{xml.stem}.jpg")
+            image = image_inside(self.root / "JPEGImages", filename or f"{xml.stem}.jpg", f"{xml}, <filename>")
             size = _image(image, str(xml))
             boxes, labels = [], []
             for obj in objects:
@@ -236,7 +240,7 @@ class CocoSource(Source):
             boxes[image_id].append((where, (x, y, x + w, y + h), coco.categories[category_id]))
         samples = []
         for image_id, file_name in coco.images.items():
-            path = self.image_root / file_name
+            path = image_inside(self.image_root, file_name, f"{self.path}, image {image_id}, 'file_name'")
             size = _image(path, f"{self.path}, image {image_id}")
             kept = [collector.box(corners, size, where) for where, corners, _ in boxes[image_id]]
             labels = [collector.class_names.index(name) for _, _, name in boxes[image_id]]

@@ -48,6 +48,7 @@ from medtransfer.data.sources.image_files import (
     is_image_file,
     read_image_file,
 )
+from medtransfer.data.sources.special_files import is_special_file, refuse_special_file
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
 #: Suffixes (lower case) of mask files. DICOM masks are not read.
@@ -176,6 +177,7 @@ def encode(raw: np.ndarray, coding: MaskCoding, ref: str) -> np.ndarray:
 def read_raw_mask(path: str | os.PathLike) -> np.ndarray:
     """A mask file's values as an integer ``H×W`` array (JPEG thresholded at 128 to {0, 255})."""
     p = Path(path)
+    refuse_special_file(p)  # a named pipe would block the read forever
     if not p.is_file():
         what = "is a folder, not a mask file" if p.is_dir() else "no such file"
         raise DataError(f"{p}: {what}. Check the mask path.")
@@ -226,6 +228,7 @@ def load_mask_file(path: Path, coding: MaskCoding) -> np.ndarray:
 
 def image_size(path: Path) -> tuple[int, int]:
     """``(H, W)`` of an image, from the header for Pillow formats (full decode otherwise)."""
+    refuse_special_file(path)
     if path.suffix.lower() in PILLOW_SUFFIXES:
         try:
             with Image.open(path) as img:
@@ -288,7 +291,7 @@ def _names(coding: MaskCoding, class_names: list[str] | None) -> list[str]:
 def _files_by_stem(folder: Path, stem_of: Callable[[Path], str], accept: Callable[[Path], bool]) -> dict[str, Path]:
     out: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
-        if p.name.startswith(".") or not p.is_file() or not accept(p):
+        if p.name.startswith(".") or p.is_dir() or not accept(p):  # a named pipe is paired, then refused
             continue
         stem = stem_of(p)
         if stem in out:
@@ -419,7 +422,7 @@ class MaskCsvSource(MaskSource):
                     raise DataError(f"{prefix}empty {col!r} cell. Fill in the {col} path or delete the line.")
                 p = Path(cell).expanduser()
                 p = p if p.is_absolute() else where.parent / p
-                if not p.is_file():
+                if not p.is_file() and not is_special_file(p):  # a named pipe is refused when read
                     raise DataError(
                         f"{prefix}{col} {cell!r} not found (looked for {p}). "
                         f"Fix the path; relative paths are relative to the CSV's folder."
