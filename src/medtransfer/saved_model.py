@@ -37,6 +37,18 @@ class SavedModel:
         return int(self.spec["input_size"])
 
 
+class DeliveredNet(torch.nn.Module):
+    """The saved network followed by its task's delivered outputs: what ``predict`` computes, as one module."""
+
+    def __init__(self, saved: SavedModel):
+        super().__init__()
+        self.net = saved.net
+        self.task = saved.task
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.task.delivered_outputs(self.net(x))
+
+
 def save_model(run_dir: Path, model: torch.nn.Module, spec: dict, *, complete: bool = False) -> None:
     """Store ``model``'s state (the timm model inside a network) and ``spec`` in ``run_dir``. ``complete`` marks
     the model of a finished run (a checkpoint saved during training is not)."""

@@ -32,25 +32,13 @@ from medtransfer.delivery.inputs import batch_tensor, input_paths, read_new_imag
 from medtransfer.delivery.model_folder import model_folder
 from medtransfer.errors import ConfigError, ExportError
 from medtransfer.files import atomic_files
-from medtransfer.saved_model import SavedModel, load_model
+from medtransfer.saved_model import DeliveredNet, SavedModel, load_model
 
 #: the largest absolute difference between onnxruntime's and PyTorch's probabilities an export may have
 TOLERANCE = 1e-4
 FORMATS = ("onnx",)
 OPSET = 17
 INPUT, OUTPUT = "image", "probabilities"
-
-
-class DeliveredNet(nn.Module):
-    """The saved network followed by its task's delivered outputs: what ``predict`` computes, as one module."""
-
-    def __init__(self, saved: SavedModel):
-        super().__init__()
-        self.net = saved.net
-        self.task = saved.task
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.task.delivered_outputs(self.net(x))
 
 
 @dataclass

@@ -24,6 +24,15 @@ from pathlib import Path
 from medtransfer.data.audit import check_spellings
 from medtransfer.errors import DataError
 
+#: the columns of a box CSV (one row per box); a CSV manifest with them is a detection data set read by mistake
+BOX_COLUMNS = ("image", "x1", "y1", "x2", "y2", "label")
+
+
+def is_voc_layout(path) -> bool:
+    """Whether ``path`` is a Pascal VOC folder (``Annotations/`` + ``JPEGImages/``)."""
+    p = Path(path).expanduser()
+    return (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir()
+
 COCO_LISTS = ("images", "annotations", "categories")
 #: the corners of a VOC ``<bndbox>``, in order
 VOC_CORNERS = ("xmin", "ymin", "xmax", "ymax")

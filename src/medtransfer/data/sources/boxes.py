@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from medtransfer.data.audit import check_spellings
-from medtransfer.data.sources.annotations import image_inside, read_coco, read_voc
+from medtransfer.data.sources.annotations import BOX_COLUMNS, image_inside, is_voc_layout, read_coco, read_voc
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
@@ -145,8 +145,7 @@ class VocSource(Source):
 
     @classmethod
     def can_open(cls, spec: str) -> bool:
-        p = Path(spec).expanduser()
-        return (p / "Annotations").is_dir() and (p / "JPEGImages").is_dir()
+        return is_voc_layout(spec)
 
     def read(self) -> BoxedImages:
         collector, samples = BoxCollector(self.class_names), []
@@ -255,7 +254,6 @@ class CocoSource(Source):
         return data
 
 
-BOX_COLUMNS = ("image", "x1", "y1", "x2", "y2", "label")
 
 
 @register_source

@@ -23,7 +23,7 @@ from medtransfer.data.sources.base import (
     register_source,
 )
 from medtransfer.data.audit import check_spellings
-from medtransfer.data.sources.boxes import BOX_COLUMNS
+from medtransfer.data.sources.annotations import BOX_COLUMNS
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import image_patient_id, read_image_file
 from medtransfer.data.sources.special_files import is_special_file

@@ -25,6 +25,7 @@ from medtransfer.data.sources.image_files import (
     is_image_file,
     read_image_file,
 )
+from medtransfer.data.sources.annotations import is_voc_layout
 from medtransfer.data.sources.special_files import is_special_file, skipped_notice
 from medtransfer.data.sources.unread_formats import unread_hint, unread_images, unread_notice
 from medtransfer.errors import DataError
@@ -104,9 +105,7 @@ class ImageFolderSource(Source):
         if not root.is_dir():
             what = "not a folder" if root.exists() else "no such folder"
             raise DataError(f"{root}: {what}. Give a folder laid out as <class>/<image> or <split>/<class>/<image>.")
-        from medtransfer.data.sources.boxes import VocSource  # here: boxes.py imports this module
-
-        if VocSource.can_open(str(root)):  # its Annotations/ would read as a class folder without images
+        if is_voc_layout(root):  # its Annotations/ would read as a class folder without images
             raise DataError(f"{root}: a detection data set (Pascal VOC: images in JPEGImages/, boxes in "
                             f"Annotations/*.xml), not class folders of images. Use it with --task detection, or "
                             f"evaluate a detection model on it.")
