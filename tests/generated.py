@@ -140,3 +140,29 @@ def write_box_csv(root: Path, n: int = 48, seed: int = 0, size: int = 96) -> Pat
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(root / name)
     (root / "boxes.csv").write_text("\n".join(rows) + "\n")
     return root / "boxes.csv"
+
+
+def user_error(result, *needles) -> str:
+    """The one-line message of a refused command (exit 2, no traceback, one ``error:``), checked to name each of
+    ``needles``; whitespace runs (the console's line folds) read as one space."""
+    code, _, err = result
+    assert code == 2, err
+    text = " ".join(err.split())
+    assert "Traceback" not in err and err.strip().startswith("error:") and err.count("error:") == 1, err
+    for n in needles:
+        assert n in text, f"{n!r} not in {text!r}"
+    return text
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes; a study's SQLite file by its rows (a reader touches its shared-memory index)."""
+    import sqlite3
+
+    out = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+           if p.is_file() and not p.name.endswith(("-shm", "-wal", ".sqlite"))}
+    for db in folder.rglob("*.sqlite"):
+        with sqlite3.connect(db) as con:
+            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
+            out[str(db.relative_to(folder))] = repr([sorted(con.execute(f"SELECT * FROM {t}").fetchall())
+                                                     for t in tables]).encode()
+    return out

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generated import run_cli, shape_image
+from generated import run_cli, shape_image, user_error
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,15 +23,6 @@ QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
 
 
-def user_error(result, *needles) -> str:
-    """The one-line message of a refused command (exit 2, no traceback), checked to name each of ``needles``."""
-    code, _, err = result
-    assert code == 2, err
-    text = " ".join(err.split())
-    assert "Traceback" not in err and err.strip().startswith("error:") and err.count("error:") == 1, err
-    for n in needles:
-        assert n in text, f"{n!r} not in {text!r}"
-    return text
 
 
 def listing(folder: Path) -> dict[str, bytes | None]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from generated import run_cli, shape_image
+from generated import run_cli, shape_image, user_error
 from PIL import Image
 
 from medtransfer.delivery.model_card import model_card
@@ -28,15 +28,6 @@ QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "4", "--quiet"]
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes need a POSIX system")
 
 
-def refused(result, *needles) -> str:
-    """The one-line message of a refused command (exit 2, no traceback), checked to name each of ``needles``."""
-    code, _, err = result
-    assert code == 2, err
-    text = " ".join(err.split())
-    assert "Traceback" not in err and err.strip().startswith("error:") and err.count("error:") == 1, err
-    for n in needles:
-        assert n in text, f"{n!r} not in {text!r}"
-    return text
 
 
 def in_subprocess(args: list, timeout: float = 120) -> tuple[int, str, str]:
@@ -85,7 +76,7 @@ def test_a_named_pipe_as_a_mask_is_refused_by_name(data, tmp_path):
     pipe(root / "masks" / "s3.png")
     spec = root if data == "folder" else root / "pairs.csv"
     out = tmp_path / "out"
-    text = refused(in_subprocess(["train", "--data", spec, "--out", out, *QUICK]), "s3.png", "not a regular file")
+    text = user_error(in_subprocess(["train", "--data", spec, "--out", out, *QUICK]), "s3.png", "not a regular file")
     assert ("line 5" in text) == (data == "csv")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -94,7 +85,7 @@ def test_a_named_pipe_as_a_mask_is_refused_by_name(data, tmp_path):
 def test_a_named_pipe_as_a_segmentation_image_is_refused_by_name(tmp_path):
     root = mask_folder(tmp_path / "d")
     pipe(root / "images" / "s2.png")
-    refused(in_subprocess(["train", "--data", root / "pairs.csv", "--out", tmp_path / "out", *QUICK]),
+    user_error(in_subprocess(["train", "--data", root / "pairs.csv", "--out", tmp_path / "out", *QUICK]),
             "line 4", "s2.png", "not a regular file")
     assert not (tmp_path / "out").exists()
 
@@ -123,7 +114,7 @@ def test_a_named_pipe_as_a_box_image_is_refused_by_name(layout, tmp_path):
             "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 3, 10, 5]} for i in range(4)]}))
         spec, needles = root / "c.json", ["c.json, image 1"]
     pipe(root / "JPEGImages" / "i1.jpg")
-    refused(in_subprocess(["train", "--data", spec, "--task", "detection", "--out", tmp_path / "out", *QUICK]),
+    user_error(in_subprocess(["train", "--data", spec, "--task", "detection", "--out", tmp_path / "out", *QUICK]),
             *needles, "i1.jpg", "not a regular file")
     assert not (tmp_path / "out").exists()
 
@@ -139,7 +130,7 @@ def test_a_duplicate_image_named_with_brackets_is_found(name, tmp_path, capsys):
             Image.fromarray(shape_image(kind, rng, 32)).save(data / kind / f"{kind}_{i}.png")
     shutil.copyfile(data / "disk" / "disk_3.png", data / "disk" / name)
     out = tmp_path / "out"
-    refused(run_cli(["train", "--data", data, "--strategy", "linear", "--out", out, *QUICK], capsys),
+    user_error(run_cli(["train", "--data", data, "--strategy", "linear", "--out", out, *QUICK], capsys),
             "identical images", name, "disk_3.png")
     assert not out.exists()
 
@@ -147,7 +138,7 @@ def test_a_duplicate_image_named_with_brackets_is_found(name, tmp_path, capsys):
 # -- 3. annotations that point outside the data folder ------------------------------------------------------------
 @pytest.mark.parametrize("where", ["climbs", "absolute"])
 @pytest.mark.parametrize("layout", ["voc", "coco"])
-def test_an_annotation_naming_an_image_outside_the_data_folder_is_refused(layout, where, tmp_path, capsys):
+def test_an_annotation_naming_an_image_outside_the_data_folder_is_user_error(layout, where, tmp_path, capsys):
     root = tmp_path / "a" / "b" / "d"
     outside = noise(tmp_path / "a" / "outside.jpg")  # a readable image: only the rule refuses it
     up = {"voc": "../../../", "coco": "../../"}[layout]  # from JPEGImages/, or from the JSON file's folder
@@ -169,7 +160,7 @@ def test_an_annotation_naming_an_image_outside_the_data_folder_is_refused(layout
             "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 3, 10, 5]} for i in range(12)]}))
         spec, needles = root / "c.json", ["c.json, image 2, 'file_name'"]
     out = tmp_path / "out"
-    refused(run_cli(["train", "--data", spec, "--task", "detection", "--out", out, *QUICK], capsys),
+    user_error(run_cli(["train", "--data", spec, "--task", "detection", "--out", out, *QUICK], capsys),
             *needles, "outside.jpg", "points outside")
     assert not out.exists()
 
@@ -188,7 +179,7 @@ def test_an_image_in_a_subfolder_of_the_data_folder_is_still_read(tmp_path):
 
 # -- 4. a detection class without validation or test boxes -----------------------------------------------------------
 @pytest.mark.parametrize("part, shown", [("val", "validation"), ("test", "test")])
-def test_a_detection_class_without_boxes_in_a_scored_split_is_refused(part, shown, tmp_path, capsys):
+def test_a_detection_class_without_boxes_in_a_scored_split_is_user_error(part, shown, tmp_path, capsys):
     rows = ["image,x1,y1,x2,y2,label,split"]
     for i, split in enumerate(["train"] * 6 + ["val"] * 3 + ["test"] * 3):
         noise(tmp_path / f"i{i}.jpg")
@@ -197,7 +188,7 @@ def test_a_detection_class_without_boxes_in_a_scored_split_is_refused(part, show
             rows.append(f"i{i}.jpg,22,5,40,30,tumour,{split}")
     (tmp_path / "b.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
-    refused(run_cli(["train", "--data", tmp_path / "b.csv", "--out", out, *QUICK, "--task-option", "fpn_channels=8"],
+    user_error(run_cli(["train", "--data", tmp_path / "b.csv", "--out", out, *QUICK, "--task-option", "fpn_channels=8"],
                     capsys), f"the given {shown} split holds no boxes of class 'tumour'", "AP50")
     assert not out.exists()
 
@@ -207,7 +198,7 @@ def test_fcos_with_too_few_pyramid_channels_is_refused_up_front(tmp_path, capsys
     rows = ["image,x1,y1,x2,y2,label"] + [f"{noise(tmp_path / f'i{i}.jpg').name},2,3,20,30,cell" for i in range(12)]
     (tmp_path / "b.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "out"
-    refused(run_cli(["train", "--data", tmp_path / "b.csv", "--out", out, *QUICK, "--task-option", "detector=fcos",
+    user_error(run_cli(["train", "--data", tmp_path / "b.csv", "--out", out, *QUICK, "--task-option", "detector=fcos",
                      "--task-option", "fpn_channels=8"], capsys), "fpn_channels", "multiple of 32", "Got 8")
     assert not out.exists()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generated import run_cli, shape_image, write_shape_folder
+from generated import run_cli, shape_image, snapshot, user_error, write_shape_folder
 from PIL import Image
 
 QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "8", "--quiet"]
@@ -21,26 +21,8 @@ ONE_TRIAL = ["--fractions", "1", "--seeds", "1", "--device", "cpu", "--executor"
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 
-def user_error(result, *needles) -> str:
-    code, _, err = result
-    assert code == 2, err
-    text = " ".join(err.split())
-    assert "Traceback" not in err and err.strip().startswith("error:") and err.count("error:") == 1, err
-    for n in needles:
-        assert n in text, f"{n!r} not in {text!r}"
-    return text
 
 
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file's bytes; a study's SQLite file by its rows (a reader touches its shared-memory index)."""
-    out = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-           if p.is_file() and not p.name.endswith(("-shm", "-wal", ".sqlite"))}
-    for db in folder.rglob("*.sqlite"):
-        with sqlite3.connect(db) as con:
-            tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")]
-            out[str(db.relative_to(folder))] = repr([sorted(con.execute(f"SELECT * FROM {t}").fetchall())
-                                                     for t in tables]).encode()
-    return out
 
 
 def page_text(path: Path) -> str:

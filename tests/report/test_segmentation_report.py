@@ -51,7 +51,7 @@ def test_segmentation_report_has_the_overlay_figure(segmentation_study):
 
 def test_segmentation_dataset_card(segmentation_study):
     text = visible_text((segmentation_study / "report.html").read_text())
-    assert "segmentation (one class per pixel" in text and "background, foreground" in text
+    assert "segmentation (one class per pixel" in text and '"background", "foreground"' in text  # each class name quoted
     assert "Images per split" in text and "Images per class" not in text
     assert "80/10/10" in text and "class weighting" not in text and "decoder" in text
 
