@@ -304,7 +304,7 @@ class DetectionTask(Task):
                       "post-processing (NMS per image, ragged outputs) does not trace into one graph here; use "
                       "'medtransfer predict' with the model folder")
     test_fraction = 0.2
-    #: the measured defaults of a detection run (README, "Detection"): what a run uses where the user sets nothing.
+    #: the measured defaults of a detection run (docs/benchmarks.md): what a run uses where the user sets nothing.
     #: Flips only: shifts and zooms make new image borders, and annotators often leave objects cut by the border
     #: unlabelled (BCCD: 69 % of the confident unmatched RBC detections touch the border), a convention the network
     #: learns only when the border stays where it is (BCCD test mAP@0.5 0.879 with 'boxes+hflip+vflip', 0.909 without)

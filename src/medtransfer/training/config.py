@@ -18,18 +18,18 @@ def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 #: BreastMNIST's 28 px images upsampled to 128 px: EfficientNet downsamples 32x, so 128 px leaves a 4x4 final
-#: feature map, and ImageNet features are learned at object scales near that. Measured in the README's table.
+#: feature map, and ImageNet features are learned at object scales near that. Measured in docs/benchmarks.md.
 DEFAULT_INPUT_SIZE = 128
 
 #: The data-dependent budget (``epochs=None``): as many epochs as reach ``budget_steps`` optimisation steps, within
 #: these bounds. BreastMNIST (546 training images, 17 full batches of 32) keeps the 30 epochs its defaults were tuned
-#: for; a 5,000-image set gets the minimum. Measured in the README.
+#: for; a 5,000-image set gets the minimum. Measured in docs/benchmarks.md.
 MIN_EPOCHS, MAX_EPOCHS = 8, 30
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How one network is trained. Defaults were tuned on BreastMNIST with EfficientNet-Lite0 (see README)."""
+    """How one network is trained. Defaults were tuned on BreastMNIST with EfficientNet-Lite0 (docs/benchmarks.md)."""
 
     epochs: int | None = None  # None: from the data, see epochs_for (30 on BreastMNIST, 8 on a 5,000-image set)
     budget_steps: int = 540  # with epochs=None: the optimisation steps aimed at (see MIN_EPOCHS, MAX_EPOCHS)

@@ -12,7 +12,7 @@ class AutoExecutor(Executor):
     per core (:class:`ProcessExecutor`); anything else (a GPU, one core, a lone trial) runs in this process
     (:class:`LocalExecutor`).
 
-    Measured with the demo on a 2-core CPU (README): two single-threaded trials side by side finish the grid about
+    Measured with the demo on a 2-core CPU (docs/benchmarks.md): two single-threaded trials side by side finish the grid about
     1.45× sooner than one two-threaded trial after another, since small convolutions split poorly across threads.
     A trial's numbers depend on its thread count (rounding), not on which executor ran it.
     """
