@@ -166,3 +166,21 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             out[str(db.relative_to(folder))] = repr([sorted(con.execute(f"SELECT * FROM {t}").fetchall())
                                                      for t in tables]).encode()
     return out
+
+
+def run_cli_subprocess(args: list, timeout: float = 300) -> tuple[int, str, str]:
+    """The command line in a child process, killed after ``timeout`` s: a read that blocks fails the test, not the
+    suite."""
+    import os
+    import subprocess
+
+    import pytest
+
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    try:
+        done = subprocess.run([sys.executable, "-m", "medtransfer.cli", *map(str, args)], capture_output=True,
+                              text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"medtransfer {' '.join(map(str, args))} did not end in {timeout} s (a blocking read?)")
+    return done.returncode, done.stdout, done.stderr

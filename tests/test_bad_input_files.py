@@ -8,14 +8,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from generated import run_cli, shape_image, user_error
+from generated import run_cli, run_cli_subprocess, shape_image, user_error
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,16 +39,6 @@ def write_shapes(root: Path, n: int = 12, size: int = 32) -> Path:
     return root
 
 
-def run_cli_subprocess(args: list, timeout: float = 300) -> tuple[int, str, str]:
-    """The command line in a child process, killed after ``timeout`` s: a read that blocks fails the test, not the
-    suite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    try:
-        done = subprocess.run([sys.executable, "-m", "medtransfer.cli", *map(str, args)], capture_output=True,
-                              text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"medtransfer {' '.join(map(str, args))} did not end in {timeout} s (a blocking read?)")
-    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture(scope="module")

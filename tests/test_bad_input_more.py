@@ -8,14 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from generated import run_cli, shape_image, user_error
+from generated import run_cli, run_cli_subprocess, shape_image, user_error
 from PIL import Image
 
 from medtransfer.delivery.model_card import model_card
@@ -30,16 +28,6 @@ needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes n
 
 
 
-def in_subprocess(args: list, timeout: float = 120) -> tuple[int, str, str]:
-    """The command line in a child process, killed after ``timeout`` s: a read that blocks fails the test, not the
-    suite."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
-    try:
-        done = subprocess.run([sys.executable, "-m", "medtransfer.cli", *map(str, args)], capture_output=True,
-                              text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"medtransfer {' '.join(map(str, args))} did not end in {timeout} s (a blocking read?)")
-    return done.returncode, done.stdout, done.stderr
 
 
 def noise(path: Path, w: int = 48, h: int = 40, rgb: bool = True) -> Path:
@@ -76,7 +64,7 @@ def test_a_named_pipe_as_a_mask_is_refused_by_name(data, tmp_path):
     pipe(root / "masks" / "s3.png")
     spec = root if data == "folder" else root / "pairs.csv"
     out = tmp_path / "out"
-    text = user_error(in_subprocess(["train", "--data", spec, "--out", out, *QUICK]), "s3.png", "not a regular file")
+    text = user_error(run_cli_subprocess(["train", "--data", spec, "--out", out, *QUICK]), "s3.png", "not a regular file")
     assert ("line 5" in text) == (data == "csv")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -85,7 +73,7 @@ def test_a_named_pipe_as_a_mask_is_refused_by_name(data, tmp_path):
 def test_a_named_pipe_as_a_segmentation_image_is_refused_by_name(tmp_path):
     root = mask_folder(tmp_path / "d")
     pipe(root / "images" / "s2.png")
-    user_error(in_subprocess(["train", "--data", root / "pairs.csv", "--out", tmp_path / "out", *QUICK]),
+    user_error(run_cli_subprocess(["train", "--data", root / "pairs.csv", "--out", tmp_path / "out", *QUICK]),
             "line 4", "s2.png", "not a regular file")
     assert not (tmp_path / "out").exists()
 
@@ -114,7 +102,7 @@ def test_a_named_pipe_as_a_box_image_is_refused_by_name(layout, tmp_path):
             "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [2, 3, 10, 5]} for i in range(4)]}))
         spec, needles = root / "c.json", ["c.json, image 1"]
     pipe(root / "JPEGImages" / "i1.jpg")
-    user_error(in_subprocess(["train", "--data", spec, "--task", "detection", "--out", tmp_path / "out", *QUICK]),
+    user_error(run_cli_subprocess(["train", "--data", spec, "--task", "detection", "--out", tmp_path / "out", *QUICK]),
             *needles, "i1.jpg", "not a regular file")
     assert not (tmp_path / "out").exists()
 

@@ -64,6 +64,16 @@ def _notice(message: str) -> None:
     console.print(message, highlight=False, markup=False)  # the message may quote file names
 
 
+def _read_data(config: RunConfig, data: ImageSet | None, progress):
+    """The run's data, split and loaded (its source's notices printed), and the frozen-prefix cache if any."""
+    prepared = prepare_data(config, data)
+    for notice in prepared.data.notices:
+        _notice(notice)
+    images = TrialImages.load(prepared, config.input_size, progress)
+    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
+    return prepared, images, cache
+
+
 def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, progress=None,
           overwrite: bool = False, track: list[str] | str | None = None,
           experiment: str | None = None) -> RunResult:
@@ -85,11 +95,7 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
         raise ConfigError("--experiment: give a non-empty name (or leave it out for the run folder's name)")
     refuse_existing(out, overwrite=overwrite, what="run folder")
     # the data are read before the folder is made: a read that fails (or never ends) leaves nothing behind
-    prepared = prepare_data(config, data)
-    for notice in prepared.data.notices:
-        _notice(notice)
-    images = TrialImages.load(prepared, config.input_size, progress)
-    cache = build_cache(config, prepared, images, [parse_strategy(config.strategy)], progress=progress, log=_notice)
+    prepared, images, cache = _read_data(config, data, progress)
     with atomic_folder(out, overwrite=overwrite, what="run folder") as folder:
 
         def on_best(model: torch.nn.Module, epoch: int, spec: dict) -> None:

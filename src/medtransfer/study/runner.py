@@ -329,12 +329,7 @@ class Study:
         plan, pending = self.plan(), self.pending()
         self.tracking.warn_with(log)
         if pending or (self.store.exists() and plan):  # a finished study reads its data too: they may have changed
-            run_config = self._run_config((pending or plan)[0])
-            prepared = prepare_data(run_config)  # bad data or options fail here, before anything is written
-            for notice in notice_lines(prepared.data.notices):  # what the source skipped or kept, once per run
-                log(notice)
-            images = TrialImages.load(prepared, self.config.input_size, progress)
-            fingerprint = data_fingerprint(prepared, images, self.config.data)
+            run_config, prepared, images, fingerprint = self._read_data((pending or plan)[0], progress, log)
             if self._check_data(prepared, fingerprint, log):  # a new study beside it: all of its plan is pending
                 plan, pending = self.plan(), self.pending()
         if pending:
@@ -388,20 +383,34 @@ class Study:
                 shutil.rmtree(self.folder / STAGED, ignore_errors=True)
                 if cache is not None and cache.storage == "memmap":
                     shutil.rmtree(self.folder / "cache", ignore_errors=True)
-        if self.config.search == "layerwise" and self.store.exists():
-            self.store.set_meta("search", {"kind": self.config.search, "patience_depth": self.config.patience_depth,
-                                           "chains": [st.__dict__ for st in self.search_states()]})
-        elif self.config.search == "halving" and self.store.exists():
-            self.store.set_meta("search", {"kind": "halving", "rate": self.config.halving_rate,
-                                           "pruned": self._pruned()})
-            PausedTrials(self.folder).tidy()
         if self.store.exists():
+            self._record_search()
             self._set_rule(log)
         summary = self.summary()
         self._write_summary(summary)
         self._write_model_cards(summary)
         self.tracking.finish(summary)
         return summary
+
+    def _read_data(self, trial: Trial, progress, log):
+        """The data as ``trial`` reads them (its config, the split data, the loaded images and their fingerprint);
+        bad data or options fail here, before anything is written. The source's notices are logged once per run."""
+        run_config = self._run_config(trial)
+        prepared = prepare_data(run_config)
+        for notice in notice_lines(prepared.data.notices):
+            log(notice)
+        images = TrialImages.load(prepared, self.config.input_size, progress)
+        return run_config, prepared, images, data_fingerprint(prepared, images, self.config.data)
+
+    def _record_search(self) -> None:
+        """What a layer-wise or halving search decided, in the store's meta (for the report and a resume)."""
+        if self.config.search == "layerwise":
+            self.store.set_meta("search", {"kind": self.config.search, "patience_depth": self.config.patience_depth,
+                                           "chains": [st.__dict__ for st in self.search_states()]})
+        elif self.config.search == "halving":
+            self.store.set_meta("search", {"kind": "halving", "rate": self.config.halving_rate,
+                                           "pruned": self._pruned()})
+            PausedTrials(self.folder).tidy()
 
     def _set_rule(self, log) -> None:
         """Record the recommendation rule asked for now: it reads the trials and changes none of them, so a

@@ -76,6 +76,59 @@ def _is_segmentation_layout(root: Path) -> bool:
     return {"images", "masks"} <= names
 
 
+#: an image of a class folder: (its given split or None, its class, the file)
+ClassFile = tuple[str | None, str, Path]
+
+
+def _split_groups(root: Path) -> list[tuple[str | None, Path]]:
+    """(split, folder of class folders): the given split folders of ``root``, or ``root`` itself without them."""
+    top = _subdirs(root)
+    if not top:
+        raise DataError(f"{root}: no class folders in it. Lay the images out as {root.name}/<class>/<image>.")
+    splits = {p: canonical_split(p.name) for p in top}
+    split_dirs = [p for p in top if splits[p] is not None]
+    if split_dirs:
+        others = [p.name for p in top if splits[p] is None]
+        if others:
+            raise DataError(
+                f"{root}: mixes split folders ({', '.join(p.name for p in split_dirs)}) with other folders "
+                f"({', '.join(others)}). Put every class folder inside {'/'.join(SPLITS)} folders, or none."
+            )
+        seen: dict[str, str] = {}
+        for p in split_dirs:
+            split = splits[p]
+            assert split is not None
+            if split in seen:
+                raise DataError(f"{root}: both {seen[split]}/ and {p.name}/ are the {split!r} split. Merge them.")
+            seen[split] = p.name
+        groups = [(splits[p], p) for p in split_dirs]
+    else:
+        groups = [(None, root)]
+    return groups
+
+
+def _class_files(root: Path, groups: list[tuple[str | None, Path]]) -> tuple[list[ClassFile], list[str]]:
+    """(split, class, file) of every image in the class folders of ``groups``, and the notices of what was skipped."""
+    files: list[ClassFile] = []
+    skipped: list[Path] = []  # pipes, sockets, devices named like images
+    unread: list[Path] = []  # images in formats that are not read: skipped, with a notice
+    for split, folder in groups:
+        class_dirs = _subdirs(folder)
+        if not class_dirs:
+            raise DataError(f"{folder}: no class folders in it. Put the images in {folder.name}/<class>/<image>.")
+        for class_dir in class_dirs:
+            images = _image_files(class_dir, skipped)
+            if not images:
+                raise DataError(
+                    f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
+                    f"files).{unread_hint(class_dir)} Add images or remove the folder."
+                )
+            files.extend((split, class_dir.name, f) for f in images)
+        unread += unread_images(class_dirs)
+    notices = [skipped_notice(skipped, root)] if skipped else []
+    return files, notices + ([unread_notice(unread, root)] if unread else [])
+
+
 @register_source
 class ImageFolderSource(Source):
     """A folder with one sub-folder of images per class, optionally inside ``train``/``val``/``test`` folders.
@@ -109,46 +162,7 @@ class ImageFolderSource(Source):
             raise DataError(f"{root}: a detection data set (Pascal VOC: images in JPEGImages/, boxes in "
                             f"Annotations/*.xml), not class folders of images. Use it with --task detection, or "
                             f"evaluate a detection model on it.")
-        top = _subdirs(root)
-        if not top:
-            raise DataError(f"{root}: no class folders in it. Lay the images out as {root.name}/<class>/<image>.")
-        splits = {p: canonical_split(p.name) for p in top}
-        split_dirs = [p for p in top if splits[p] is not None]
-        if split_dirs:
-            others = [p.name for p in top if splits[p] is None]
-            if others:
-                raise DataError(
-                    f"{root}: mixes split folders ({', '.join(p.name for p in split_dirs)}) with other folders "
-                    f"({', '.join(others)}). Put every class folder inside {'/'.join(SPLITS)} folders, or none."
-                )
-            seen: dict[str, str] = {}
-            for p in split_dirs:
-                split = splits[p]
-                assert split is not None
-                if split in seen:
-                    raise DataError(f"{root}: both {seen[split]}/ and {p.name}/ are the {split!r} split. Merge them.")
-                seen[split] = p.name
-            groups = [(splits[p], p) for p in split_dirs]
-        else:
-            groups = [(None, root)]
-
-        files: list[tuple[str | None, str, Path]] = []
-        skipped: list[Path] = []  # pipes, sockets, devices named like images
-        unread: list[Path] = []  # images in formats that are not read: skipped, with a notice
-        for split, folder in groups:
-            class_dirs = _subdirs(folder)
-            if not class_dirs:
-                raise DataError(f"{folder}: no class folders in it. Put the images in {folder.name}/<class>/<image>.")
-            for class_dir in class_dirs:
-                images = _image_files(class_dir, skipped)
-                if not images:
-                    raise DataError(
-                        f"{class_dir}: class folder holds no images (looked for {', '.join(IMAGE_SUFFIXES)} and DICOM "
-                        f"files).{unread_hint(class_dir)} Add images or remove the folder."
-                    )
-                files.extend((split, class_dir.name, f) for f in images)
-            unread += unread_images(class_dirs)
-
+        files, notices = _class_files(root, _split_groups(root))
         check_spellings(root, [(c, f"folder {f.parent}") for _, c, f in files])
         class_names = sorted({c for _, c, _ in files})
         if len(class_names) < 2:
@@ -172,5 +186,5 @@ class ImageFolderSource(Source):
             name=root.resolve().name or str(root),
             description=f"{len(samples)} images in {len(class_names)} class folders"
             + (f", {patients} patients (from the DICOM headers)" if patients else ""),
-            notices=([skipped_notice(skipped, root)] if skipped else []) + ([unread_notice(unread, root)] if unread else []),
+            notices=notices,
         )
