@@ -9,7 +9,7 @@ The demo's data and input size and the default backbone. Rows:
 - ``plain``: the reference, a timm model trained the way a plain PyTorch loop does it (fp32, the default memory
   format, AdamW, cross-entropy, batches of the decoded images, no augmentation, no validation);
 - ``full``, ``tune:2``, ``tune:3`` uncached, ``tune:2``, ``tune:3`` and ``linear`` cached: real trials
-  (:func:`medtransfer.study.trial.run_trial` at the product's defaults, augmentation on), each **before** (fp32,
+  (:func:`medtransfer.engine.trial.run_trial` at the product's defaults, augmentation on), each **before** (fp32,
   BatchNorm not folded, PyTorch's depthwise weight gradient) and **after** (the defaults: ``precision=auto``,
   BatchNorm folded into the frozen layers, ``fast_depthwise=auto``: the grouped depthwise weight gradient on the
   overhanging shapes where it was timed faster on this machine; ``--fast-depthwise on|off`` forces it; on a CPU
@@ -35,7 +35,7 @@ from rich.table import Table
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.strategies import parse_strategy
-from medtransfer.study.trial import TrialImages, build_cache, prepare_data, run_trial
+from medtransfer.engine.trial import TrialImages, build_cache, prepare_data, run_trial
 
 BEFORE = {"precision": "fp32", "fold_batchnorm": False, "fast_depthwise": False}
 AFTER = {"precision": "auto", "fold_batchnorm": True, "fast_depthwise": "auto"}  # the product's defaults

@@ -16,7 +16,7 @@ import torch
 from generated import run_cli, run_cli_subprocess, shape_image, user_error
 from PIL import Image
 
-from medtransfer.delivery.model_card import model_card
+from medtransfer.model.card import model_card
 from medtransfer.errors import ConfigError
 from medtransfer.files import atomic_files, atomic_folder
 from medtransfer.tasks.option_failures import network_from_options

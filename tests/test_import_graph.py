@@ -68,6 +68,33 @@ def test_no_import_cycles():
     assert not cycles, "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
 
 
+def test_no_package_cycles():
+    """Folded into its first component under ``medtransfer`` (``medtransfer.study.store`` into ``study``), the
+    package graph has no cycle either; the root ``medtransfer`` re-exports the API and nothing imports it."""
+    paths = {module_name(p): p for p in ROOT.rglob("*.py")}
+
+    def unit(name: str) -> str:
+        return ".".join(name.split(".")[:2])
+
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        graph.setdefault(unit(name), set()).update(unit(t) for t in imports(path, set(paths)) if unit(t) != unit(name))
+    assert "medtransfer" not in set().union(*graph.values()), "a module imports the package root"
+    assert graph["medtransfer.run"]  # the walk sees imports
+
+    done: set[str] = set()
+
+    def reach(node: str, trail: list[str]) -> None:
+        for nxt in sorted(graph.get(node, ())):
+            assert nxt not in trail, "package cycle: " + " -> ".join(trail[trail.index(nxt):] + [nxt])
+            if nxt not in done:
+                reach(nxt, trail + [nxt])
+        done.add(node)
+
+    for node in sorted(graph):
+        reach(node, [node])
+
+
 def test_no_module_level_getattr():
     """No lazy ``__getattr__`` holding a cycle together."""
     offenders = [module_name(p) for p in ROOT.rglob("*.py")

@@ -7,6 +7,8 @@ The Python API and the ``medtransfer`` command are two faces of one thing::
     result.metrics["test"]["auc"]   # {"value": ..., "ci_low": ..., "ci_high": ...}
 """
 
+from importlib.metadata import version
+
 from medtransfer.backbones import create_backbone, describe_groups
 from medtransfer.config import RunConfig
 from medtransfer.data import Augmentation, open_source, read_source
@@ -18,13 +20,13 @@ from medtransfer.errors import (
     MedTransferError,
     TrainingDiverged,
 )
+from medtransfer.model import load_model
 from medtransfer.run import RunResult, evaluate, train
-from medtransfer.saved_model import load_model
 from medtransfer.strategies import Strategy, layerwise_strategies, parse_strategy
 from medtransfer.tasks import Metric, ReportSection, Task, TaskOptions, register_task
 from medtransfer.training import TrainConfig
 
-__version__ = "0.1.0"
+__version__ = version("medtransfer")
 
 __all__ = [
     "Augmentation", "ConfigError", "DataError", "MedTransferError", "Metric", "ReportSection", "RunConfig", "RunResult",

@@ -235,7 +235,7 @@ def _run_study(config, out: Path, device: str, new_folder: bool, quiet: bool, ca
     stdout.print(f"Study in {study.folder}: {what}. Runs on: {runs.where(study.device)}.")
     with progress_bars(not quiet, epoch_lines=False) as progress:  # without a terminal: a plain line per trial
         summary = study.run(progress=progress, log=line_printer(progress))
-    from medtransfer.study_outcome import end_study
+    from medtransfer.report.outcome import end_study
 
     end_study(summary, study.folder, on_report=study.tracking.report)  # exits 2 when no trial finished
 
@@ -352,7 +352,7 @@ def report(
     show_filenames: Annotated[bool, typer.Option(help="Name the image files shown in the heat maps.")] = False,
 ) -> None:
     """Write STUDY_DIR/report.html: the answers, the recommendation, tables and figures, in one self-contained page."""
-    from medtransfer.study_outcome import report_study
+    from medtransfer.report.outcome import report_study
 
     report_study(study_dir, show_filenames=show_filenames)  # exits 2 when no trial of the study finished
 

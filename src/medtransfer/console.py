@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import contextmanager
-from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -25,7 +24,6 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from medtransfer.strategies import by_depth
 
 console = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
 stdout = Console(markup=False, emoji=False, soft_wrap=True)
@@ -114,60 +112,3 @@ def metrics_table(metrics: dict[str, dict[str, float]], title: str) -> Table:
     for name, m in metrics.items():
         table.add_row(name.replace("_", " ", 1), f"{m['value']:.3f}", f"{m['ci_low']:.3f} – {m['ci_high']:.3f}")
     return table
-
-
-def study_table(summary) -> Table:
-    """Strategies (rows, shallow to deep) × training fractions (columns): mean test AUC or Dice (95 % CI)."""
-    m, label = summary.metric.name, summary.metric.label
-    table = Table(title=f"Test {label} by fine-tuning depth and training-set size (mean over seeds, 95 % CI)")
-    t = summary.table
-    fractions = sorted(t.fraction.unique(), reverse=True)
-    table.add_column("strategy")
-    for f in fractions:
-        table.add_column(f"{f:.0%} of train", justify="right")
-    table.add_column(f"val {label} @ top", justify="right")
-    for strategy in by_depth(t.strategy.unique()):
-        cells = []
-        for f in fractions:
-            row = t[(t.strategy == strategy) & (t.fraction == f)]
-            cells.append("–" if row.empty else f"{row[f'test_{m}'].iloc[0]:.3f} "
-                         f"({row[f'test_{m}_low'].iloc[0]:.2f}–{row[f'test_{m}_high'].iloc[0]:.2f})")
-        top = t[(t.strategy == strategy) & (t.fraction == fractions[0])]
-        mark = " ★" if strategy == summary.recommended else ""
-        table.add_row(f"{strategy}{mark}", *cells, "–" if top.empty else f"{top[f'val_{m}'].iloc[0]:.3f}")
-    return table
-
-
-def print_study(summary, folder) -> None:
-    if summary.table.empty:  # every recorded trial failed (or none ran): no table to show
-        stdout.print(styled(("No trial finished.", "red")))
-    else:
-        stdout.print(study_table(summary))
-    if summary.recommended:
-        from medtransfer.study.recommend import rule_phrase
-        from medtransfer.study.halving import describe_halving
-        from medtransfer.study.search import describe_chains
-
-        stdout.print(styled((f"Recommended: {summary.recommended}", "bold"), f" (the {rule_phrase(summary.rule)} "
-                            f"{summary.metric_label} at {summary.recommended_fraction:.0%} of the training data; "
-                            "the test split was not used to choose)."))
-        level = [s for s in summary.level if s != summary.recommended]
-        if level:
-            stdout.print(f"  Level with the best on validation (within one standard error): {', '.join(level)}.")
-        chains = (summary.search or {}).get("chains", [])
-        if chains:
-            stdout.print(f"  Layer-wise search: {describe_chains(chains)}.")
-        if (summary.search or {}).get("kind") == "halving":
-            stdout.print(f"  Successive halving: {describe_halving(summary.search)}.")
-    for c in summary.comparisons:
-        stdout.print("  • " + c.sentence(summary.metric_label))
-    if summary.scratch_vs_best:
-        stdout.print("Fine-tuning against scratch, at each training-set size:")
-        for c in summary.scratch_vs_best:
-            stdout.print("  • " + c.sentence(summary.metric_label))
-    if len(summary.failed):
-        stdout.print(styled((f"{len(summary.failed)} trial(s) failed:", "red")))
-        for r in summary.failed.itertuples():
-            stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}", markup=False)
-    kept = ", models/" if (Path(folder) / "models").is_dir() else ""
-    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv{kept}", markup=False)

@@ -1,7 +1,7 @@
 """One training run, the public API: ``train`` writes a run folder, ``evaluate`` re-scores a saved model.
 
 The CLI's ``train`` and ``evaluate`` are thin wrappers over these. The work itself is the study's trial engine
-(:mod:`medtransfer.study.trial`), run once.
+(:mod:`medtransfer.engine.trial`), run once.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ import torch
 
 from medtransfer.config import RunConfig
 from medtransfer.data import ImageSet, load_images, make_split
-from medtransfer.delivery.model_card import write_model_card
+from medtransfer.model.card import write_model_card
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_folder, atomic_write, check_output_folder, refuse_existing
 from medtransfer.plots import plot_reliability, plot_training_curve
-from medtransfer.saved_model import load_model, mark_complete, save_model
+from medtransfer.model.saved import load_model, mark_complete, save_model
 from medtransfer.strategies import parse_strategy
-from medtransfer.study.trial import (
+from medtransfer.engine.trial import (
     TrialImages,
     build_cache,
     data_fingerprint,

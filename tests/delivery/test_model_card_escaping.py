@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from medtransfer.delivery.model_card import markdown_text, model_card
+from medtransfer.model.card import markdown_text, model_card
 
 NAMES = ["<img src=x onerror=alert(1)>", "a|b", "back\\slash|", "*bold* _it_ `code` ~~del~~", "[link](javascript:alert(1))",
          "two\nlines", "&amp; &lt;", "<script>alert(1)</script>", "日本 🩻 é", "# not a heading", "[/x]blob"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medtransfer import RunConfig, TrainConfig, load_model, train
-from medtransfer.delivery.calibration import fit_temperature, negative_log_likelihood, scaled_probabilities
+from medtransfer.training.calibration import fit_temperature, negative_log_likelihood, scaled_probabilities
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.metrics.calibration import expected_calibration_error
 from medtransfer.tasks.classification import ClassificationTask

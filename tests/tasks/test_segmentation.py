@@ -14,9 +14,9 @@ from medtransfer.data.dataset import ImageTensorDataset
 from medtransfer.errors import ConfigError
 from medtransfer.metrics.masks import dice_per_image
 from medtransfer.run import train
-from medtransfer.saved_model import load_model
+from medtransfer.model.saved import load_model
 from medtransfer.strategies import parse_strategy
-from medtransfer.study.trial import build_cache, build_network
+from medtransfer.engine.trial import build_cache, build_network
 from medtransfer.tasks import read_data
 from medtransfer.tasks.segmentation import SegmentationTask, encoder_groups
 

@@ -22,6 +22,7 @@ import json
 import os
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ from medtransfer.delivery.inputs import batch_tensor, input_paths, read_new_imag
 from medtransfer.delivery.model_folder import model_folder
 from medtransfer.errors import ConfigError, ExportError
 from medtransfer.files import atomic_files
-from medtransfer.saved_model import DeliveredNet, SavedModel, load_model
+from medtransfer.model.saved import DeliveredNet, SavedModel, load_model
 
 #: the largest absolute difference between onnxruntime's and PyTorch's probabilities an export may have
 TOLERANCE = 1e-4
@@ -119,8 +120,6 @@ def describe(saved: SavedModel, channels: int, size: int, opset: int, diff: floa
     import onnxruntime
     import timm
 
-    import medtransfer
-
     spec, task = saved.spec, saved.task
     classes = list(spec["class_names"])
     output = ({"shape": ["batch", len(classes)], "meaning": "class probabilities (softmax of the logits divided by "
@@ -153,6 +152,6 @@ def describe(saved: SavedModel, channels: int, size: int, opset: int, diff: floa
         **({"calibration": spec["calibration"]} if "calibration" in spec else {}),
         "check": {"runtime": "onnxruntime (CPU)", "images": checked, "max_abs_diff": diff, "tolerance": TOLERANCE},
         "exporter": f"torch.onnx (TorchScript tracer), opset {opset}",
-        "versions": {"medtransfer": medtransfer.__version__, "torch": torch.__version__, "timm": timm.__version__,
+        "versions": {"medtransfer": version("medtransfer"), "torch": torch.__version__, "timm": timm.__version__,
                      "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__},
     }

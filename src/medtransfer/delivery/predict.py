@@ -18,10 +18,10 @@ import torch
 
 from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, read_new_images
 from medtransfer.delivery.model_folder import model_folder
-from medtransfer.delivery.output_files import CsvTable
+from medtransfer.output_files import CsvTable
 from medtransfer.errors import DataError
 from medtransfer.files import atomic_folder, check_output_folder, refuse_existing
-from medtransfer.saved_model import load_model
+from medtransfer.model.saved import load_model
 from medtransfer.training import resolve_device
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from medtransfer.plots import Figure, percent
 from medtransfer.report.facts import StudyFacts
-from medtransfer.saved_model import load_model
+from medtransfer.model.saved import load_model
 from medtransfer.study.runner import EXAMPLES, decode_examples
 
 

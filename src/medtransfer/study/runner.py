@@ -27,7 +27,7 @@ from medtransfer.data.fingerprint import DataFingerprint
 from medtransfer.errors import ConfigError, MedTransferError
 from medtransfer.files import StorageError, atomic_write, check_output_folder
 from medtransfer.plots import plot_reliability
-from medtransfer.saved_model import save_model
+from medtransfer.model.saved import save_model
 from medtransfer.strategies import by_depth, layerwise_strategies, parse_strategy
 from medtransfer.study.config import StudyConfig
 from medtransfer.study.data_check import FINGERPRINT, changed_data_message, data_changes, notice_lines
@@ -38,7 +38,7 @@ from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
 from medtransfer.study.summary import StudySummary, TrialRecords, complete_trials, study_task, summarize
 from medtransfer.study.tracked import StudyTracking
-from medtransfer.study.trial import (
+from medtransfer.engine.trial import (
     PreparedData,
     TrialImages,
     build_cache,
@@ -432,7 +432,7 @@ class Study:
 
     def _write_model_cards(self, summary: StudySummary) -> None:
         """``MODEL_CARD.md`` in every saved model's folder, saying why its strategy was (or was not) chosen."""
-        from medtransfer.delivery.model_card import write_model_card
+        from medtransfer.model.card import write_model_card
 
         meta = self.store.meta() if self.store.exists() else {}
         data = json.loads(meta.get("data") or "{}")

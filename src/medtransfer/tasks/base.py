@@ -384,13 +384,13 @@ class Task(ABC):
 
     def calibration_check(self, outputs, targets):
         """The fitted calibration judged on the test split's network outputs: a
-        :class:`~medtransfer.delivery.calibration.CalibrationCheck` (figures before and after), or ``None``."""
+        :class:`~medtransfer.training.calibration.CalibrationCheck` (figures before and after), or ``None``."""
         return None
 
     # -- delivery --------------------------------------------------------------------------------------------
     def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> PredictionWriter:
         """The writer of this task's predictions for new images (``medtransfer predict``) of the saved model
-        ``saved`` (a :class:`~medtransfer.saved_model.SavedModel`) into ``out_dir``."""
+        ``saved`` (a :class:`~medtransfer.model.saved.SavedModel`) into ``out_dir``."""
         raise ConfigError(f"predicting new images is not available for the {self.name} task")
 
     def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:

@@ -107,7 +107,7 @@ class ProbabilityWriter(PredictionWriter):
     def __init__(self, task: ClassificationTask, saved, out_dir, heatmaps: bool):
         from pathlib import Path
 
-        from medtransfer.delivery.output_files import CsvTable, FileNames
+        from medtransfer.output_files import CsvTable, FileNames
 
         self.task, self.saved, self.out_dir = task, saved, Path(out_dir)
         self.table = CsvTable(self.out_dir / "predictions.csv",
@@ -289,14 +289,14 @@ class ClassificationTask(Task):
         return self.calibration == "temperature"
 
     def calibrate(self, outputs, targets) -> dict:
-        """Temperature scaling on the validation split's logits (see :mod:`medtransfer.delivery.calibration`)."""
-        from medtransfer.delivery.calibration import fit_temperature
+        """Temperature scaling on the validation split's logits (see :mod:`medtransfer.training.calibration`)."""
+        from medtransfer.training.calibration import fit_temperature
 
         self.temperature = fit_temperature(np.asarray(outputs), np.asarray(targets), self.label_kind)
         return {"method": "temperature scaling", "fitted_on": "validation", "temperature": self.temperature}
 
     def calibration_check(self, outputs, targets):
-        from medtransfer.delivery.calibration import temperature_check
+        from medtransfer.training.calibration import temperature_check
 
         return temperature_check(np.asarray(outputs), np.asarray(targets), self.temperature, self.label_kind)
 

@@ -269,7 +269,7 @@ class BoxWriter(PredictionWriter):
     def __init__(self, task: DetectionTask, saved, out_dir):
         from pathlib import Path
 
-        from medtransfer.delivery.output_files import CsvTable
+        from medtransfer.output_files import CsvTable
 
         self.task, self.size = task, int(saved.spec["input_size"])
         self.table = CsvTable(Path(out_dir) / "boxes.csv",

@@ -153,7 +153,7 @@ class MaskWriter(PredictionWriter):
     def __init__(self, task: SegmentationTask, out_dir):
         from pathlib import Path
 
-        from medtransfer.delivery.output_files import CsvTable, FileNames
+        from medtransfer.output_files import CsvTable, FileNames
 
         self.task, self.masks = task, Path(out_dir) / "masks"
         self.masks.mkdir(parents=True, exist_ok=True)

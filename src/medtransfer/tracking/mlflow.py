@@ -133,7 +133,7 @@ class MlflowTracker:
         import torch
         from mlflow.models import infer_signature
 
-        from medtransfer.saved_model import DeliveredNet, load_model
+        from medtransfer.model.saved import DeliveredNet, load_model
 
         saved = load_model(folder, "cpu")
         net = DeliveredNet(saved).eval()

@@ -20,6 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -27,10 +28,12 @@ from torch import nn
 
 from medtransfer.errors import TrainingDiverged
 from medtransfer.networks import TransferNet
-from medtransfer.tasks.base import Task
 from medtransfer.training.config import TrainConfig
 from medtransfer.training.depthwise import Swapped, fast_depthwise
 from medtransfer.training.precision import resolve_precision, settle_cpu_precision
+
+if TYPE_CHECKING:  # the trainer calls a task's loss and scoring; tasks sit above training
+    from medtransfer.tasks.base import Task
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

@@ -18,7 +18,7 @@ import torch
 from medtransfer.backbones import create_backbone
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_write
-from medtransfer.model_spec import check_spec
+from medtransfer.model.spec import check_spec
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
 from medtransfer.tasks import Task, task_from_spec

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from medtransfer.console import stdout
 from medtransfer.errors import MedTransferError
+from medtransfer.report.page import write_report
+from medtransfer.report.terminal import print_study
+from medtransfer.study.store import StudyStore
+from medtransfer.study.summary import complete_trials
 
 
 class NoTrialFinished(MedTransferError):
@@ -35,9 +40,6 @@ def no_trial_finished(failed: pd.DataFrame, folder: Path, report: Path) -> NoTri
 def end_study(summary, folder: Path, on_report=None) -> None:
     """Print the study's results, write its report (handed to ``on_report``, e.g. the trackers), and raise
     :class:`NoTrialFinished` when no trial finished."""
-    from medtransfer.console import print_study, stdout
-    from medtransfer.report import write_report
-
     print_study(summary, folder)
     report = write_report(folder)
     stdout.print(f"Report: {report}", markup=False, highlight=False)
@@ -49,11 +51,6 @@ def end_study(summary, folder: Path, on_report=None) -> None:
 
 def report_study(folder: Path, *, show_filenames: bool = False) -> Path:
     """Write the study's report; raise :class:`NoTrialFinished` (once it is written) when no trial finished."""
-    from medtransfer.console import stdout
-    from medtransfer.report import write_report
-    from medtransfer.study.store import StudyStore
-    from medtransfer.study.summary import complete_trials
-
     report = write_report(folder, show_filenames=show_filenames)
     stdout.print(f"Report: {report}", markup=False, highlight=False)
     trials = StudyStore(folder).trials()

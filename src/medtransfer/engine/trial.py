@@ -22,7 +22,7 @@ from medtransfer.cache import CacheKey, FrozenPrefixCache, cached_loader, images
 from medtransfer.config import RunConfig, Settings
 from medtransfer.data import Augmentation, ImageSet, ImageTensorDataset, load_images, make_split
 from medtransfer.data.fingerprint import DataFingerprint
-from medtransfer.delivery.calibration import CalibrationCheck
+from medtransfer.training.calibration import CalibrationCheck
 from medtransfer.data.splits import DataSplit, check_split, training_subset
 from medtransfer.errors import ConfigError, TrainingDiverged
 from medtransfer.networks import TransferNet
