@@ -11,7 +11,7 @@ from PIL import Image
 
 from medtransfer.data.sources import open_source
 from medtransfer.data.sources.boxes import BOX_SOURCES, BoxCsvSource, CocoSource, VocSource, boxes_from_masks
-from medtransfer.data.sources.masks import MaskFolderSource
+from medtransfer.data.sources.mask_sources import MaskFolderSource
 from medtransfer.errors import DataError
 
 BCCD = Path(__file__).parents[2].parent / "shared" / "data" / "bccd"

@@ -11,7 +11,8 @@ from PIL import Image
 
 from medtransfer.data.sources.base import SOURCES
 from medtransfer.data.sources import open_source
-from medtransfer.data.sources.masks import MaskCsvSource, MaskFolderSource, NiftiVolumeSource
+from medtransfer.data.sources.mask_sources import MaskCsvSource, MaskFolderSource
+from medtransfer.data.sources.nifti_slices import NiftiVolumeSource
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.tasks.segmentation import SegmentationTask
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
-from medtransfer.data.sources.masks import is_nifti, load_volume_with_geometry, volume_to_uint8
+from medtransfer.data.volumes import is_nifti, load_volume_with_geometry, volume_to_uint8
 from medtransfer.data.sources.special_files import is_special_file, refuse_special_file
 from medtransfer.data.transforms import resize_image
 from medtransfer.errors import DataError

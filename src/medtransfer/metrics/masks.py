@@ -115,12 +115,32 @@ def mask_metrics(pred_masks: Sequence[np.ndarray] | np.ndarray, true_masks: Sequ
     Class names default to ``"foreground"`` for binary masks and ``"class_1"``, ... otherwise; ``class_names``
     (background first, ``num_classes`` of them) overrides them.
     """
+    num_classes = _checked_num_classes(num_classes, class_names)
+    preds, trues = _as_masks(pred_masks, "pred_masks"), _as_masks(true_masks, "true_masks")
+    _check_pairs(preds, trues, num_classes)
+    names = _foreground_names(num_classes, class_names)
+    scores = _per_image_scores(preds, trues, num_classes, percentile)
+    per_class = {name: _class_summary(scores, j) for j, name in enumerate(names)}
+    return {
+        "dice": float(np.mean([v["dice"] for v in per_class.values()])),
+        "iou": float(np.mean([v["iou"] for v in per_class.values()])),
+        "hd95": _nanmean(np.array([v["hd95"] for v in per_class.values()])),
+        "per_class": per_class,
+        "per_image": {key: scores[key] for key in ("dice", "iou", "hd95")},
+    }
+
+
+def _checked_num_classes(num_classes, class_names: Sequence[str] | None) -> int:
     if int(num_classes) != num_classes or num_classes < 2:
         raise ConfigError(f"num_classes={num_classes!r}: give the number of classes including background (>= 2).")
     num_classes = int(num_classes)
     if class_names is not None and len(class_names) != num_classes:
         raise ConfigError(f"class_names has {len(class_names)} names but num_classes is {num_classes}.")
-    preds, trues = _as_masks(pred_masks, "pred_masks"), _as_masks(true_masks, "true_masks")
+    return num_classes
+
+
+def _check_pairs(preds: list[np.ndarray], trues: list[np.ndarray], num_classes: int) -> None:
+    """One prediction per image, of its truth's size, holding class indices only."""
     if len(preds) != len(trues):
         raise DataError(f"{len(preds)} predicted masks but {len(trues)} true masks; give one prediction per image.")
     if not preds:
@@ -133,40 +153,42 @@ def mask_metrics(pred_masks: Sequence[np.ndarray] | np.ndarray, true_masks: Sequ
                 bad = a.min() if a.min() < 0 else a.max()
                 raise DataError(f"{what}[{i}]: value {int(bad)} is not a class index 0..{num_classes - 1}.")
 
-    fg = list(range(1, num_classes))
+
+def _foreground_names(num_classes: int, class_names: Sequence[str] | None) -> list[str]:
+    fg = range(1, num_classes)
     if class_names is not None:
-        names = [str(class_names[c]) for c in fg]
-    else:
-        names = ["foreground"] if num_classes == 2 else [f"class_{c}" for c in fg]
-    n, k = len(preds), len(fg)
+        return [str(class_names[c]) for c in fg]
+    return ["foreground"] if num_classes == 2 else [f"class_{c}" for c in fg]
+
+
+def _per_image_scores(preds: list[np.ndarray], trues: list[np.ndarray], num_classes: int,
+                      percentile: float) -> dict[str, np.ndarray]:
+    """``N×K`` arrays (K foreground classes): Dice, IoU, HD95 and which masks were empty."""
+    n, k = len(preds), num_classes - 1
     dice, iou, hd = np.zeros((n, k)), np.zeros((n, k)), np.full((n, k), np.nan)
     empty_pred, empty_true = np.zeros((n, k), bool), np.zeros((n, k), bool)
     for i, (p, t) in enumerate(zip(preds, trues)):
-        for j, c in enumerate(fg):
+        for j, c in enumerate(range(1, num_classes)):
             pc, tc = p == c, t == c
             dice[i, j], iou[i, j] = dice_iou(pc, tc)
             hd[i, j] = hausdorff_percentile(pc, tc, percentile)
             empty_pred[i, j], empty_true[i, j] = not pc.any(), not tc.any()
+    return {"dice": dice, "iou": iou, "hd95": hd, "empty_pred": empty_pred, "empty_true": empty_true}
 
-    per_class = {}
-    for j, name in enumerate(names):
-        both = empty_pred[:, j] & empty_true[:, j]
-        per_class[name] = {
-            "dice": float(dice[:, j].mean()),
-            "iou": float(iou[:, j].mean()),
-            "hd95": _nanmean(hd[:, j]),
-            "n_images": n,
-            "n_hd95": int(np.isfinite(hd[:, j]).sum()),
-            "both_empty": int(both.sum()),
-            "empty_pred": int((empty_pred[:, j] & ~empty_true[:, j]).sum()),
-            "empty_true": int((empty_true[:, j] & ~empty_pred[:, j]).sum()),
-        }
+
+def _class_summary(scores: dict[str, np.ndarray], j: int) -> dict:
+    """Class ``j``'s means over images and its counts of empty masks."""
+    dice, iou, hd = scores["dice"][:, j], scores["iou"][:, j], scores["hd95"][:, j]
+    empty_pred, empty_true = scores["empty_pred"][:, j], scores["empty_true"][:, j]
     return {
-        "dice": float(np.mean([v["dice"] for v in per_class.values()])),
-        "iou": float(np.mean([v["iou"] for v in per_class.values()])),
-        "hd95": _nanmean(np.array([v["hd95"] for v in per_class.values()])),
-        "per_class": per_class,
-        "per_image": {"dice": dice, "iou": iou, "hd95": hd},
+        "dice": float(dice.mean()),
+        "iou": float(iou.mean()),
+        "hd95": _nanmean(hd),
+        "n_images": len(dice),
+        "n_hd95": int(np.isfinite(hd).sum()),
+        "both_empty": int((empty_pred & empty_true).sum()),
+        "empty_pred": int((empty_pred & ~empty_true).sum()),
+        "empty_true": int((empty_true & ~empty_pred).sum()),
     }
 
 

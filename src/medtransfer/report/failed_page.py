@@ -12,7 +12,8 @@ from pathlib import Path
 from medtransfer.plots import percent
 from medtransfer.report.answers import redact_paths
 from medtransfer.report.facts import StudyFacts
-from medtransfer.report.html import CSS, _h, _table, section_dataset, section_setup
+from medtransfer.report.html import section_dataset, section_setup
+from medtransfer.report.markup import escaped, html_page, html_table
 
 
 def nothing_finished(facts: StudyFacts) -> bool:
@@ -40,7 +41,7 @@ def section_no_trial_finished(facts: StudyFacts, show_filenames: bool) -> str:
     for r in failed.itertuples():
         error = str(r.error or "no reason recorded")
         shown = error if show_filenames else redact_paths(error)
-        rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(shown)])
+        rows.append([escaped(r.strategy), escaped(percent(r.fraction)), escaped(r.seed), escaped(shown)])
     hidden = "" if show_filenames else " Paths in the reasons are hidden (report --show-filenames shows them)."
     log = " failures.log in the study folder holds the traceback of each trial that raised an error." if (
         facts.folder / "failures.log").is_file() else ""
@@ -49,8 +50,8 @@ def section_no_trial_finished(facts: StudyFacts, show_filenames: bool) -> str:
             f'<p class="big">No trial finished: {n} trial(s) failed</p>'
             f'<p>{"It is the" if n == 1 else "They are every"} trial the study recorded, so there is no '
             "recommendation yet, no model, and nothing to plot. Each trial and why it failed:</p>"
-            + _table(["strategy", "fraction", "seed", "reason"], rows, text_columns=(3,))
-            + f'<p class="muted">{_h(hidden + log)}</p>'
+            + html_table(["strategy", "fraction", "seed", "reason"], rows, text_columns=(3,))
+            + f'<p class="muted">{escaped(hidden + log)}</p>'
             "<p>Fix the cause given above (for a loss that became non-finite, a lower learning rate), then run the "
             "study again with --new-folder: this folder keeps its failed trials, and they are not run again here.</p>"
             "</div></section>")
@@ -62,12 +63,10 @@ def render_failed(facts: StudyFacts, *, show_filenames: bool) -> str:
     modality = facts.data.get("modality")
     subtitle = f"{modality + ' · ' if modality else ''}{facts.config.get('backbone', '')} · {_planned(facts)}"
     body = "".join([
-        f"<header><h1>Full training or fine-tuning? {_h(name)}</h1><p class='subtitle'>{_h(subtitle)}</p></header>",
+        f"<header><h1>Full training or fine-tuning? {escaped(name)}</h1>"
+        f"<p class='subtitle'>{escaped(subtitle)}</p></header>",
         section_no_trial_finished(facts, show_filenames),
         section_dataset(facts),
         section_setup(facts),
     ])
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Transfer-learning study: {_h(name)} (no trial finished)</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
+    return html_page(f"Transfer-learning study: {name} (no trial finished)", body)

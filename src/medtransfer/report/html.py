@@ -1,4 +1,4 @@
-"""The report's page: self-contained HTML (figures inlined as PNG, no network requests) and its CSS.
+"""The report's page: self-contained HTML (figures inlined as PNG, no network requests), section by section.
 
 Privacy: the page never shows patient identifiers or image header values; file names appear only when asked for
 (``show_filenames=True``), and paths inside error messages are hidden otherwise.
@@ -7,7 +7,6 @@ Privacy: the page never shows patient identifiers or image header values; file n
 from __future__ import annotations
 
 import base64
-from html import escape
 from pathlib import Path
 
 import numpy as np
@@ -18,84 +17,10 @@ from medtransfer.names import quoted_names
 from medtransfer.report.answers import (answer_depth, answer_robustness, answer_scratch, choice_sentences,
                                         describe_strategy, fmt, metric_with_ci, redact_paths, signed)
 from medtransfer.report.facts import StudyFacts
+from medtransfer.report.markup import escaped, facts_list, html_page, html_table
 from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
 
 FIGURES_DIR = "figures"
-
-
-# -- HTML -----------------------------------------------------------------------------------------------------------
-CSS = """
-*{box-sizing:border-box}
-html{-webkit-text-size-adjust:100%}
-body{margin:0;background:#fff;color:#1f2328;font:15px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",
-Arial,sans-serif;overflow-wrap:break-word}
-main{max-width:960px;margin:0 auto;padding:28px 24px 56px}
-h1{font-size:1.75em;line-height:1.25;margin:0 0 .2em}
-h2{font-size:1.3em;margin:2em 0 .6em;padding-bottom:.25em;border-bottom:1px solid #d8dee4}
-h3{font-size:1.05em;margin:1.4em 0 .4em}
-p,li{max-width:75ch}
-.subtitle{color:#57606a;margin:0 0 1.2em}
-nav{font-size:.9em;color:#57606a;margin-bottom:1.5em}
-nav a{color:#0b5cad;text-decoration:none;margin-right:1em;white-space:nowrap}
-.box{border:1px solid #d8dee4;border-left:5px solid #c0392b;background:#fdf5f4;padding:14px 18px;border-radius:4px}
-.box .big{font-size:1.25em;font-weight:600;margin:0 0 .3em}
-.answer{border-left:4px solid #0b5cad;padding:2px 0 2px 14px;margin:1em 0}
-.answer p.headline{font-weight:600;margin:.2em 0}
-.answer ul{margin:.3em 0 .3em 1.2em;padding:0}
-.muted{color:#57606a;font-size:.9em}
-.note{background:#fff8e1;border:1px solid #f0d58a;padding:8px 12px;border-radius:4px;font-size:.92em}
-.table-box{max-width:100%;overflow-x:auto;margin:.6em 0 1em}
-table{border-collapse:collapse;font-size:.9em}
-th,td{padding:5px 10px;border-bottom:1px solid #e1e4e8;text-align:right;vertical-align:top}
-th{background:#f6f8fa;font-weight:600}
-th:first-child,td:first-child{text-align:left}
-td.text{text-align:left;white-space:normal;overflow-wrap:anywhere}
-td small{color:#57606a;white-space:nowrap}
-tr.recommended td{background:#fdf5f4;font-weight:600}
-pre{background:#f6f6f6;padding:.6em .8em;overflow-x:auto;font-size:.9em}
-dl.facts{display:grid;grid-template-columns:minmax(10em,max-content) 1fr;gap:4px 18px;margin:.5em 0}
-dl.facts dt{color:#57606a}
-dl.facts dd{margin:0;overflow-wrap:anywhere}
-figure{margin:1.6em 0;padding:0}
-figure img{display:block;max-width:100%;height:auto;margin:0 auto;border:1px solid #eef0f2}
-figcaption{font-size:.9em;color:#3d444d;margin-top:.5em}
-ol.refs{font-size:.85em;color:#3d444d;columns:2;column-gap:2em}
-img{max-width:100%;height:auto}
-@media print{
-  body{font-size:10.5pt}
-  main{max-width:none;padding:0}
-  nav{display:none}
-  h2{break-after:avoid}
-  figure,.box,.answer,table,dl.facts{break-inside:avoid}
-  .table-box{overflow:visible}
-}
-"""
-
-
-def _h(text) -> str:
-    return escape(str(text))
-
-
-def _table(header: list[str], rows: list[list[str]], row_classes: list[str] | None = None,
-           text_columns: tuple[int, ...] = ()) -> str:
-    """An HTML table in a box that scrolls sideways on narrow screens; cells are already-escaped HTML.
-
-    ``text_columns`` hold prose (left-aligned, wrapped anywhere); the others hold numbers.
-    """
-    head = "".join(f"<th>{h}</th>" for h in header)
-
-    def cell(i: int, c: str) -> str:
-        return f'<td class="text">{c}</td>' if i in text_columns else f"<td>{c}</td>"
-
-    body = "".join(
-        (f'<tr class="{cls}">' if cls else "<tr>") + "".join(cell(i, c) for i, c in enumerate(row)) + "</tr>"
-        for row, cls in zip(rows, row_classes or [""] * len(rows))
-    )
-    return f'<div class="table-box"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
-
-
-def _facts_list(items: list[tuple[str, str]]) -> str:
-    return '<dl class="facts">' + "".join(f"<dt>{_h(k)}</dt><dd>{_h(v)}</dd>" for k, v in items) + "</dl>"
 
 
 def section_recommendation(facts: StudyFacts) -> str:
@@ -106,15 +31,16 @@ def section_recommendation(facts: StudyFacts) -> str:
     row, m, label = facts.cell(s.recommended, s.recommended_fraction), s.metric.name, s.metric.label
     sd = row[f"test_{m}_sd"] if row is not None else np.nan
     sd = f", SD over seeds {sd:.3f}" if np.isfinite(sd) else ""
-    evidence = "".join(f"<li>{_h(c.sentence(label))}</li>" for c in s.comparisons)
+    evidence = "".join(f"<li>{escaped(c.sentence(label))}</li>" for c in s.comparisons)
     return (
         '<section id="recommendation"><h2>Recommendation</h2><div class="box">'
-        f'<p class="big">Recommended strategy: {_h(s.recommended)}</p>'
-        f"<p>In words: {_h(describe_strategy(s.recommended, facts.head))}.</p>"
-        f"<p>Mean test {label} at {_h(percent(s.recommended_fraction))} of the training data: "
-        f"<b>{_h(metric_with_ci(row, m))}</b> over {_h(_count(int(row.seeds) if row is not None else 0, 'seed'))}"
-        f"{_h(sd)}; mean validation {label} {_h(fmt(row[f'val_{m}'] if row is not None else None))}.</p>"
-        + "".join(f'<p class="muted">{_h(t)}</p>' for t in choice_sentences(s, label))
+        f'<p class="big">Recommended strategy: {escaped(s.recommended)}</p>'
+        f"<p>In words: {escaped(describe_strategy(s.recommended, facts.head))}.</p>"
+        f"<p>Mean test {label} at {escaped(percent(s.recommended_fraction))} of the training data: "
+        f"<b>{escaped(metric_with_ci(row, m))}</b> over "
+        f"{escaped(_count(int(row.seeds) if row is not None else 0, 'seed'))}"
+        f"{escaped(sd)}; mean validation {label} {escaped(fmt(row[f'val_{m}'] if row is not None else None))}.</p>"
+        + "".join(f'<p class="muted">{escaped(t)}</p>' for t in choice_sentences(s, label))
         + '<p class="muted">Confidence intervals come from resampling the test cases (bootstrap); paired comparisons '
         "score both strategies on the same resampled cases.</p>"
         + (f"<h3>Paired evidence on the test split</h3><ul>{evidence}</ul>" if evidence else "")
@@ -129,7 +55,8 @@ def section_model(facts: StudyFacts) -> str:
     if spec is None:
         return ('<section id="model"><h2>The model</h2><p class="note">'
                 + ("No trial has finished, so there is no model yet." if rec is None else
-                   f"The study kept no model of {_h(rec)} (checkpoints: {_h(facts.config.get('checkpoints', '–'))}).")
+                   f"The study kept no model of {escaped(rec)} "
+                   f"(checkpoints: {escaped(facts.config.get('checkpoints', '–'))}).")
                 + "</p></section>")
     folder = facts.model_folder(rec)
     size = spec.get("input_size")
@@ -149,14 +76,15 @@ def section_model(facts: StudyFacts) -> str:
     for strategy in facts.order:
         c = (facts.model_spec(strategy) or {}).get("calibration")
         if c:
-            rows.append([_h(strategy), f"{c.get('temperature', 1.0):.3f}", fmt(c.get("test_ece_before")),
+            rows.append([escaped(strategy), f"{c.get('temperature', 1.0):.3f}", fmt(c.get("test_ece_before")),
                          fmt(c.get("test_ece_after"))])
+    row_classes = ["recommended" if r[0] == escaped(rec) else "" for r in rows]
     table = ("<h3>Calibration of every kept model (test split)</h3>"
-             + _table(["strategy", "temperature", "ECE before", "ECE after"], rows,
-                      row_classes=["recommended" if r[0] == _h(rec) else "" for r in rows])) if len(rows) > 1 else ""
-    use = (f"<pre>medtransfer predict {_h(facts.folder.name)} IMAGES/ --out predictions/\n"
-           f"medtransfer export {_h(facts.folder.name)} --format onnx</pre>")
-    return ('<section id="model"><h2>The model</h2>' + _facts_list(items) + table
+             + html_table(["strategy", "temperature", "ECE before", "ECE after"], rows,
+                          row_classes=row_classes)) if len(rows) > 1 else ""
+    use = (f"<pre>medtransfer predict {escaped(facts.folder.name)} IMAGES/ --out predictions/\n"
+           f"medtransfer export {escaped(facts.folder.name)} --format onnx</pre>")
+    return ('<section id="model"><h2>The model</h2>' + facts_list(items) + table
             + "<p>Predict new images with it, or export it for a runtime without PyTorch (a study folder stands for "
               "its recommended model; <code>--strategy</code> picks another):</p>" + use + "</section>")
 
@@ -164,15 +92,16 @@ def section_model(facts: StudyFacts) -> str:
 def section_questions(facts: StudyFacts) -> str:
     blocks = []
     for i, a in enumerate((answer_scratch(facts), answer_robustness(facts), answer_depth(facts)), start=1):
-        details = "".join(f"<li>{_h(d)}</li>" for d in a.details)
-        blocks.append(f'<div class="answer"><h3>{i}. {_h(a.question)}</h3><p class="headline">{_h(a.headline)}</p>'
+        details = "".join(f"<li>{escaped(d)}</li>" for d in a.details)
+        blocks.append(f'<div class="answer"><h3>{i}. {escaped(a.question)}</h3>'
+                      f'<p class="headline">{escaped(a.headline)}</p>'
                       + (f"<ul>{details}</ul>" if details else "") + "</div>")
     metric = facts.metric
     scale = f" ({metric.scale})" if metric.scale else ""
     direction = "" if metric.higher_is_better else " Lower is better."
     return ('<section id="answers"><h2>Answers</h2><p class="muted">Differences are in '
-            f"{_h(metric.label)}{_h(scale)}, with 95 % confidence intervals; 'significant' "
-            f"means the interval excludes zero.{_h(direction)}</p>"
+            f"{escaped(metric.label)}{escaped(scale)}, with 95 % confidence intervals; 'significant' "
+            f"means the interval excludes zero.{escaped(direction)}</p>"
             + "".join(blocks) + "</section>")
 
 
@@ -185,17 +114,18 @@ def section_results(facts: StudyFacts) -> str:
     for s in facts.order:
         cells = [_result_cell(facts.cell(s, f), m) for f in fractions]
         top = facts.cell(s, fractions[0])
-        name = f"{_h(s)}{' ★' if s == rec else ''}"
+        name = f"{escaped(s)}{' ★' if s == rec else ''}"
         rows.append([name, *cells, fmt(top[f"val_{m}"] if top is not None else None),
                      str(int(t[t.strategy == s].seeds.max()))])
         classes.append("recommended" if s == rec else "")
-    main = _table(["strategy", *[f"{_h(percent(f))} of train" for f in fractions],
-                   f"val {label} at " + _h(percent(fractions[0])), "seeds"], rows, classes)
+    main = html_table(["strategy", *[f"{escaped(percent(f))} of train" for f in fractions],
+                        f"val {label} at " + escaped(percent(fractions[0])), "seeds"], rows, classes)
     return ('<section id="results"><h2>Results</h2>'
             f"<p>Mean test {label} over seeds for each strategy (rows, shallow to deep) and training-set size "
             "(columns), with its 95 % case-bootstrap confidence interval below. ★ marks the recommended strategy.</p>"
-            + _extra_strategies(facts) + main + f"<h3>Other test metrics at {_h(percent(fractions[0]))} of the training data</h3>"
-            f"<p class='muted'>Means over seeds; {_h(_metrics_note(facts))}</p>" + _other_metrics(facts)
+            + _extra_strategies(facts) + main
+            + f"<h3>Other test metrics at {escaped(percent(fractions[0]))} of the training data</h3>"
+            f"<p class='muted'>Means over seeds; {escaped(_metrics_note(facts))}</p>" + _other_metrics(facts)
             + "</section>")
 
 
@@ -205,7 +135,7 @@ def _extra_strategies(facts: StudyFacts) -> str:
     if not extra:
         return ""
     return ("<p>Beyond the paper's depths:</p><ul>"
-            + "".join(f"<li>{_h(s)}: {_h(describe_strategy(s, facts.head))}</li>" for s in extra) + "</ul>")
+            + "".join(f"<li>{escaped(s)}: {escaped(describe_strategy(s, facts.head))}</li>" for s in extra) + "</ul>")
 
 
 def _result_cell(row: pd.Series | None, metric: str) -> str:
@@ -223,8 +153,8 @@ def _other_metrics(facts: StudyFacts) -> str:
     for s in facts.order:
         row = facts.cell(s, facts.fractions[0])
         if row is not None:
-            rows.append([_h(s), *[fmt(row.get(f"test_{n}")) for n in metric.others], f"{row.seconds:.0f}"])
-    return _table(["strategy", *[_h(metric.heading(n)) for n in metric.others], "seconds / trial"], rows)
+            rows.append([escaped(s), *[fmt(row.get(f"test_{n}")) for n in metric.others], f"{row.seconds:.0f}"])
+    return html_table(["strategy", *[escaped(metric.heading(n)) for n in metric.others], "seconds / trial"], rows)
 
 
 def _metrics_note(facts: StudyFacts) -> str:
@@ -235,16 +165,16 @@ def section_figures(figures: list[Figure], show_filenames: bool, source: str) ->
     parts = [('<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in '
               f"the study folder under {FIGURES_DIR}/.</p>")]
     for n, f in enumerate(figures, start=1):
-        parts.append(f'<figure id="fig-{_h(f.name)}">')
+        parts.append(f'<figure id="fig-{escaped(f.name)}">')
         if f.png is not None:
             data = base64.b64encode(f.png.read_bytes()).decode("ascii")
-            parts.append(f'<img src="data:image/png;base64,{data}" alt="{_h(f.title)}">')
-        parts.append(f"<figcaption><b>Figure {n}. {_h(f.title)}.</b> {_h(f.caption)}</figcaption>")
+            parts.append(f'<img src="data:image/png;base64,{data}" alt="{escaped(f.title)}">')
+        parts.append(f"<figcaption><b>Figure {n}. {escaped(f.title)}.</b> {escaped(f.caption)}</figcaption>")
         if f.note:
-            parts.append(f'<p class="note">{_h(f.note)}</p>')
+            parts.append(f'<p class="note">{escaped(f.note)}</p>')
         if f.image_refs and show_filenames:
-            refs = "".join(f"<li>{_h(display_ref(r, source))}</li>" for r in f.image_refs)
-            parts.append(f'<p class="muted">Images, {_h(f.image_order)}:</p><ol class="refs">{refs}</ol>')
+            refs = "".join(f"<li>{escaped(display_ref(r, source))}</li>" for r in f.image_refs)
+            parts.append(f'<p class="muted">Images, {escaped(f.image_order)}:</p><ol class="refs">{refs}</ol>')
         parts.append("</figure>")
     return "".join(parts) + "</section>"
 
@@ -282,12 +212,12 @@ def section_dataset(facts: StudyFacts) -> str:
     train_label = "train" if used == counts.get("train") else f"train (the {used} used by the first trial)"
     rows = []
     for c in d.get("classes", []) if per_class else []:
-        rows.append([_h(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
+        rows.append([escaped(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
     rows.append(["<b>all</b>", *[f"<b>{v}</b>" for v in (used, counts.get("val", "–"), counts.get("test", "–"))]])
     heading, first = ("Images per class and split", "class") if per_class else ("Images per split", "")
-    notices = "".join(f'<p class="note">{_h(n)}</p>' for n in d.get("notices", []))
-    return ('<section id="dataset"><h2>Dataset</h2>' + _facts_list(items) + notices
-            + f"<h3>{heading}</h3>" + _table([first, _h(train_label), "validation", "test"], rows)
+    notices = "".join(f'<p class="note">{escaped(n)}</p>' for n in d.get("notices", []))
+    return ('<section id="dataset"><h2>Dataset</h2>' + facts_list(items) + notices
+            + f"<h3>{heading}</h3>" + html_table([first, escaped(train_label), "validation", "test"], rows)
             + "</section>")
 
 
@@ -348,7 +278,7 @@ def section_setup(facts: StudyFacts) -> str:
         ("platform", env.get("platform", "–")),
         ("configuration hash", facts.store.meta().get("config_hash", "–")),
     ]
-    return '<section id="setup"><h2>Set-up</h2>' + _facts_list(items) + "</section>"
+    return '<section id="setup"><h2>Set-up</h2>' + facts_list(items) + "</section>"
 
 
 def _count(n: int, noun: str) -> str:
@@ -362,18 +292,18 @@ def _duration(seconds: float) -> str:
 
 def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
     failed = facts.summary.failed
-    notes = "".join(f'<p class="note">{_h(n)}</p>' for n in facts.summary.notes)
+    notes = "".join(f'<p class="note">{escaped(n)}</p>' for n in facts.summary.notes)
     if failed is None or len(failed) == 0:
         return ('<section id="failed"><h2>Failed trials</h2><p>None: every recorded trial finished.</p>'
                 + notes + "</section>")
     rows = []
     for r in failed.itertuples():
         error = str(r.error or "") if show_filenames else redact_paths(str(r.error or ""))
-        rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(error)])
+        rows.append([escaped(r.strategy), escaped(percent(r.fraction)), escaped(r.seed), escaped(error)])
     hidden = "" if show_filenames else " Paths in the messages are hidden; failures.log in the study folder has them."
     return ('<section id="failed"><h2>Failed trials</h2>'
             f"<p>{len(failed)} trial(s) failed and are left out of every number above.{hidden}</p>"
-            + _table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))
+            + html_table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))
             + notes + "</section>")
 
 
@@ -388,7 +318,8 @@ def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) ->
         ("recommendation", "Recommendation"), ("model", "Model"), ("answers", "Answers"), ("results", "Results"), ("figures", "Figures"),
         ("dataset", "Dataset"), ("setup", "Set-up"), ("failed", "Failed trials")))
     body = "".join([
-        f"<header><h1>Full training or fine-tuning? {_h(name)}</h1><p class='subtitle'>{_h(subtitle)}</p></header>",
+        f"<header><h1>Full training or fine-tuning? {escaped(name)}</h1>"
+        f"<p class='subtitle'>{escaped(subtitle)}</p></header>",
         f"<nav>{nav}</nav>",
         section_recommendation(facts),
         section_model(facts),
@@ -399,8 +330,4 @@ def render(facts: StudyFacts, figures: list[Figure], *, show_filenames: bool) ->
         section_setup(facts),
         section_failed(facts, show_filenames),
     ])
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>Transfer-learning study: {_h(name)}</title><style>{CSS}</style></head>"
-            f"<body><main>{body}</main></body></html>\n")
-
+    return html_page(f"Transfer-learning study: {name}", body)

@@ -26,7 +26,9 @@ from torch import nn
 
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup, feature_channels, feature_groups
-from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource
+from medtransfer.data.sources.mask_pairs import MaskedImages
+from medtransfer.data.sources.mask_sources import MaskCsvSource, MaskFolderSource
+from medtransfer.data.sources.nifti_slices import NiftiVolumeSource
 from medtransfer.errors import ConfigError, parameter_error
 from medtransfer.metrics.bootstrap import nanmean
 from medtransfer.metrics.masks import (

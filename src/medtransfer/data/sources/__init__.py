@@ -13,7 +13,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from medtransfer.data.sources import boxes, csv_manifest, folder, masks, medmnist  # noqa: F401  (registration)
+from medtransfer.data.sources import (  # noqa: F401  (registration)
+    boxes,
+    csv_manifest,
+    folder,
+    mask_sources,
+    medmnist,
+    nifti_slices,
+)
 from medtransfer.data.sources.base import (
     SOURCES,
     ImageSet,
@@ -21,7 +28,7 @@ from medtransfer.data.sources.base import (
     Sample,
     Source,
 )
-from medtransfer.data.sources.masks import MaskedImages
+from medtransfer.data.sources.mask_pairs import MaskedImages
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 
 __all__ = ["SOURCES", "ImageSet", "LabelledImages", "MaskedImages", "Sample", "Source", "open_source", "read_source"]

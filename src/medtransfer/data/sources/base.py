@@ -36,7 +36,7 @@ class Sample:
 @dataclass
 class ImageSet:
     """What a source produces: the samples plus what they mean. Each task's sources return a subclass that adds
-    what its targets need (:class:`LabelledImages`, :class:`~medtransfer.data.sources.masks.MaskedImages`)."""
+    what its targets need (:class:`LabelledImages`, :class:`~medtransfer.data.sources.mask_pairs.MaskedImages`)."""
 
     samples: list
     class_names: list[str]

@@ -31,7 +31,9 @@ from medtransfer.data.sources.annotations import BOX_COLUMNS, image_inside, is_v
 from medtransfer.data.sources.base import ImageSet, Source, register_source
 from medtransfer.data.sources.folder import SPLIT_ALIASES, canonical_split
 from medtransfer.data.sources.image_files import is_image_file, read_image_file
-from medtransfer.data.sources.masks import MaskCsvSource, MaskedImages, MaskFolderSource, NiftiVolumeSource, image_size
+from medtransfer.data.sources.mask_pairs import MaskedImages, image_size
+from medtransfer.data.sources.mask_sources import MaskCsvSource, MaskFolderSource
+from medtransfer.data.sources.nifti_slices import NiftiVolumeSource
 from medtransfer.data.sources.special_files import is_special_file
 from medtransfer.errors import DataError, did_you_mean
 

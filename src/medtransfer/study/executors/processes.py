@@ -76,88 +76,122 @@ class ProcessExecutor(Executor):
         return f"{device} · processes, {plural(self.workers, 'worker')} × {plural(self.threads, 'thread')}"
 
     def run(self, trials, work, accept, *, progress=None, log=print, failed=None) -> None:
-        import multiprocessing as mp
-
-        if "fork" not in mp.get_all_start_methods():
-            raise ConfigError("the processes executor needs fork (Linux, macOS); use --executor local or ray")
-        if str(getattr(work, "device", "cpu")).startswith("cuda"):
-            # CUDA cannot be used in a process forked after the runner used it (to build the prefix cache)
-            raise ConfigError("the processes executor is for CPUs; on GPUs use --executor ray (with --gpus-per-trial "
-                              "0.5 to share one GPU between two trials) or local")
-        ctx = mp.get_context("fork")
-        outbox = ctx.Queue()
+        pool = _WorkerPool(_fork_context(work), self, work, accept, ProgressRelay(progress))
         waiting, attempts = deque(trials), {}
-        slots: dict[int, _Slot] = {}
-        bars = ProgressRelay(progress)
-        next_slot = 0
-
-        def start() -> None:
-            nonlocal next_slot
-            inbox = ctx.SimpleQueue()
-            p = ctx.Process(target=_worker, args=(next_slot, self.threads, work, inbox, outbox, os.getpid()),
-                            daemon=True)
-            p.start()
-            slots[next_slot] = _Slot(p, inbox)
-            next_slot += 1
-
-        def handle(msg) -> None:
-            kind, slot = msg[0], msg[1]
-            if kind == "progress":
-                bars.message(slot, *msg[2:])
-            elif kind == "started":
-                slots[slot].pid = msg[3]
-                bars.labels[slot] = msg[2].label()
-                if self.on_start is not None:
-                    self.on_start(msg[2], msg[3])
-            elif kind == "done":
-                bars.drop(slot)
-                slots[slot].trial = None
-                accept(msg[3])
-            elif kind == "crashed":
-                raise RuntimeError(f"worker {slot} stopped on {msg[2].label()}: {msg[3]}")
-
         for _ in range(min(self.workers, len(waiting))):
-            start()
+            pool.start()
         try:
-            while waiting or any(s.trial is not None for s in slots.values()):
-                for s in slots.values():
-                    if s.trial is None and waiting and s.process.is_alive():
-                        s.trial = waiting.popleft()
-                        s.inbox.put(s.trial)
-                try:
-                    handle(outbox.get(timeout=0.2))
+            while waiting or pool.busy():
+                pool.hand_out(waiting)
+                if pool.handle_next(timeout=0.2):
                     continue
-                except queue_module.Empty:
-                    pass
-                for slot, s in list(slots.items()):
+                for slot, s in list(pool.slots.items()):
                     if s.process.is_alive():
                         continue
-                    while True:  # what it said before it died comes first
-                        try:
-                            handle(outbox.get_nowait())
-                        except queue_module.Empty:
-                            break
-                    lost = s.trial
-                    del slots[slot]
-                    bars.drop(slot)
-                    if lost is not None:
-                        attempts[lost.id] = attempts.get(lost.id, 0) + 1
-                        reason = f"its worker process (pid {s.pid}) died (exit code {s.process.exitcode})"
-                        if attempts[lost.id] <= self.retries:
-                            log(f"↻ {lost.label()}: {reason}; running it again")
-                            waiting.appendleft(lost)
-                        elif failed is not None:
-                            failed(lost, f"{reason}, {attempts[lost.id]} times")
-                    if waiting and len(slots) < self.workers:
-                        start()
+                    pool.bury(slot)
+                    if s.trial is not None:
+                        self._lost(s, waiting, attempts, log, failed)
+                    if waiting and len(pool.slots) < self.workers:
+                        pool.start()
         finally:
-            for s in slots.values():
-                if s.process.is_alive():
-                    s.process.terminate()
-            for s in slots.values():
-                s.process.join(timeout=10)
-                if s.process.is_alive():
-                    s.process.kill()
-            outbox.close()
-            for slot in list(bars.labels):
-                bars.drop(slot)
+            pool.close()
+
+    def _lost(self, s: _Slot, waiting: deque, attempts: dict, log, failed) -> None:
+        """The trial of a worker that died runs again, up to ``retries`` times; then it is recorded as failed."""
+        lost = s.trial
+        attempts[lost.id] = attempts.get(lost.id, 0) + 1
+        reason = f"its worker process (pid {s.pid}) died (exit code {s.process.exitcode})"
+        if attempts[lost.id] <= self.retries:
+            log(f"↻ {lost.label()}: {reason}; running it again")
+            waiting.appendleft(lost)
+        elif failed is not None:
+            failed(lost, f"{reason}, {attempts[lost.id]} times")
+
+
+def _fork_context(work: Work):
+    """The ``fork`` start method, refused where it is missing or where the trials would use CUDA."""
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        raise ConfigError("the processes executor needs fork (Linux, macOS); use --executor local or ray")
+    if str(getattr(work, "device", "cpu")).startswith("cuda"):
+        # CUDA cannot be used in a process forked after the runner used it (to build the prefix cache)
+        raise ConfigError("the processes executor is for CPUs; on GPUs use --executor ray (with --gpus-per-trial "
+                          "0.5 to share one GPU between two trials) or local")
+    return mp.get_context("fork")
+
+
+class _WorkerPool:
+    """The runner's side of the worker processes: starting them, handing them trials, reading what they say and
+    cleaning up after the ones that died."""
+
+    def __init__(self, ctx, executor: ProcessExecutor, work: Work, accept, bars: ProgressRelay):
+        self.ctx, self.executor, self.work, self.accept, self.bars = ctx, executor, work, accept, bars
+        self.outbox = ctx.Queue()
+        self.slots: dict[int, _Slot] = {}
+        self.next_slot = 0
+
+    def start(self) -> None:
+        inbox = self.ctx.SimpleQueue()
+        args = (self.next_slot, self.executor.threads, self.work, inbox, self.outbox, os.getpid())
+        p = self.ctx.Process(target=_worker, args=args, daemon=True)
+        p.start()
+        self.slots[self.next_slot] = _Slot(p, inbox)
+        self.next_slot += 1
+
+    def busy(self) -> bool:
+        return any(s.trial is not None for s in self.slots.values())
+
+    def hand_out(self, waiting: deque) -> None:
+        """A waiting trial to every idle worker that is alive."""
+        for s in self.slots.values():
+            if s.trial is None and waiting and s.process.is_alive():
+                s.trial = waiting.popleft()
+                s.inbox.put(s.trial)
+
+    def handle_next(self, timeout: float) -> bool:
+        """Handle the next message, if one comes within ``timeout`` seconds."""
+        try:
+            self.handle(self.outbox.get(timeout=timeout))
+        except queue_module.Empty:
+            return False
+        return True
+
+    def handle(self, msg) -> None:
+        kind, slot = msg[0], msg[1]
+        if kind == "progress":
+            self.bars.message(slot, *msg[2:])
+        elif kind == "started":
+            self.slots[slot].pid = msg[3]
+            self.bars.labels[slot] = msg[2].label()
+            if self.executor.on_start is not None:
+                self.executor.on_start(msg[2], msg[3])
+        elif kind == "done":
+            self.bars.drop(slot)
+            self.slots[slot].trial = None
+            self.accept(msg[3])
+        elif kind == "crashed":
+            raise RuntimeError(f"worker {slot} stopped on {msg[2].label()}: {msg[3]}")
+
+    def bury(self, slot: int) -> None:
+        """Forget a dead worker, after handling what it said before it died."""
+        while True:
+            try:
+                self.handle(self.outbox.get_nowait())
+            except queue_module.Empty:
+                break
+        del self.slots[slot]
+        self.bars.drop(slot)
+
+    def close(self) -> None:
+        """Stop every worker (politely, then by force) and remove their progress bars."""
+        for s in self.slots.values():
+            if s.process.is_alive():
+                s.process.terminate()
+        for s in self.slots.values():
+            s.process.join(timeout=10)
+            if s.process.is_alive():
+                s.process.kill()
+        self.outbox.close()
+        for slot in list(self.bars.labels):
+            self.bars.drop(slot)
