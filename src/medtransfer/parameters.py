@@ -16,7 +16,7 @@ from typing import Any
 
 from medtransfer.errors import ConfigError, parameter_error
 
-__all__ = ["Flag", "Rule", "is_int", "is_number", "normalised", "one_of", "parses", "setting", "settings_of", "table_problems"]
+__all__ = ["Flag", "Rule", "default_of", "is_int", "is_number", "normalised", "one_of", "parses", "setting", "settings_of", "table_problems"]
 
 _KEY = "medtransfer"
 

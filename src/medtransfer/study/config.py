@@ -150,13 +150,13 @@ class StudyConfig(Settings):
     track: list[str] | None = setting(
         None, rule=Rule(problems=_track_problems), normalise=lambda v: [v] if isinstance(v, str) else v, flag=Flag(
             list[str], "Also log to mlflow (a SQLite store in the output folder), mlflow=URI or tensorboard; "
-                       "repeatable. Needs medtransfer[mlflow] / [tensorboard].", ("train", "study"),
+                       "repeatable. Needs medtransfer[mlflow] / [tensorboard].", ("train", "study", "demo"),
             metavar="TRACKER"))
     #: the MLflow experiment the study is logged to (default: the study folder's name); not part of what the study is
     experiment: str | None = setting(None, rule=Rule(
         lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
         "a non-empty name, or None for the study folder's name"), flag=Flag(
-        str, "MLflow experiment (default: the output folder's name).", ("train", "study")))
+        str, "MLflow experiment (default: the output folder's name).", ("train", "study", "demo")))
 
     # -- files ---------------------------------------------------------------------------------------------------
     @classmethod
