@@ -1,9 +1,11 @@
 """The settings of a training run, held once: :class:`Settings` is what a run and a study share, :class:`RunConfig`
 adds what one run fixes (its strategy, seed and training fraction, its device).
 
-Every setting is validated when the object is made, all problems at once, each in one form:
-``The 'input_size' parameter of RunConfig must be an integer between 16 and 1024. Got 8 instead.`` The command line
-reads its defaults from here and never restates them.
+Each setting is a row of the table in :mod:`medtransfer.parameters`: its rule, its flag and help, its canonical form.
+The rules are checked when the object is made, all problems at once, each in one form:
+``The 'input_size' parameter of RunConfig must be an integer between 16 and 1024. Got 8 instead.``; only then are
+values put in their canonical form. The command line makes its flags from the same rows and never restates a
+default.
 """
 
 from __future__ import annotations

@@ -18,9 +18,7 @@ DEFAULT_INPUT_SIZE = 128
 #: these bounds. BreastMNIST (546 training images, 17 full batches of 32) keeps the 30 epochs its defaults were tuned
 #: for; a 5,000-image set gets the minimum. Measured in docs/benchmarks.md.
 MIN_EPOCHS, MAX_EPOCHS = 8, 30
-
-
-BUDGET_STEPS = 540
+BUDGET_STEPS = 540  # the default of TrainConfig.budget_steps
 _BUDGET = (f"from the data, {BUDGET_STEPS} optimisation steps in {MIN_EPOCHS} to {MAX_EPOCHS} epochs "
            "(30 on BreastMNIST)")
 
