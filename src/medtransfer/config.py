@@ -1,9 +1,11 @@
 """The settings of a training run, held once: :class:`Settings` is what a run and a study share, :class:`RunConfig`
 adds what one run fixes (its strategy, seed and training fraction, its device).
 
-Every setting is validated when the object is made, all problems at once, each in one form:
-``The 'input_size' parameter of RunConfig must be an integer between 16 and 1024. Got 8 instead.`` The command line
-reads its defaults from here and never restates them.
+Each setting is a row of the table in :mod:`medtransfer.parameters`: its rule, its flag and help, its canonical form.
+The rules are checked when the object is made, all problems at once, each in one form:
+``The 'input_size' parameter of RunConfig must be an integer between 16 and 1024. Got 8 instead.``; only then are
+values put in their canonical form. The command line makes its flags from the same rows and never restates a
+default.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from medtransfer.backbones.factory import DEFAULT_BACKBONE
 from medtransfer.data.transforms import Augmentation
 from medtransfer.errors import ConfigError, parameter_error, raise_problems
+from medtransfer.parameters import Flag, Rule, is_int, is_number, normalised, one_of, parses, setting, table_problems
 from medtransfer.strategies import parse_strategy
 from medtransfer.training.config import DEFAULT_INPUT_SIZE, TrainConfig
 from medtransfer.training.depthwise import valid_mode
@@ -21,100 +24,112 @@ from medtransfer.training.precision import PRECISIONS
 CACHE_DTYPES = ("float16", "float32")
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
+def _train_problems(name: str, owner: str, value) -> list[str]:
+    if isinstance(value, TrainConfig):
+        return []
+    if not isinstance(value, dict):
+        return [parameter_error(name, owner, "a mapping of training settings, e.g. {epochs: 30, lr: 0.001}",
+                                value)]
+    try:
+        TrainConfig.from_dict(value)
+    except ConfigError as e:
+        return [str(e)]
+    return []
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _train(value) -> TrainConfig:
+    return value if isinstance(value, TrainConfig) else TrainConfig.from_dict(value)
+
+
+def _task_names() -> list[str]:
+    from medtransfer.tasks import task_names
+
+    return task_names()
+
+
+_BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
+_TASK = Rule(lambda v: v == "auto" or v in _task_names(), lambda: f"one of {', '.join(_task_names())} or auto")
 
 
 @dataclass(kw_only=True)
 class Settings:
     """What every training run of a study shares: the data, the network, how it trains."""
 
-    data: str
-    backbone: str = DEFAULT_BACKBONE
-    weights: str = "imagenet"  # imagenet, scratch, or a .safetensors/.pth file
-    input_size: int = DEFAULT_INPUT_SIZE
-    split_seed: int = 0
-    augmentation: str = "light"  # none, light or strong, with +hflip / +vflip
-    train: TrainConfig = field(default_factory=TrainConfig)
-    source_options: dict = field(default_factory=dict)
-    cache: bool = True  # frozen-prefix cache for linear / tune:K
-    cache_views: int = 8  # augmented views cached per training image (1 when augmentation is off)
-    cache_dtype: str = "float16"
-    task: str = "auto"  # a registered task, or told by the data's layout
-    task_options: dict = field(default_factory=dict)  # the task's own settings, validated by the task
-    test_fraction: float | None = None  # share of the data in a seeded test split (default: the task's)
-    precision: str = "auto"  # training steps: auto (AMP on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA)
-    fold_batchnorm: bool = True  # frozen layers run with BatchNorm folded into their convolutions in training
+    data: str = setting(rule=Rule(lambda v: isinstance(v, str) and bool(v), "a MedMNIST name, a file or a folder"))
+    backbone: str = setting(DEFAULT_BACKBONE, flag=Flag(str, "Any timm model name (default {default})."))
+    weights: str = setting("imagenet", flag=Flag(str, "imagenet, scratch, or a .safetensors/.pth file (default "
+                                                      "{default})."))
+    input_size: int = setting(DEFAULT_INPUT_SIZE, rule=Rule(lambda v: is_int(v) and 16 <= v <= 1024,
+                                                            "an integer between 16 and 1024 (pixels)"), flag=Flag(
+        int, "Images are resized to this square size (default {default}{recipes}, or the stored images' size when "
+             "smaller)."))
+    split_seed: int = setting(0, rule=Rule(lambda v: is_int(v) and v >= 0, "a non-negative integer"))
+    augmentation: str = setting("light", rule=parses(Augmentation.preset, "a preset ({error})"), flag=Flag(
+        str, "none, light, strong or boxes, with +hflip/+vflip (default {default}{recipes}).", names=("--augment",)))
+    train: TrainConfig = setting(factory=TrainConfig, rule=Rule(problems=_train_problems), normalise=_train)
+    source_options: dict = setting(factory=dict, rule=Rule(lambda v: isinstance(v, dict),
+                                                            "a mapping of source options"))
+    #: frozen-prefix cache for linear / tune:K
+    cache: bool = setting(True, rule=_BOOL, flag=Flag(bool, "Compute frozen layers once (default on).",
+                                                      ("study",), names=("--cache/--no-cache",)))
+    #: augmented views cached per training image (1 when augmentation is off)
+    cache_views: int = setting(8, rule=Rule(lambda v: is_int(v) and v >= 1, "an integer >= 1"), flag=Flag(
+        int, "Augmented views cached per training image (default {default}).", ("study",)))
+    cache_dtype: str = setting("float16", rule=one_of(CACHE_DTYPES))
+    #: a registered task, or told by the data's layout
+    task: str = setting("auto", rule=_TASK, flag=Flag(str, "{tasks}, or auto (told by the data's layout; default)."))
+    #: the task's own settings, validated by the task (see :meth:`problems`)
+    task_options: dict = field(default_factory=dict)
+    #: share of the data in a seeded test split (default: the task's)
+    test_fraction: float | None = setting(None, rule=Rule(
+        lambda v: v is None or (is_number(v) and 0 < v < 0.9), "a number in (0, 0.9), or None for the task's default"),
+        flag=Flag(float, "Share of the data in a seeded test split when the source gives none (default: the "
+                         "task's)."))
+    #: training steps: auto (AMP on CUDA, fp32 on CPU), fp32, bf16 or fp16 (CUDA)
+    precision: str = setting("auto", rule=one_of(PRECISIONS), flag=Flag(
+        str, "Training steps in auto (mixed precision on CUDA: bf16, or fp16 with a gradient scaler; fp32 on a CPU), "
+             "fp32, bf16 (on a CPU with BF16 units it speeds up dense convolutions, slows depthwise ones) or fp16 "
+             "(CUDA)."))
+    #: frozen layers run with BatchNorm folded into their convolutions in training
+    fold_batchnorm: bool = setting(True, rule=_BOOL)
     #: depthwise weight gradient as a grouped convolution where the kernel overhangs the map: "auto" where timed
     #: faster on this machine (training/depthwise.py), true: there always, false: never
-    fast_depthwise: bool | str = "auto"
+    fast_depthwise: bool | str = setting("auto", rule=Rule(
+        valid_mode, "auto (time both ways once on this machine), true or false"))
 
     def __post_init__(self) -> None:
-        problems: list[str] = []
-        if isinstance(self.train, dict):
-            try:
-                self.train = TrainConfig.from_dict(self.train)
-            except ConfigError as e:
-                problems.append(str(e))
-        elif not isinstance(self.train, TrainConfig):
-            problems.append(self._problem("train", "a mapping of training settings, e.g. {epochs: 30, lr: 0.001}"))
-        problems += self.problems()
-        raise_problems(problems)
+        raise_problems(self.problems())
+        for name, value in normalised(self).items():  # canonical forms, once every value is known to be good
+            setattr(self, name, value)
 
     # -- validation ----------------------------------------------------------------------------------------------
     def _problem(self, name: str, must: str) -> str:
         return parameter_error(name, type(self).__name__, must, getattr(self, name))
 
     def problems(self) -> list[str]:
-        """Every problem with the settings, one sentence each; subclasses add theirs."""
+        """Every problem with the settings, one sentence each: the table's rules, then the task's options (which
+        depend on the task). Nothing is changed."""
+        return table_problems(self) + self._task_option_problems()
+
+    def _task_option_problems(self) -> list[str]:
         from medtransfer.tasks import get_task, task_names
 
-        p = []
-        if not isinstance(self.data, str) or not self.data:
-            p.append(self._problem("data", "a MedMNIST name, a file or a folder"))
-        if not _is_int(self.input_size) or not 16 <= self.input_size <= 1024:
-            p.append(self._problem("input_size", "an integer between 16 and 1024 (pixels)"))
-        if not _is_int(self.split_seed) or self.split_seed < 0:
-            p.append(self._problem("split_seed", "a non-negative integer"))
-        try:
-            Augmentation.preset(self.augmentation)
-        except ConfigError as e:
-            p.append(self._problem("augmentation", f"a preset ({e})"))
-        if not isinstance(self.source_options, dict):
-            p.append(self._problem("source_options", "a mapping of source options"))
-        if not isinstance(self.cache, bool):
-            p.append(self._problem("cache", "true or false"))
-        if not _is_int(self.cache_views) or self.cache_views < 1:
-            p.append(self._problem("cache_views", "an integer >= 1"))
-        if self.precision not in PRECISIONS:
-            p.append(self._problem("precision", f"one of {', '.join(PRECISIONS)}"))
-        if not isinstance(self.fold_batchnorm, bool):
-            p.append(self._problem("fold_batchnorm", "true or false"))
-        if not valid_mode(self.fast_depthwise):
-            p.append(self._problem("fast_depthwise", "auto (time both ways once on this machine), true or false"))
-        if self.cache_dtype not in CACHE_DTYPES:
-            p.append(self._problem("cache_dtype", f"one of {', '.join(CACHE_DTYPES)}"))
-        if self.test_fraction is not None and not (_is_number(self.test_fraction) and 0 < self.test_fraction < 0.9):
-            p.append(self._problem("test_fraction", "a number in (0, 0.9), or None for the task's default"))
         if self.task != "auto" and self.task not in task_names():
-            p.append(self._problem("task", f"one of {', '.join(task_names())} or auto"))
-        elif not isinstance(self.task_options, dict):
-            p.append(self._problem("task_options", "a mapping of the task's options"))
-        elif self.task_options:
-            names = [self.task] if self.task != "auto" else [
-                t for t in task_names() if set(self.task_options) <= {f.name for f in fields(get_task(t).Options)}]
-            if not names:  # told by the data later; no task takes these options
-                p.append(self._problem("task_options", "options of one task (none takes all of these)"))
-            elif len(names) == 1:
-                try:
-                    get_task(names[0]).options(self.task_options)
-                except ConfigError as e:
-                    p.append(str(e))
-        return p
+            return []  # the task's own rule says so
+        if not isinstance(self.task_options, dict):
+            return [self._problem("task_options", "a mapping of the task's options")]
+        if not self.task_options:
+            return []
+        names = [self.task] if self.task != "auto" else [
+            t for t in task_names() if set(self.task_options) <= {f.name for f in fields(get_task(t).Options)}]
+        if not names:  # told by the data later; no task takes these options
+            return [self._problem("task_options", "options of one task (none takes all of these)")]
+        if len(names) == 1:
+            try:
+                get_task(names[0]).options(self.task_options)
+            except ConfigError as e:
+                return [str(e)]
+        return []
 
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
@@ -168,19 +183,13 @@ def _recipe(data, task: str, source_options: dict) -> dict:
 class RunConfig(Settings):
     """Everything that defines one training run."""
 
-    strategy: str = "full"
-    seed: int = 0
-    train_fraction: float = 1.0
+    strategy: str = setting("full", rule=parses(
+        parse_strategy, "scratch, linear, tune:K, full, surgical:i or lp-ft ({error})"),
+        normalise=lambda s: parse_strategy(s).name, flag=Flag(
+            str, "scratch, linear, tune:K, full, surgical:i or lp-ft (default {default}).", ("train",)))
+    seed: int = setting(0, rule=Rule(lambda v: is_int(v) and v >= 0, "a non-negative integer"),
+                        flag=Flag(int, "The run's seed (default {default}).", ("train",)))
+    train_fraction: float = setting(1.0, rule=Rule(lambda v: is_number(v) and 0 < v <= 1, "a number in (0, 1]"),
+                                    flag=Flag(float, "Share of the training split used (default {default:g}).",
+                                              ("train",), names=("--train-fraction", "--fraction")))
     device: str = "auto"
-
-    def problems(self) -> list[str]:
-        p = super().problems()
-        try:
-            self.strategy = parse_strategy(self.strategy).name
-        except ConfigError as e:
-            p.append(self._problem("strategy", f"scratch, linear, tune:K, full, surgical:i or lp-ft ({e})"))
-        if not _is_int(self.seed) or self.seed < 0:
-            p.append(self._problem("seed", "a non-negative integer"))
-        if not _is_number(self.train_fraction) or not 0 < self.train_fraction <= 1:
-            p.append(self._problem("train_fraction", "a number in (0, 1]"))
-        return p

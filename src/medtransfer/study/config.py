@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from medtransfer.config import RunConfig, Settings
 from medtransfer.config_files import read_config_file
-from medtransfer.errors import ConfigError, shorten
+from medtransfer.errors import ConfigError, parameter_error, shorten
+from medtransfer.parameters import Flag, Rule, is_int, is_number, one_of, setting
 from medtransfer.strategies import parse_strategy
 from medtransfer.tracking.spec import parse_track
 from medtransfer.training.config import TrainConfig
@@ -42,81 +43,120 @@ def _without_later_defaults(d: dict, later: dict) -> dict:
     return kept
 
 
+def _strategies_problems(name: str, owner: str, value) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not value:
+        return [parameter_error(name, owner, "a non-empty list, or None for the layer-wise list", value)]
+    p, names = [], []
+    for s in value:
+        try:
+            names.append(parse_strategy(s).name)
+        except ConfigError:
+            p.append(parameter_error(name, owner, f"a list of scratch, linear, tune:K, full, surgical:i or lp-ft "
+                                                  f"({shorten(s)} is not)", value))
+    if len(set(names)) != len(names):
+        p.append(parameter_error(name, owner, "a list that names each strategy once", value))
+    return p
+
+
+def _fractions_problems(name: str, owner: str, value) -> list[str]:
+    if not (isinstance(value, list) and value and all(is_number(f) and 0 < f <= 1 for f in value)):
+        return [parameter_error(name, owner, "a non-empty list of numbers in (0, 1], e.g. [1.0, 0.25]", value)]
+    if len(set(value)) != len(value):
+        return [parameter_error(name, owner, "a list that names each fraction once", value)]
+    return []
+
+
+def _seeds(value) -> list[int]:
+    return list(range(value)) if is_int(value) else value  # a count: seeds 0 … count-1
+
+
+def _track_problems(name: str, owner: str, value) -> list[str]:
+    try:
+        parse_track([value] if isinstance(value, str) else value, name)
+    except ConfigError as e:
+        return [str(e)]
+    return []
+
+
+def _rules() -> tuple[str, ...]:
+    from medtransfer.study.recommend import RULES  # numpy and the tasks, only when a study config is checked
+
+    return tuple(RULES)
+
+
+def _split(cast, flag: str):
+    """A flag's comma-separated list, e.g. ``--fractions 1,0.5``."""
+    def parse(text: str) -> list:
+        try:
+            return [cast(v.strip()) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise ConfigError(f"{flag} {text!r}: give a comma-separated list") from None
+    return parse
+
+
+def _seed_count_or_list(text: str) -> list[int]:
+    seeds = _split(int, "--seeds")(text)
+    if len(seeds) == 1 and "," not in text:
+        if seeds[0] < 1:
+            raise ConfigError(f"--seeds {text}: a count must be at least 1; to run seed 0 alone, give --seeds 1")
+        return list(range(seeds[0]))
+    return seeds
+
+
 @dataclass(kw_only=True)
 class StudyConfig(Settings):
     """What a study runs. ``strategies=None`` means the paper's layer-wise list for the backbone."""
 
-    strategies: list[str] | None = None
-    fractions: list[float] = field(default_factory=lambda: list(DEFAULT_FRACTIONS))
-    seeds: list[int] = field(default_factory=lambda: list(DEFAULT_SEEDS))
-    checkpoints: str = "best"
+    strategies: list[str] | None = setting(
+        None, rule=Rule(problems=_strategies_problems),
+        normalise=lambda v: None if v is None else [parse_strategy(s).name for s in v], flag=Flag(
+            str, "Comma-separated, e.g. scratch,linear,tune:3,full (default: all depths; opt-in: surgical:i, lp-ft).",
+            ("study",), parse=_split(str, "--strategies")))
+    fractions: list[float] = setting(
+        factory=lambda: list(DEFAULT_FRACTIONS), rule=Rule(problems=_fractions_problems),
+        normalise=lambda v: sorted((float(f) for f in v), reverse=True), flag=Flag(
+            str, "Training fractions, e.g. 1,0.5,0.25,0.1.", ("study",), parse=_split(float, "--fractions")))
+    seeds: list[int] = setting(
+        factory=lambda: list(DEFAULT_SEEDS), normalise=_seeds, rule=Rule(
+            lambda v: (is_int(v) and v >= 1) or (isinstance(v, list) and v and all(is_int(s) and s >= 0 for s in v)),
+            "a list of non-negative integers, or a count"), flag=Flag(
+            str, "A count (3) or a list (0,1,2).", ("study",), parse=_seed_count_or_list))
+    checkpoints: str = setting("best", rule=one_of(CHECKPOINT_POLICIES), flag=Flag(
+        str, "best (per strategy), all, or none (default {default}).", ("study",)))
     #: how the recommendation is chosen on validation (:mod:`medtransfer.study.recommend`)
-    recommend: str = "argmax"
+    recommend: str = setting("argmax", rule=Rule(
+        lambda v: isinstance(v, str) and v in _rules(), lambda: f"one of {', '.join(_rules())}"), flag=Flag(
+        str, "argmax (best mean validation score) or one-se (the cheapest strategy within one standard error of the "
+             "best; default {default}).", ("study",)))
     #: ``grid``: every strategy; ``layerwise``: the paper's scheme, deeper one group at a time until it stops paying
-    #: (:mod:`medtransfer.study.search`); ``halving``: every trial starts and pauses at each rung, the better strategies resume
-    #: (:mod:`medtransfer.study.halving`)
-    search: str = "grid"
+    #: (:mod:`medtransfer.study.search`); ``halving``: every trial starts and pauses at each rung, the better
+    #: strategies resume (:mod:`medtransfer.study.halving`)
+    search: str = setting("grid", rule=one_of(SEARCHES), flag=Flag(
+        str, "grid (every strategy), layerwise (linear, tune:1, tune:2, … until deeper stops helping, plus scratch "
+             "and full) or halving (every trial starts and pauses at each rung; the better strategies resume; "
+             "default {default}).", ("study",)))
     #: layer-wise search: stop after this many consecutive depths without an improvement beyond one standard error
-    patience_depth: int = 2
+    patience_depth: int = setting(2, rule=Rule(lambda v: is_int(v) and v >= 1, "an integer ≥ 1"), flag=Flag(
+        int, "Layer-wise search: stop after this many depths in a row without a gain beyond one standard error "
+             "(default {default}).", ("study",)))
     #: successive halving: the best 1/η of the strategies at a rung go on (η, ≥ 2)
-    halving_rate: int = 2
+    halving_rate: int = setting(2, rule=Rule(lambda v: is_int(v) and v >= 2, "an integer ≥ 2"), flag=Flag(
+        int, "Successive halving: the best 1/RATE of the strategies at each rung go on (default {default}).",
+        ("study",)))
     #: experiment trackers the trials are also logged to: mlflow, mlflow=URI, tensorboard
     #: (:mod:`medtransfer.tracking`); not part of what the study is, so it resumes with tracking turned on or off
-    track: list[str] | None = None
+    track: list[str] | None = setting(
+        None, rule=Rule(problems=_track_problems), normalise=lambda v: [v] if isinstance(v, str) else v, flag=Flag(
+            list[str], "Also log to mlflow (a SQLite store in the output folder), mlflow=URI or tensorboard; "
+                       "repeatable. Needs medtransfer[mlflow] / [tensorboard].", ("train", "study", "demo"),
+            metavar="TRACKER"))
     #: the MLflow experiment the study is logged to (default: the study folder's name); not part of what the study is
-    experiment: str | None = None
-
-    def problems(self) -> list[str]:
-        from medtransfer.study.recommend import RULES
-
-        p = super().problems()
-        if self.recommend not in RULES:
-            p.append(self._problem("recommend", f"one of {', '.join(RULES)}"))
-        if self.search not in SEARCHES:
-            p.append(self._problem("search", f"one of {', '.join(SEARCHES)}"))
-        if not isinstance(self.patience_depth, int) or isinstance(self.patience_depth, bool) or self.patience_depth < 1:
-            p.append(self._problem("patience_depth", "an integer ≥ 1"))
-        if not isinstance(self.halving_rate, int) or isinstance(self.halving_rate, bool) or self.halving_rate < 2:
-            p.append(self._problem("halving_rate", "an integer ≥ 2"))
-        if isinstance(self.track, str):
-            self.track = [self.track]
-        try:
-            parse_track(self.track, "track")
-        except ConfigError as e:
-            p.append(str(e))
-        if self.experiment is not None and (not isinstance(self.experiment, str) or not self.experiment.strip()):
-            p.append(self._problem("experiment", "a non-empty name, or None for the study folder's name"))
-        if isinstance(self.seeds, int) and not isinstance(self.seeds, bool):
-            self.seeds = list(range(self.seeds))
-        if self.strategies is not None:
-            if not isinstance(self.strategies, list) or not self.strategies:
-                p.append(self._problem("strategies", "a non-empty list, or None for the layer-wise list"))
-            else:
-                names = []
-                for s in self.strategies:
-                    try:
-                        names.append(parse_strategy(s).name)
-                    except ConfigError:
-                        p.append(self._problem("strategies", f"a list of scratch, linear, tune:K, full, surgical:i "
-                                                             f"or lp-ft ({shorten(s)} is not)"))
-                if len(set(names)) != len(names):
-                    p.append(self._problem("strategies", "a list that names each strategy once"))
-                self.strategies = names
-        fractions_ok = (isinstance(self.fractions, list) and self.fractions
-                        and all(isinstance(f, (int, float)) and not isinstance(f, bool) and 0 < f <= 1
-                                for f in self.fractions))
-        if not fractions_ok:
-            p.append(self._problem("fractions", "a non-empty list of numbers in (0, 1], e.g. [1.0, 0.25]"))
-        elif len(set(self.fractions)) != len(self.fractions):
-            p.append(self._problem("fractions", "a list that names each fraction once"))
-        else:
-            self.fractions = sorted((float(f) for f in self.fractions), reverse=True)
-        if not isinstance(self.seeds, list) or not self.seeds or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds):
-            p.append(self._problem("seeds", "a list of non-negative integers, or a count"))
-        if self.checkpoints not in CHECKPOINT_POLICIES:
-            p.append(self._problem("checkpoints", f"one of {', '.join(CHECKPOINT_POLICIES)}"))
-        return p
+    experiment: str | None = setting(None, rule=Rule(
+        lambda v: v is None or (isinstance(v, str) and bool(v.strip())),
+        "a non-empty name, or None for the study folder's name"), flag=Flag(
+        str, "MLflow experiment (default: the output folder's name).", ("train", "study", "demo")))
 
     # -- files ---------------------------------------------------------------------------------------------------
     @classmethod

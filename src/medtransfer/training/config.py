@@ -6,16 +6,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from medtransfer.errors import parameter_error, raise_problems
+from medtransfer.parameters import Flag, Rule, is_int, is_number, one_of, setting, table_problems
 
 OPTIMIZERS = ("adamw", "sgd")
-
-
-def _int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 #: BreastMNIST's 28 px images upsampled to 128 px: EfficientNet downsamples 32x, so 128 px leaves a 4x4 final
 #: feature map, and ImageNet features are learned at object scales near that. Measured in docs/benchmarks.md.
@@ -25,55 +18,67 @@ DEFAULT_INPUT_SIZE = 128
 #: these bounds. BreastMNIST (546 training images, 17 full batches of 32) keeps the 30 epochs its defaults were tuned
 #: for; a 5,000-image set gets the minimum. Measured in docs/benchmarks.md.
 MIN_EPOCHS, MAX_EPOCHS = 8, 30
+BUDGET_STEPS = 540  # the default of TrainConfig.budget_steps
+_BUDGET = (f"from the data, {BUDGET_STEPS} optimisation steps in {MIN_EPOCHS} to {MAX_EPOCHS} epochs "
+           "(30 on BreastMNIST)")
+
+
+def _at_least(low: int, none: str = "") -> Rule:
+    """An integer >= ``low`` (or None, when ``none`` says what None means)."""
+    must = f"an integer >= {low}" + (f", or None {none}" if none else "")
+    return Rule(lambda v: (none and v is None) or (is_int(v) and v >= low), must)
+
+
+def _in(low: float, high: float, closed: str, none: str = "") -> Rule:
+    """A number in the interval from ``low`` to ``high``; ``closed`` is its brackets, e.g. ``"[)"``."""
+    def check(v) -> bool:
+        if none and v is None:
+            return True
+        return is_number(v) and (v >= low if closed[0] == "[" else v > low) and (
+            v <= high if closed[1] == "]" else v < high)
+    return Rule(check, f"a number in {closed[0]}{low:g}, {high:g}{closed[1]}" + (f", or None {none}" if none else ""))
+
+
+def _patience(n: int) -> int | None:
+    return n or None  # the flag's 0: never stop early
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How one network is trained. Defaults were tuned on BreastMNIST with EfficientNet-Lite0 (docs/benchmarks.md)."""
 
-    epochs: int | None = None  # None: from the data, see epochs_for (30 on BreastMNIST, 8 on a 5,000-image set)
-    budget_steps: int = 540  # with epochs=None: the optimisation steps aimed at (see MIN_EPOCHS, MAX_EPOCHS)
-    batch_size: int = 32
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    head_lr_multiplier: float = 1.0  # the paper (SGD) gave the new last layer 10x; with AdamW 1x did better here
-    layer_decay: float = 1.0  # each trainable group gets this times the rate of the group above it
-    weight_decay: float = 1e-4
-    momentum: float = 0.9  # SGD only
-    warmup_epochs: int = 2  # capped at epochs - 1
-    patience: int | None = 10  # epochs without validation improvement before stopping; None: never stop early
-    min_epochs: int | None = None  # no early stop before this epoch; None: 2/3 of the epochs (scratch starts slowly)
+    #: None: from the data, see epochs_for (30 on BreastMNIST, 8 on a 5,000-image set)
+    epochs: int | None = setting(None, rule=_at_least(1, "for a budget that follows the data"), flag=Flag(
+        int, f"Maximum epochs (default: {_BUDGET}{{recipes}})."))
+    #: with epochs=None: the optimisation steps aimed at (see MIN_EPOCHS, MAX_EPOCHS)
+    budget_steps: int = setting(BUDGET_STEPS, rule=_at_least(1))
+    batch_size: int = setting(32, rule=_at_least(1), flag=Flag(int, "Training batch size (default {default}{recipes})."))
+    optimizer: str = setting("adamw", rule=one_of(OPTIMIZERS), flag=Flag(
+        str, f"{' or '.join(OPTIMIZERS)} (default {{default}})."))
+    lr: float = setting(1e-3, rule=Rule(lambda v: is_number(v) and 0 < v < float("inf"), "a finite number > 0"),
+                        flag=Flag(float, "Learning rate of the trained layers (default {default}{recipes})."))
+    #: the paper (SGD) gave the new last layer 10x; with AdamW 1x did better here
+    head_lr_multiplier: float = setting(1.0, rule=Rule(lambda v: is_number(v) and v > 0, "a number > 0"))
+    layer_decay: float = setting(1.0, rule=_in(0, 1, "(]"))  # each trainable group: this times the rate above it
+    weight_decay: float = setting(1e-4, rule=Rule(lambda v: is_number(v) and v >= 0, "a number >= 0"))
+    momentum: float = setting(0.9, rule=_in(0, 1, "[)"))  # SGD only
+    warmup_epochs: int = setting(2, rule=_at_least(0))  # capped at epochs - 1
+    #: epochs without validation improvement before stopping; None: never stop early
+    patience: int | None = setting(10, rule=_at_least(1, "to never stop early"), flag=Flag(
+        int, "Stop after this many epochs without a gain in the validation score (0: never; default {default}).",
+        parse=_patience))
+    #: no early stop before this epoch; None: 2/3 of the epochs (scratch starts slowly)
+    min_epochs: int | None = setting(None, rule=_at_least(0, "for 2/3 of the epochs"))
     class_weighting: bool = True
-    label_smoothing: float = 0.0
-    ema_decay: float | None = 0.99  # validate, keep and export an exponential moving average of the weights
-    drop_rate: float = 0.0  # dropout before the classifier
-    drop_path_rate: float = 0.0  # stochastic depth in the backbone, where the architecture has it
+    label_smoothing: float = setting(0.0, rule=_in(0, 1, "[)"))
+    #: validate, keep and export an exponential moving average of the weights
+    ema_decay: float | None = setting(0.99, rule=_in(0, 1, "()", "for no moving average"))
+    drop_rate: float = setting(0.0, rule=_in(0, 1, "[)"))  # dropout before the classifier
+    #: stochastic depth in the backbone, where the architecture has it
+    drop_path_rate: float = setting(0.0, rule=_in(0, 1, "[)"))
 
     def __post_init__(self) -> None:
-        checks = [
-            ("epochs", self.epochs is None or (_int(self.epochs) and self.epochs >= 1),
-             "an integer >= 1, or None for a budget that follows the data"),
-            ("budget_steps", _int(self.budget_steps) and self.budget_steps >= 1, "an integer >= 1"),
-            ("batch_size", _int(self.batch_size) and self.batch_size >= 1, "an integer >= 1"),
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-            ("lr", _num(self.lr) and 0 < self.lr < float("inf"), "a finite number > 0"),
-            ("head_lr_multiplier", _num(self.head_lr_multiplier) and self.head_lr_multiplier > 0, "a number > 0"),
-            ("weight_decay", _num(self.weight_decay) and self.weight_decay >= 0, "a number >= 0"),
-            ("momentum", _num(self.momentum) and 0 <= self.momentum < 1, "a number in [0, 1)"),
-            ("warmup_epochs", _int(self.warmup_epochs) and self.warmup_epochs >= 0, "an integer >= 0"),
-            ("patience", self.patience is None or (_int(self.patience) and self.patience >= 1),
-             "an integer >= 1, or None to never stop early"),
-            ("min_epochs", self.min_epochs is None or (_int(self.min_epochs) and self.min_epochs >= 0),
-             "an integer >= 0, or None for 2/3 of the epochs"),
-            ("label_smoothing", _num(self.label_smoothing) and 0 <= self.label_smoothing < 1, "a number in [0, 1)"),
-            ("ema_decay", self.ema_decay is None or (_num(self.ema_decay) and 0 < self.ema_decay < 1),
-             "a number in (0, 1), or None for no moving average"),
-            ("layer_decay", _num(self.layer_decay) and 0 < self.layer_decay <= 1, "a number in (0, 1]"),
-            ("drop_rate", _num(self.drop_rate) and 0 <= self.drop_rate < 1, "a number in [0, 1)"),
-            ("drop_path_rate", _num(self.drop_path_rate) and 0 <= self.drop_path_rate < 1, "a number in [0, 1)"),
-        ]
-        raise_problems([parameter_error(name, "TrainConfig", must, getattr(self, name))
-                        for name, ok, must in checks if not ok])
+        raise_problems(table_problems(self))
 
     def epochs_for(self, steps_per_epoch: int) -> int:
         """The number of epochs a run with ``steps_per_epoch`` batches an epoch trains: ``epochs`` when given, else
