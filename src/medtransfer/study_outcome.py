@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from medtransfer.errors import MedTransferError
+from medtransfer.study.folder import StudyFolder
 
 
 class NoTrialFinished(MedTransferError):
@@ -23,7 +24,8 @@ def no_trial_finished(failed: pd.DataFrame, folder: Path, report: Path) -> NoTri
     reasons = failed.error.fillna("").astype(str).nunique()
     n, reason = len(failed), str(first.error or "no reason recorded").rstrip(". ")
     others = f"; {reasons - 1} other reason(s) among the rest" if reasons > 1 else ""
-    log = f", tracebacks in {folder / 'failures.log'}" if (folder / "failures.log").is_file() else ""
+    failures = StudyFolder(folder).failures_log
+    log = f", tracebacks in {failures}" if failures.is_file() else ""
     return NoTrialFinished(
         f"no trial finished: {'the' if n == 1 else 'all'} {n} trial{'' if n == 1 else 's'} of the study in {folder} "
         f"failed, so it has no result, recommendation or model. {first.strategy} · {first.fraction:.0%} · seed "
@@ -38,7 +40,7 @@ def end_study(summary, folder: Path, on_report=None) -> None:
     from medtransfer.console import print_study, stdout
     from medtransfer.report import write_report
 
-    print_study(summary, folder)
+    print_study(summary, folder, StudyFolder(folder).saved_names())
     report = write_report(folder)
     stdout.print(f"Report: {report}", markup=False, highlight=False)
     if on_report is not None:

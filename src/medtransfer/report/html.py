@@ -18,9 +18,9 @@ from medtransfer.names import quoted_names
 from medtransfer.report.answers import (answer_depth, answer_robustness, answer_scratch, choice_sentences,
                                         describe_strategy, fmt, metric_with_ci, redact_paths, signed)
 from medtransfer.report.facts import StudyFacts
+from medtransfer.study.folder import FAILURES, FIGURES
 from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
 
-FIGURES_DIR = "figures"
 
 
 # -- HTML -----------------------------------------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def section_model(facts: StudyFacts) -> str:
                 + ("No trial has finished, so there is no model yet." if rec is None else
                    f"The study kept no model of {_h(rec)} (checkpoints: {_h(facts.config.get('checkpoints', '–'))}).")
                 + "</p></section>")
-    folder = facts.model_folder(rec)
+    folder = facts.study_folder.strategy_model(rec)
     size = spec.get("input_size")
     items = [("folder", f"{folder.relative_to(facts.folder)}/ — model.safetensors (weights), model.json, "
                         f"MODEL_CARD.md (the model card: intended use, data, evaluation, limits)"),
@@ -233,7 +233,7 @@ def _metrics_note(facts: StudyFacts) -> str:
 
 def section_figures(figures: list[Figure], show_filenames: bool, source: str) -> str:
     parts = [('<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in '
-              f"the study folder under {FIGURES_DIR}/.</p>")]
+              f"the study folder under {FIGURES}/.</p>")]
     for n, f in enumerate(figures, start=1):
         parts.append(f'<figure id="fig-{_h(f.name)}">')
         if f.png is not None:
@@ -370,7 +370,7 @@ def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
     for r in failed.itertuples():
         error = str(r.error or "") if show_filenames else redact_paths(str(r.error or ""))
         rows.append([_h(r.strategy), _h(percent(r.fraction)), _h(r.seed), _h(error)])
-    hidden = "" if show_filenames else " Paths in the messages are hidden; failures.log in the study folder has them."
+    hidden = "" if show_filenames else f" Paths in the messages are hidden; {FAILURES} in the study folder has them."
     return ('<section id="failed"><h2>Failed trials</h2>'
             f"<p>{len(failed)} trial(s) failed and are left out of every number above.{hidden}</p>"
             + _table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))
