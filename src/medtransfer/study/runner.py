@@ -53,6 +53,9 @@ class Study:
 
     If ``folder`` holds a study with another configuration, it stops with an error, or with ``new_folder=True``
     writes to ``folder-2`` (``-3``, …) instead. Results of two configurations are never mixed.
+
+    The constructor only stores its arguments; the device, the executor and the folder are settled (and bad ones
+    refused) when the study runs or is first asked about them (its folder, store, plan, …).
     """
 
     def __init__(self, config: StudyConfig, folder: str | Path, *, device: str = "auto", new_folder: bool = False,
@@ -63,7 +66,6 @@ class Study:
         self._out, self._device, self._executor = folder, device, executor
         self._settled: Settled | None = None
         self._num_groups: int | None = None
-        self._settle()
 
     # -- settled on first use ----------------------------------------------------------------------------
     def _settle(self) -> Settled:
