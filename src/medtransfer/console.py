@@ -28,7 +28,7 @@ from rich.text import Text
 console = Console(stderr=True, markup=False, emoji=False, soft_wrap=True)
 stdout = Console(markup=False, emoji=False, soft_wrap=True)
 
-#: the marks that a study's log lines start with (study/runner.py, executors), and the colour each is shown in
+#: the marks that a study's log lines start with (study/trial_lines.py, executors), and the colour each is shown in
 MARK_STYLES = {"✓": "green", "✗": "red", "⏸": "cyan", "✂": "yellow", "↻": "yellow"}
 
 

@@ -71,17 +71,24 @@ def atomic_folder(final: Path, *, overwrite: bool = False, what: str = "folder")
         remove_empty(created)
         raise
     try:
-        old = None
-        if final.exists():
-            old = final.with_name(f".{final.name}.replaced-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
+        replace_folder(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         remove_empty(created)
         raise StorageError(final, e) from None
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+
+
+def replace_folder(new: Path, final: Path) -> None:
+    """Move the folder ``new`` to ``final``, replacing what was there: two renames, so that an interruption leaves
+    one of the two in place (the old one hidden as ``.NAME.replaced-PID`` between them), never half of either."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.with_name(f".{final.name}.replaced-{os.getpid()}")
+    shutil.rmtree(old, ignore_errors=True)  # left by a process of the same id that was killed between the renames
+    if final.exists():
+        os.replace(final, old)
+    os.replace(new, final)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def missing_parents(final: Path) -> list[Path]:

@@ -11,7 +11,7 @@ from generated import gray_dicom, run_cli
 from PIL import Image
 
 from medtransfer import RunConfig, TrainConfig, evaluate, train
-from medtransfer.delivery.model_folder import model_folder
+from medtransfer.delivery.model_folder import saved_model_folder as model_folder
 from medtransfer.delivery.predict import predict
 from medtransfer.errors import DataError
 from medtransfer.metrics.masks import dice_per_image

@@ -81,7 +81,7 @@ def test_overlay_images_are_spread_evenly_through_the_test_split(blob_folder):
 def test_the_study_stored_its_example_images(segmentation_study):
     """The overlays are drawn from images the study stored, not from the data source read again."""
     from medtransfer.study import StudyStore
-    from medtransfer.study.runner import EXAMPLES, decode_examples
+    from medtransfer.study.examples import EXAMPLES, decode_examples
 
     store = StudyStore(segmentation_study)
     examples = decode_examples(store.blob(EXAMPLES))

@@ -13,7 +13,7 @@ from medtransfer import TrainConfig
 from medtransfer.errors import ConfigError
 from medtransfer.study import Study, StudyConfig
 from medtransfer.study.executors import AutoExecutor, LocalExecutor, ProcessExecutor, make_executor
-from medtransfer.study.runner import StudyInterrupted
+from medtransfer.study.trial_loop import StudyInterrupted
 from medtransfer.study.store import StudyStore
 
 TINY = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)

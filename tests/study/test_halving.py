@@ -12,8 +12,9 @@ from medtransfer import TrainConfig
 from medtransfer.report import write_report
 from medtransfer.strategies import by_depth
 from medtransfer.study import Study, StudyConfig
-from medtransfer.study.halving import PAUSED, HalvingSearch, TrialStanding, rung_epochs
-from medtransfer.study.runner import StudyInterrupted
+from medtransfer.study.folder import PAUSED
+from medtransfer.study.halving import HalvingSearch, TrialStanding, rung_epochs
+from medtransfer.study.trial_loop import StudyInterrupted
 from medtransfer.study.store import StudyStore
 
 #: 8 epochs: rungs at epochs 1, 2 and 4 (r = 8 / 2³)

@@ -54,7 +54,7 @@ def test_changed_config_is_refused_or_written_beside(shape_folder, tmp_path):
     Study(_config(shape_folder, strategies=["linear"], fractions=[1.0]), tmp_path / "s", device="cpu").run(log=lambda *_: None)
     changed = _config(shape_folder, strategies=["linear"], fractions=[1.0], input_size=48)
     with pytest.raises(ConfigError, match="another configuration.*input_size"):
-        Study(changed, tmp_path / "s", device="cpu")
+        Study(changed, tmp_path / "s", device="cpu").run(log=lambda *_: None)
     beside = Study(changed, tmp_path / "s", device="cpu", new_folder=True)
     assert beside.folder == tmp_path / "s-2"
     # the same data folder named another way (relative instead of absolute) is the same study: it resumes
@@ -79,7 +79,7 @@ def test_damaged_database_is_reported_not_overwritten(shape_folder, tmp_path):
     db.write_bytes(b"this is not sqlite" * 100)
     before = db.read_bytes()
     with pytest.raises(StoreError, match="damaged"):
-        Study(_config(shape_folder), folder, device="cpu")
+        Study(_config(shape_folder), folder, device="cpu").run(log=lambda *_: None)
     assert db.read_bytes() == before
 
 

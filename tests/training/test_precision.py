@@ -29,7 +29,7 @@ def test_auto_is_float32_on_a_cpu_and_fp16_needs_cuda():
 
 def test_fp16_on_a_cpu_is_refused_before_a_study_starts(shape_folder, tmp_path):
     with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
-        Study(StudyConfig(data=str(shape_folder), precision="fp16"), tmp_path / "s", device="cpu")
+        Study(StudyConfig(data=str(shape_folder), precision="fp16"), tmp_path / "s", device="cpu").run(log=print)
     assert not (tmp_path / "s").exists()
 
 

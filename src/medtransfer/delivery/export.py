@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from medtransfer.delivery.inputs import batch_tensor, input_paths, read_new_image
-from medtransfer.delivery.model_folder import model_folder
+from medtransfer.delivery.model_folder import saved_model_folder
 from medtransfer.errors import ConfigError, ExportError
 from medtransfer.files import atomic_files
 from medtransfer.model.saved import DeliveredNet, SavedModel, load_model
@@ -60,7 +60,7 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     neither; existing ones are replaced only with ``overwrite``."""
     if format not in FORMATS:
         raise ConfigError(f"--format {format!r}: choose {' or '.join(FORMATS)}")
-    folder = model_folder(model, strategy)
+    folder = saved_model_folder(model, strategy)
     path = Path(out) if out is not None else folder / "model.onnx"
     sidecar = path.with_name(path.name + ".json")
     with atomic_files([path, sidecar], overwrite=overwrite, what="exported model") as (onnx_file, json_file):

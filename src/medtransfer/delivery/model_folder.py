@@ -8,47 +8,53 @@ import os
 from pathlib import Path
 
 from medtransfer.errors import DataError
+from medtransfer.study.folder import MODEL_SPEC, MODELS, STORE, SUMMARY_JSON, StudyFolder
+from medtransfer.study.store import StudyStore
 
 
-def model_folder(model: str | os.PathLike, strategy: str | None = None) -> Path:
+def saved_model_folder(model: str | os.PathLike, strategy: str | None = None) -> Path:
     """The folder holding ``model.json`` + ``model.safetensors``: ``model`` itself (a run folder, or a study's
     ``models/<strategy>/``), or, for a study folder, ``models/<strategy>/`` of ``strategy`` (default: the strategy
     the study recommends, from its ``summary.json``)."""
     p = Path(model)
     if not p.is_dir():
         raise DataError(f"{p}: no such folder. Give a run folder (written by 'medtransfer train') or a study folder.")
-    if (p / "model.json").is_file() or (p / "model.safetensors").is_file():
+    if (p / MODEL_SPEC).is_file() or (p / "model.safetensors").is_file():
         if strategy is not None:
             raise DataError(f"{p}: a run folder holds one model; --strategy is for study folders")
         return p
-    if not (p / "study.sqlite").is_file():
-        raise DataError(f"{p}: neither a run folder (model.json) nor a study folder (study.sqlite); give the folder "
+    study = StudyFolder(p)
+    if not study.is_study():
+        raise DataError(f"{p}: neither a run folder ({MODEL_SPEC}) nor a study folder ({STORE}); give the folder "
                         f"'medtransfer train' or 'medtransfer study' wrote.")
-    kept = sorted(d.name for d in (p / "models").glob("*") if (d / "model.json").is_file())
+    kept = [d.name for d in study.kept_models()]
     if strategy is None:
-        try:
-            strategy = json.loads((p / "summary.json").read_text()).get("recommended")
-        except (OSError, json.JSONDecodeError):
-            strategy = None
+        strategy = _recommended(study)
         if not strategy:
-            raise DataError(f"{p}: the study has no recommended model yet (summary.json is missing or names none); "
+            raise DataError(f"{p}: the study has no recommended model yet ({SUMMARY_JSON} is missing or names none); "
                             f"run the study to its end, or pick a model with --strategy "
                             f"({', '.join(kept) or 'none saved'})")
-    folder = p / "models" / strategy.replace(":", "-")
-    if not (folder / "model.json").is_file():
+    folder = study.strategy_model(strategy)
+    if not (folder / MODEL_SPEC).is_file():
         raise DataError(f"{folder}: no saved model of strategy {strategy!r} in this study; saved: "
-                        f"{', '.join(kept) or _why_none(p)}")
+                        f"{', '.join(kept) or _why_none(study)}")
     return folder
 
 
-def _why_none(study: Path) -> str:
+def _recommended(study: StudyFolder) -> str | None:
+    """The strategy the study recommends, from its ``summary.json`` (None when it is missing or damaged)."""
+    try:
+        return json.loads(study.summary_json.read_text()).get("recommended")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _why_none(study: StudyFolder) -> str:
     """Why a study folder holds no saved model: it kept none (``--checkpoints none``), or its ``models/`` folder is
     gone (moved or deleted after the study ran)."""
-    from medtransfer.study.store import StudyStore
-
-    if StudyStore(study).config().get("checkpoints") == "none":
+    if StudyStore(study.path).config().get("checkpoints") == "none":
         return "none (the study ran with --checkpoints none)"
-    if not (study / "models").is_dir():
-        return (f"none, as {study / 'models'} is missing (moved or deleted). Restore that folder, or run the study "
+    if not study.models.is_dir():
+        return (f"none, as {study.models} is missing (moved or deleted). Restore that folder, or run the study "
                 f"again with another --out to train and save the models again")
-    return "none (the models/ folder holds no model.json)"
+    return f"none (the {MODELS}/ folder holds no {MODEL_SPEC})"

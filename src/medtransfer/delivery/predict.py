@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from medtransfer.delivery.inputs import NewImage, batch_tensor, input_paths, read_new_images
-from medtransfer.delivery.model_folder import model_folder
+from medtransfer.delivery.model_folder import saved_model_folder
 from medtransfer.output_files import CsvTable
 from medtransfer.errors import DataError
 from medtransfer.files import atomic_folder, check_output_folder, refuse_existing
@@ -42,7 +42,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
 
     The files are written into a hidden sibling of ``out`` that takes its place when all are written, so ``out``
     never mixes two predictions' files; an existing ``out`` is replaced (as a whole) only with ``overwrite``."""
-    folder = model_folder(model, strategy)
+    folder = saved_model_folder(model, strategy)
     out = Path(out)
     refuse_existing(out, overwrite=overwrite, what="predictions folder")
     check_output_folder(out, str(inputs))

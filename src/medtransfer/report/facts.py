@@ -13,6 +13,7 @@ import pandas as pd
 
 from medtransfer.errors import DataError
 from medtransfer.strategies import by_depth
+from medtransfer.study.folder import MODEL_SPEC, StudyFolder
 from medtransfer.study.store import StudyStore
 from medtransfer.study.summary import StudySummary, TrialRecords, study_task, summarize
 from medtransfer.tasks import Metric, ReportSection, Task
@@ -103,14 +104,22 @@ class StudyFacts:
         """seed → (test sample indices, per-case columns) of the finished trials of one cell."""
         return self.records.runs(strategy, fraction)
 
-    def model_folder(self, strategy: str) -> Path:
-        """Where the study keeps the model of ``strategy`` (``models/<strategy>/``)."""
-        return self.folder / "models" / strategy.replace(":", "-")
+    @property
+    def study_folder(self) -> StudyFolder:
+        """Where the study keeps what it wrote."""
+        return StudyFolder(self.folder)
+
+    def saved_model(self, strategy: str) -> Path | None:
+        """The saved model of ``strategy``: ``models/<strategy>/`` (best per strategy), else the folder of its best
+        validation trial that was kept (every trial kept); None when the study kept none."""
+        trials = self.done[self.done.strategy == strategy]
+        best_first = trials.sort_values("val_score", ascending=not self.metric.higher_is_better)
+        return self.study_folder.saved_model(strategy, list(best_first.id))
 
     def model_spec(self, strategy: str) -> dict | None:
         """The ``model.json`` of ``strategy``'s kept model, or ``None`` when the study kept none (or it is damaged)."""
         try:
-            spec = json.loads((self.model_folder(strategy) / "model.json").read_text())
+            spec = json.loads((self.study_folder.strategy_model(strategy) / MODEL_SPEC).read_text())
         except (OSError, json.JSONDecodeError):
             return None
         return spec if isinstance(spec, dict) else None

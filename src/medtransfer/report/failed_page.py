@@ -14,6 +14,7 @@ from medtransfer.report.answers import redact_paths
 from medtransfer.report.facts import StudyFacts
 from medtransfer.report.html import section_dataset, section_setup
 from medtransfer.report.markup import escaped, html_page, html_table
+from medtransfer.study.folder import FAILURES
 
 
 def nothing_finished(facts: StudyFacts) -> bool:
@@ -43,8 +44,8 @@ def section_no_trial_finished(facts: StudyFacts, show_filenames: bool) -> str:
         shown = error if show_filenames else redact_paths(error)
         rows.append([escaped(r.strategy), escaped(percent(r.fraction)), escaped(r.seed), escaped(shown)])
     hidden = "" if show_filenames else " Paths in the reasons are hidden (report --show-filenames shows them)."
-    log = " failures.log in the study folder holds the traceback of each trial that raised an error." if (
-        facts.folder / "failures.log").is_file() else ""
+    log = (f" {FAILURES} in the study folder holds the traceback of each trial that raised an error."
+           if facts.study_folder.failures_log.is_file() else "")
     n = len(failed)
     return ('<section id="failed"><h2>No trial finished</h2><div class="box">'
             f'<p class="big">No trial finished: {n} trial(s) failed</p>'

@@ -18,9 +18,9 @@ from medtransfer.report.answers import (answer_depth, answer_robustness, answer_
                                         describe_strategy, fmt, metric_with_ci, redact_paths, signed)
 from medtransfer.report.facts import StudyFacts
 from medtransfer.report.markup import escaped, facts_list, html_page, html_table
+from medtransfer.study.folder import FAILURES, FIGURES
 from medtransfer.training.config import MAX_EPOCHS, MIN_EPOCHS
 
-FIGURES_DIR = "figures"
 
 
 def section_recommendation(facts: StudyFacts) -> str:
@@ -58,7 +58,7 @@ def section_model(facts: StudyFacts) -> str:
                    f"The study kept no model of {escaped(rec)} "
                    f"(checkpoints: {escaped(facts.config.get('checkpoints', '–'))}).")
                 + "</p></section>")
-    folder = facts.model_folder(rec)
+    folder = facts.study_folder.strategy_model(rec)
     size = spec.get("input_size")
     items = [("folder", f"{folder.relative_to(facts.folder)}/ — model.safetensors (weights), model.json, "
                         f"MODEL_CARD.md (the model card: intended use, data, evaluation, limits)"),
@@ -163,7 +163,7 @@ def _metrics_note(facts: StudyFacts) -> str:
 
 def section_figures(figures: list[Figure], show_filenames: bool, source: str) -> str:
     parts = [('<section id="figures"><h2>Figures</h2><p class="muted">Vector versions (SVG) for publication are in '
-              f"the study folder under {FIGURES_DIR}/.</p>")]
+              f"the study folder under {FIGURES}/.</p>")]
     for n, f in enumerate(figures, start=1):
         parts.append(f'<figure id="fig-{escaped(f.name)}">')
         if f.png is not None:
@@ -300,7 +300,7 @@ def section_failed(facts: StudyFacts, show_filenames: bool) -> str:
     for r in failed.itertuples():
         error = str(r.error or "") if show_filenames else redact_paths(str(r.error or ""))
         rows.append([escaped(r.strategy), escaped(percent(r.fraction)), escaped(r.seed), escaped(error)])
-    hidden = "" if show_filenames else " Paths in the messages are hidden; failures.log in the study folder has them."
+    hidden = "" if show_filenames else f" Paths in the messages are hidden; {FAILURES} in the study folder has them."
     return ('<section id="failed"><h2>Failed trials</h2>'
             f"<p>{len(failed)} trial(s) failed and are left out of every number above.{hidden}</p>"
             + html_table(["strategy", "fraction", "seed", "error"], rows, text_columns=(3,))

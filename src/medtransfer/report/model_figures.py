@@ -9,20 +9,8 @@ from pathlib import Path
 from medtransfer.plots import Figure, percent
 from medtransfer.report.facts import StudyFacts
 from medtransfer.model.saved import load_model
-from medtransfer.study.runner import EXAMPLES, decode_examples
-
-
-def model_folder(facts: StudyFacts, strategy: str) -> Path | None:
-    """The saved model of ``strategy``: ``models/<strategy>/`` (best per strategy), else its best trial's folder."""
-    folder = facts.folder / "models" / strategy.replace(":", "-")
-    if (folder / "model.json").is_file():
-        return folder
-    d = facts.done[facts.done.strategy == strategy].sort_values("val_score", ascending=not facts.metric.higher_is_better)
-    for tid in d.id:
-        folder = facts.folder / "models" / tid.replace("|", "_").replace(":", "-")
-        if (folder / "model.json").is_file():
-            return folder
-    return None
+from medtransfer.study.examples import EXAMPLES, decode_examples
+from medtransfer.study.folder import MODELS, strategy_folder_name
 
 
 def draw_model_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
@@ -33,9 +21,10 @@ def draw_model_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
     drawn = " and ".join(d for _n, _t, d in wanted)
     notes, models, trained_on = [], [], []
     for strategy in [s for s in facts.pair() if s]:
-        folder = model_folder(facts, strategy)
+        folder = facts.saved_model(strategy)
         if folder is None:
-            notes.append(f"The saved model of {strategy} (models/{strategy.replace(':', '-')}/) is missing, so its "
+            where = f"{MODELS}/{strategy_folder_name(strategy)}/"
+            notes.append(f"The saved model of {strategy} ({where}) is missing, so its "
                          f"{drawn} are left out.")
             continue
         saved = load_model(folder)

@@ -16,6 +16,7 @@ from medtransfer.report.page import write_report
 from medtransfer.report.terminal import print_study
 from medtransfer.study.store import StudyStore
 from medtransfer.study.summary import complete_trials
+from medtransfer.study.folder import StudyFolder
 
 
 class NoTrialFinished(MedTransferError):
@@ -28,7 +29,8 @@ def no_trial_finished(failed: pd.DataFrame, folder: Path, report: Path) -> NoTri
     reasons = failed.error.fillna("").astype(str).nunique()
     n, reason = len(failed), str(first.error or "no reason recorded").rstrip(". ")
     others = f"; {reasons - 1} other reason(s) among the rest" if reasons > 1 else ""
-    log = f", tracebacks in {folder / 'failures.log'}" if (folder / "failures.log").is_file() else ""
+    failures = StudyFolder(folder).failures_log
+    log = f", tracebacks in {failures}" if failures.is_file() else ""
     return NoTrialFinished(
         f"no trial finished: {'the' if n == 1 else 'all'} {n} trial{'' if n == 1 else 's'} of the study in {folder} "
         f"failed, so it has no result, recommendation or model. {first.strategy} · {first.fraction:.0%} · seed "
@@ -40,7 +42,7 @@ def no_trial_finished(failed: pd.DataFrame, folder: Path, report: Path) -> NoTri
 def end_study(summary, folder: Path, on_report=None) -> None:
     """Print the study's results, write its report (handed to ``on_report``, e.g. the trackers), and raise
     :class:`NoTrialFinished` when no trial finished."""
-    print_study(summary, folder)
+    print_study(summary, folder, StudyFolder(folder).saved_names())
     report = write_report(folder)
     stdout.print(f"Report: {report}", markup=False, highlight=False)
     if on_report is not None:

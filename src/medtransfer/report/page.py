@@ -19,11 +19,10 @@ from medtransfer.plots import (
 )
 from medtransfer.report.facts import StudyFacts
 from medtransfer.report.failed_page import nothing_finished, render_failed
-from medtransfer.report.html import FIGURES_DIR, render
+from medtransfer.report.html import render
 from medtransfer.report.model_figures import draw_model_figures
 from medtransfer.strategies import by_depth
-
-REPORT_NAME = "report.html"
+from medtransfer.study.folder import StudyFolder
 
 
 def build_figures(facts: StudyFacts, out_dir: Path) -> list[Figure]:
@@ -53,7 +52,7 @@ def calibration_figure(facts: StudyFacts, out_dir: Path) -> list[Figure]:
     rec = facts.summary.recommended
     if rec is None or not (facts.model_spec(rec) or {}).get("calibration"):
         return []
-    folder = facts.model_folder(rec)
+    folder = facts.study_folder.strategy_model(rec)
     png, svg = folder / "reliability.png", folder / "reliability.svg"
     if not png.is_file():
         return [Figure("calibration", f"Calibration of the recommended model ({rec})",
@@ -85,12 +84,11 @@ def write_report(study_dir: str | Path, *, show_filenames: bool = False) -> Path
     ``show_filenames=True`` lists the file name of each image shown in the model figures; by default no file name
     appears on the page.
     """
-    folder = Path(study_dir)
-    facts = StudyFacts.read(folder)
+    folder = StudyFolder(Path(study_dir))
+    facts = StudyFacts.read(folder.path)
     if nothing_finished(facts):  # which trials failed and why, not answers drawn from no result
         page = render_failed(facts, show_filenames=show_filenames)
     else:
-        page = render(facts, build_figures(facts, folder / FIGURES_DIR), show_filenames=show_filenames)
-    path = folder / REPORT_NAME
-    atomic_write(path, page)
-    return path
+        page = render(facts, build_figures(facts, folder.figures), show_filenames=show_filenames)
+    atomic_write(folder.report, page)
+    return folder.report

@@ -3,8 +3,6 @@ and the comparisons, as ``medtransfer study`` prints them after the last trial."
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.table import Table
 
 from medtransfer.console import stdout, styled
@@ -36,7 +34,8 @@ def study_table(summary) -> Table:
     return table
 
 
-def print_study(summary, folder) -> None:
+def print_study(summary, folder, saved: list[str]) -> None:
+    """The study's table, recommendation and failures, then ``saved``: the names of the files it left in ``folder``."""
     if summary.table.empty:  # every recorded trial failed (or none ran): no table to show
         stdout.print(styled(("No trial finished.", "red")))
     else:
@@ -63,5 +62,4 @@ def print_study(summary, folder) -> None:
         stdout.print(styled((f"{len(summary.failed)} trial(s) failed:", "red")))
         for r in summary.failed.itertuples():
             stdout.print(f"  • {r.strategy} · {r.fraction:.0%} · seed {r.seed}: {r.error}", markup=False)
-    kept = ", models/" if (Path(folder) / "models").is_dir() else ""
-    stdout.print(f"Saved in {folder}: study.sqlite, summary.csv, summary.json, trials.csv{kept}", markup=False)
+    stdout.print(f"Saved in {folder}: {', '.join(saved)}", markup=False)

@@ -32,17 +32,15 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from medtransfer.files import atomic_write
+from medtransfer.study.folder import StudyFolder
 
 #: the rungs: r, ηr, η²r before the last epoch, with r = epochs / η^RUNGS
 RUNGS = 3
-#: the folder of the study that holds the paused trials
-PAUSED = "paused"
 
 
 def first_rung(epochs: int, rate: int) -> int:
@@ -81,37 +79,35 @@ def promote(history: list[dict]) -> list[dict]:
 
 @dataclass(frozen=True)
 class PausedTrials:
-    """The files of the paused trials of one study: ``<study>/paused/<trial>.pt``, each a dict with ``resume``
+    """The files of the paused trials of one study (:meth:`StudyFolder.paused_trial`), each a dict with ``resume``
     (what the trial continues from, or is tested from if it stops here) and ``record`` (``seconds`` trained so far
-    and the epoch records in ``history``, the last one marking the rung)."""
+    and the epoch records in ``history``, the last one marking the rung); a trial is named by its id."""
 
-    folder: Path
+    folder: StudyFolder
 
-    def path(self, name: str) -> Path:
-        return Path(self.folder) / PAUSED / f"{name}.pt"
-
-    def save(self, name: str, paused: dict) -> None:
+    def save(self, trial_id: str, paused: dict) -> None:
         buf = io.BytesIO()
         torch.save(paused, buf)
-        self.path(name).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path(name), buf.getvalue())
+        path = self.folder.paused_trial(trial_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, buf.getvalue())
 
-    def load(self, name: str) -> dict | None:
-        path = self.path(name)
+    def load(self, trial_id: str) -> dict | None:
+        path = self.folder.paused_trial(trial_id)
         if not path.is_file():
             return None
         return torch.load(path, map_location="cpu", weights_only=False, mmap=True)
 
-    def drop(self, name: str) -> None:
+    def drop(self, trial_id: str) -> None:
         try:
-            os.unlink(self.path(name))
+            os.unlink(self.folder.paused_trial(trial_id))
         except FileNotFoundError:
             pass
 
     def tidy(self) -> None:
         """Remove the folder once no trial is paused in it."""
         try:
-            (Path(self.folder) / PAUSED).rmdir()
+            self.folder.paused.rmdir()
         except OSError:  # absent, or a trial is still paused
             pass
 

@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 from medtransfer.errors import MedTransferError
+from medtransfer.study.folder import StudyFolder
 
-DB_NAME = "study.sqlite"
 SCHEMA_VERSION = 3
 
 #: each trial's run in an experiment tracker (MLflow, TensorBoard); a store without it gains it on first use
@@ -90,7 +90,7 @@ class StudyStore:
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.path = self.folder / DB_NAME
+        self.path = StudyFolder(self.folder).store_file
 
     # -- connection --------------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:

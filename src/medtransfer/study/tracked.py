@@ -13,13 +13,12 @@ from pathlib import Path
 
 from medtransfer.data.fingerprint import DataFingerprint
 from medtransfer.strategies import parse_strategy
+from medtransfer.study.data_check import FINGERPRINT
+from medtransfer.study.folder import MODEL_SPEC, StudyFolder
 from medtransfer.study.store import StudyStore
 from medtransfer.study.summary import StudySummary, study_task
 from medtransfer.tracking import (StudyFacts, StudyResults, Tracking, TrialFacts, check_installed, open_trackers,
                                   parse_track)
-
-#: the store's blob with the data fingerprint (as the runner keeps it)
-_FINGERPRINT = "fingerprint"
 
 
 class StoreMemory:
@@ -91,26 +90,26 @@ class StudyTracking:
         self.start()
         if not self.tracking:
             return
-        folder = self.study.folder
-        model = folder / "models" / str(summary.recommended).replace(":", "-")
+        folder = StudyFolder(self.study.folder)
+        model = folder.strategy_model(str(summary.recommended))
         tags = {"recommended": summary.recommended or "none", "recommended_fraction": summary.recommended_fraction,
                 "recommend_rule": summary.rule}
         self.tracking.end(StudyResults(
             tags={k: str(v) for k, v in tags.items()},
-            artifacts=[folder / n for n in ("summary.csv", "summary.json", "trials.csv")],
-            model=model if summary.recommended and (model / "model.json").is_file() else None,
+            artifacts=folder.summaries,
+            model=model if summary.recommended and (model / MODEL_SPEC).is_file() else None,
             model_key=f"model:{summary.recommended}"))
 
     @_never_raises
     def report(self, path: Path) -> None:
         """The report page and its figures, kept with the study's run."""
         if self.tracking:
-            self.tracking.artifacts([Path(path), Path(path).parent / "figures"])
+            self.tracking.artifacts([Path(path), StudyFolder(Path(path).parent).figures])
 
     # -- what a trial's run holds ------------------------------------------------------------------------
     def _common_tags(self) -> dict:
         store = self.study.store
-        blob = store.blob(_FINGERPRINT)
+        blob = store.blob(FINGERPRINT)
         tags = {"task": study_task(store).name, "medtransfer.study": str(self.study.folder)}
         if blob is not None:
             tags["data_fingerprint"] = DataFingerprint.from_json(blob.decode()).digest

@@ -23,7 +23,7 @@ class TrialReport:
     """What one finished (or failed) trial hands to the runner: the store record's fields, the folder its worker
     saved the trial's model in for the runner to keep or drop (None: no model), and the line to log."""
 
-    trial: Any  # runner.Trial
+    trial: Any  # trial_plan.Trial
     record: dict
     staged: str | None = None
     line: str = ""

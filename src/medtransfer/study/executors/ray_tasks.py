@@ -1,6 +1,6 @@
 """Trials as Ray tasks (``pip install medtransfer[ray]``).
 
-How the data reach the workers: through Ray's object store. The trial's work (:class:`~medtransfer.study.runner.
+How the data reach the workers: through Ray's object store. The trial's work (:class:`~medtransfer.study.trial_work.
 TrialWork`: the decoded, resized images every trial reads, the split, the settings, and the frozen-prefix cache
 when it is in RAM) is put there once and every task reads that one copy; a node that runs several trials fetches it
 once. So the workers need neither the source files nor medtransfer's readers (DICOM, NIfTI…) to agree on a shared
