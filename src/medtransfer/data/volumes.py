@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medtransfer.data.sources.base import scale_to_uint8
+from medtransfer.data.intensity import scale_to_uint8
 from medtransfer.errors import DataError
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")

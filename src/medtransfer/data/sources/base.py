@@ -14,6 +14,8 @@ from typing import Literal
 
 import numpy as np
 
+from medtransfer.data.intensity import scale_to_uint8
+
 LabelKind = Literal["binary", "multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
 
@@ -138,20 +140,3 @@ def to_uint8_image(array: np.ndarray, ref: str) -> np.ndarray:
         raise DataError(f"{ref}: the image holds NaN or infinite values")
     lo, hi = float(a.min()), float(a.max())
     return scale_to_uint8(a, lo, hi - lo)
-
-
-def scale_to_uint8(values: np.ndarray, low: float, width: float) -> np.ndarray:
-    """``values`` mapped linearly onto ``uint8``: ``low`` to 0 and ``low + width`` to 255, clipped, then rounded
-    (halves to even). All zeros when ``width`` is not positive.
-
-    Computes ``(values - low) / width``, so a window ``(centre, width)`` is ``low = centre - width / 2`` and a range
-    ``[lo, hi]`` is ``width = hi - lo``. The arithmetic stays in the dtype of ``values`` if it is floating
-    (``float32`` stays ``float32``) and is ``float64`` otherwise.
-    """
-    a = np.asarray(values)
-    if not np.issubdtype(a.dtype, np.floating):
-        a = a.astype(np.float64)
-    low, width = float(low), float(width)  # Python floats: they do not widen a float32 array
-    if not width > 0:
-        return np.zeros(a.shape, dtype=np.uint8)
-    return np.round(np.clip((a - low) / width, 0.0, 1.0) * 255.0).astype(np.uint8)
