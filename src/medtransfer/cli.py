@@ -430,7 +430,8 @@ def export(
     r = export_model(model, out, format=format, strategy=strategy, check=check, overwrite=overwrite,
                      check_test=check_test)
     stdout.print(f"{r.path} (+ {r.sidecar.name}) from {r.model}: onnxruntime vs PyTorch max abs difference "
-                 f"{r.max_abs_diff:.2e} on {r.checked} images")
+                 f"{r.max_abs_diff:.2e} at the input size, {r.other_sizes_diff:.2e} at other sizes, on {r.checked} "
+                 f"images")
     if r.test_split is not None:
         t = r.test_split
         stdout.print(f"test split, decoded with PIL at their own size: onnxruntime vs the run's stored "

@@ -34,7 +34,7 @@ def test_the_onnx_graph_gives_predicts_probabilities(classifier, shape_folder, t
     side = json.loads((tmp_path / "m.onnx.json").read_text())
     assert side["class_names"] == ["disk", "square"] and side["input"]["shape"] == ["batch", "channels", "height",
                                                                                   "width"]
-    assert side["input"]["dtype"] == "uint8" and side["check"]["images"] == 65  # 5 random + 60 given
+    assert side["input"]["dtype"] == "uint8" and side["check"]["images"] == 67  # 7 random + 60 given
     assert side["check"]["max_abs_diff"] <= 1e-4
     assert side["preprocessing"]["inside_the_graph"]["temperature"] == json.loads(
         (classifier / "model.json").read_text())["temperature"]

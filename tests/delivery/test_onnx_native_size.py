@@ -6,12 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from generated import blob_pair, run_cli, shape_image
+from generated import blob_pair, run_cli, shape_image, write_shape_folder
 from PIL import Image
 
 from medtransfer import RunConfig, TrainConfig, train
 from medtransfer.delivery.export import export_model
 from medtransfer.delivery.predict import predict
+from medtransfer.errors import ConfigError
 
 FAST = TrainConfig(epochs=2, batch_size=8, patience=None, warmup_epochs=1)
 #: (height, width) of the native images: smaller and larger than the input size, never square
@@ -51,7 +52,7 @@ def test_a_classifier_graph_on_native_non_square_images_gives_predicts_probabili
     assert side["input"]["shape"] == ["batch", "channels", "height", "width"] and side["input"]["dtype"] == "uint8"
     assert "no resizing" in side["preprocessing"]["caller"][0]
     assert side["preprocessing"]["inside_the_graph"]["resize"]["onnx_resize"]["antialias"] == 1
-    assert side["check"]["max_abs_diff"] <= 1e-4
+    assert side["check"]["max_abs_diff"] <= 1e-4 and side["check"]["max_abs_diff_other_sizes"] <= 1e-3
     tested = side["check"]["test_split"]
     assert tested["columns"] == ["p_disk", "p_square"] and tested["images"] == 12  # the folder's 20% test split
     assert tested["max_abs_diff"] <= 1e-3 and "stored p_disk, p_square" in out
@@ -78,7 +79,7 @@ def test_a_segmentation_graph_gives_predicts_masks_at_the_images_own_size(blob_f
     result = export_model(run, tmp_path / "m.onnx", check=native, check_test=blob_folder)
     side = json.loads(result.sidecar.read_text())
     assert side["output"]["shape"] == ["batch", 2, "height", "width"]
-    assert result.max_abs_diff <= 1e-4
+    assert result.max_abs_diff <= 1e-4 and result.other_sizes_diff <= 1e-3
     assert result.test_split.columns == ["dice_foreground"] and result.test_split.max_abs_diff <= 1e-6
 
     predict(run, native, tmp_path / "p")
@@ -92,12 +93,13 @@ def test_a_segmentation_graph_gives_predicts_masks_at_the_images_own_size(blob_f
         np.testing.assert_array_equal(probs.argmax(0) * 255, mask)
 
 
-def test_an_opset_without_the_anti_aliased_resize_is_refused(shape_folder, tmp_path):
-    from medtransfer.errors import ConfigError
-
+def test_an_old_opset_or_other_test_data_is_refused_and_nothing_is_written(shape_folder, tmp_path, capsys):
     run = tmp_path / "run"
     train(RunConfig(data=str(shape_folder), strategy="linear", input_size=32,
                     train=TrainConfig(epochs=1, batch_size=8, patience=None, warmup_epochs=0)), run)
     with pytest.raises(ConfigError, match="opset 18"):
         export_model(run, tmp_path / "m.onnx", opset=17)
+    other = write_shape_folder(tmp_path / "other", n_per_class=4, classes=("ring", "cross"))
+    code, _out, err = run_cli(["export", run, "--out", tmp_path / "m.onnx", "--check-test", other], capsys)
+    assert code == 2 and "not the data the run" in err and "Traceback" not in err
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.onnx.json").exists()
