@@ -49,12 +49,22 @@ def export(
     strategy: Annotated[Optional[str], typer.Option(help="In a study folder: this strategy's model.")] = None,
     check: Annotated[Optional[Path], typer.Option(help="Also check onnxruntime against PyTorch on these images (a "
                                                        "file, folder or CSV of paths).")] = None,
+    check_test: Annotated[Optional[Path], typer.Option(help="The data the run was trained on: also run the graph on "
+                                                            "its test images decoded with PIL and compare with the "
+                                                            "run's test_predictions.csv.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing OUT and OUT.json.")] = False,
 ) -> None:
-    """Export a saved model to ONNX (uint8 images in, probabilities out), checked with onnxruntime."""
+    """Export a saved model to ONNX (decoded uint8 images at their own size in, probabilities out), checked with
+    onnxruntime."""
     from medtransfer.console import stdout
     from medtransfer.delivery.export import export_model
 
-    r = export_model(model, out, format=format, strategy=strategy, check=check, overwrite=overwrite)
+    r = export_model(model, out, format=format, strategy=strategy, check=check, overwrite=overwrite,
+                     check_test=check_test)
     stdout.print(f"{r.path} (+ {r.sidecar.name}) from {r.model}: onnxruntime vs PyTorch max abs difference "
-                 f"{r.max_abs_diff:.2e} on {r.checked} images")
+                 f"{r.max_abs_diff:.2e} at the input size, {r.other_sizes_diff:.2e} at other sizes, on {r.checked} "
+                 f"images")
+    if r.test_split is not None:
+        t = r.test_split
+        stdout.print(f"test split, decoded with PIL at their own size: onnxruntime vs the run's stored "
+                     f"{', '.join(t.columns)}: max abs difference {t.max_abs_diff:.2e} on {t.images} images")

@@ -81,9 +81,15 @@ def resize_image(image: np.ndarray, size: int) -> torch.Tensor:
     t = torch.tensor(np.asarray(image))  # a copy: source arrays may be read-only
     t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
     if t.shape[-2:] != (size, size):
-        t = F.interpolate(t[None].float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
-        t = t.round().clamp_(0, 255).to(torch.uint8)
+        t = resize_batch(t[None], size)[0]
     return t
+
+
+def resize_batch(images: torch.Tensor, size: int) -> torch.Tensor:
+    """``uint8`` ``N×C×H×W`` to ``uint8`` ``N×C×size×size``: the resize of :func:`resize_image`, kept apart so that
+    the exported ONNX graph traces the very function training uses."""
+    t = F.interpolate(images.float(), size=(size, size), mode="bicubic", antialias=True, align_corners=False)
+    return t.round().clamp_(0, 255).to(torch.uint8)
 
 
 def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:

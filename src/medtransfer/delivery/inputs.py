@@ -29,6 +29,8 @@ from medtransfer.errors import DataError
 
 #: column names a CSV of paths may use, first match wins (else its first column)
 PATH_COLUMNS = ("path", "image", "file", "filename")
+#: ITU-R 601-2 luma weights (R, G, B): a colour image for a model trained on gray ones
+LUMA = (0.299, 0.587, 0.114)
 
 
 @dataclass
@@ -128,7 +130,7 @@ def _prepared(path: str, pixels: np.ndarray, spec: dict, volume: Volume | None =
     channels = spec.get("channels")
     to_gray = channels == 1 and pixels.ndim == 3
     if to_gray:  # a colour image for a model trained on gray ones: ITU-R 601-2 luma
-        pixels = np.round(pixels.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).clip(0, 255).astype(np.uint8)
+        pixels = np.round(pixels.astype(np.float64) @ np.array(LUMA)).clip(0, 255).astype(np.uint8)
     tensor = resize_image(pixels, int(spec["input_size"]))
     if channels == 3 and tensor.shape[0] == 1:
         tensor = tensor.expand(3, -1, -1)
