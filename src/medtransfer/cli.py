@@ -37,12 +37,12 @@ _BUDGET = (f"from the data, {TrainConfig.budget_steps} optimisation steps in {MI
 
 
 def _recipes(name: str, train: bool = False) -> str:
-    """``'; detection: 384'``: the tasks whose recipe sets ``name`` otherwise (:attr:`Task.recipe`)."""
+    """``'; detection: 384'``: the tasks whose recipe sets ``name`` otherwise (:attr:`TaskInputs.recipe`)."""
     from medtransfer.tasks import get_task, task_names
 
     notes = []
     for t in task_names():
-        recipe = get_task(t).recipe.get("train", {}) if train else get_task(t).recipe
+        recipe = get_task(t).inputs.recipe.get("train", {}) if train else get_task(t).inputs.recipe
         if name in recipe:
             notes.append(f"{t}: {recipe[name]}")
     return "".join(f"; {n}" for n in notes)

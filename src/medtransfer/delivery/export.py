@@ -2,7 +2,7 @@
 
 The graph is the whole delivered model: it takes the ``uint8`` image tensor the PyTorch network takes
 (``B×C×S×S``, the batch axis dynamic, C and S those of training), normalises it inside, runs the network and
-returns the task's :meth:`~medtransfer.tasks.Task.delivered_outputs` (class probabilities with the fitted
+returns the task's :meth:`~medtransfer.tasks.TaskWriter.delivered_outputs` (class probabilities with the fitted
 temperature applied, or per-pixel class probabilities). A JSON sidecar says what a caller must do before it
 (resize; gray or RGB), and what comes out.
 
@@ -65,8 +65,8 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     sidecar = path.with_name(path.name + ".json")
     with atomic_files([path, sidecar], overwrite=overwrite, what="exported model") as (onnx_file, json_file):
         saved = load_model(folder, "cpu")
-        if saved.task.export_refusal:
-            raise ConfigError(saved.task.export_refusal)
+        if saved.task.writer.export_refusal:
+            raise ConfigError(saved.task.writer.export_refusal)
         spec = saved.spec
         size, channels = int(spec["input_size"]), int(spec.get("channels") or 3)
         inputs = _check_inputs(saved, channels, size, check)  # unreadable check images fail before the export
@@ -122,11 +122,7 @@ def describe(saved: SavedModel, channels: int, size: int, opset: int, diff: floa
 
     spec, task = saved.spec, saved.task
     classes = list(spec["class_names"])
-    output = ({"shape": ["batch", len(classes)], "meaning": "class probabilities (softmax of the logits divided by "
-               "the temperature; sigmoid per label for multi-label models)", "classes": classes}
-              if task.name == "classification" else
-              {"shape": ["batch", len(classes), size, size], "meaning": "per-pixel class probabilities at the input "
-               "size; the mask is their argmax, resized to the image's own size", "classes": classes})
+    output = task.writer.exported_output(size)
     return {
         "format": "medtransfer-onnx/1",
         "task": task.name,

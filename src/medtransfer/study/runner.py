@@ -150,7 +150,7 @@ class TrialWork:
             return TrialReport(trial, dict(status="failed", error=message,
                                            seconds=before + time.perf_counter() - started, device=self.where),
                                line=failed_line(trial.label(), message))
-        fit, metric = outcome.fit, outcome.task.metric
+        fit, metric = outcome.fit, outcome.task.scorer.metric
         seconds = before + time.perf_counter() - started
         if fit.stopped == "paused":  # saved with its state: it resumes, or it is tested and recorded if it loses
             paused.save(_folder_name(trial.id), {"resume": outcome.resume_state(),
@@ -238,7 +238,7 @@ class Study:
         return folder
 
     @functools.cached_property
-    def task(self) -> type[Task]:
+    def task(self) -> Task:
         """The study's task: as configured, or told by the data's layout."""
         return resolve_task(self.config.task, self.config.data)
 
@@ -246,7 +246,7 @@ class Study:
     def num_groups(self) -> int:
         if self._num_groups is None:
             backbone = create_backbone(self.config.backbone, weights="scratch")
-            self._num_groups = len(self.task.layout(backbone)[0])
+            self._num_groups = len(self.task.head.layout(backbone)[0])
         return self._num_groups
 
     def strategies(self) -> list[str]:
@@ -284,7 +284,7 @@ class Study:
         chain = [s for s in self.strategies() if s not in ANCHORS]
         ready = self.store.exists() and self.store.meta().get("task")
         task = study_task(self.store) if ready else None
-        search = LayerwiseSearch(chain, self.config.fractions, self.config.seeds, task.metric if task else None,
+        search = LayerwiseSearch(chain, self.config.fractions, self.config.seeds, task.scorer.metric if task else None,
                                  self.config.patience_depth)
         return search, (TrialRecords(self.store, task) if task else None)
 
@@ -292,7 +292,7 @@ class Study:
         """The halving search's next round (:class:`~medtransfer.study.halving.Round`), from the store's records and
         the paused trials' files."""
         ready = self.store.exists() and self.store.meta().get("task")
-        metric = study_task(self.store).metric if ready else None
+        metric = study_task(self.store).scorer.metric if ready else None
         search = HalvingSearch(self.strategies(), self.config.fractions, self.config.seeds,
                                metric.higher_is_better if metric else True, self.config.halving_rate)
         trials = self.store.trials().set_index("id") if ready else pd.DataFrame()
@@ -352,7 +352,7 @@ class Study:
                     f"({cache.storage})")
             overall = (progress.add_task("trials", total=len(plan), completed=len(self.store.finished_ids()))
                        if progress else None)
-            self._metric = study_task(self.store).metric
+            self._metric = study_task(self.store).scorer.metric
             work = TrialWork(self.config, self.device, self.executor.where(self.device), self.folder, prepared,
                              images, cache, self.config.halving_rate if self.config.search == "halving" else None)
             shutil.rmtree(self.folder / STAGED, ignore_errors=True)  # models of trials a killed run left unfinished
@@ -437,7 +437,7 @@ class Study:
         meta = self.store.meta() if self.store.exists() else {}
         data = json.loads(meta.get("data") or "{}")
         env = json.loads(meta.get("environment") or "null") or environment()
-        metric, trials = study_task(self.store).metric, self.results()
+        metric, trials = study_task(self.store).scorer.metric, self.results()
         for folder in sorted((self.folder / "models").glob("*")):
             try:
                 spec = json.loads((folder / "model.json").read_text())
@@ -476,9 +476,9 @@ class Study:
         self.store.set_meta("task", task.config())
         test = prepared.split.test
         test_images, test_targets = images.rows(test)
-        chosen = task.examples(prepared.data, test, test_targets)
+        chosen = task.inputs.examples(prepared.data, test, test_targets)
         self.store.put_blob(EXAMPLES, encode_examples(
-            images=test_images[chosen].numpy(), targets=task.take(test_targets, chosen),
+            images=test_images[chosen].numpy(), targets=task.codec.take(test_targets, chosen),
             refs=[prepared.data.samples[int(test[i])].ref for i in chosen]))
 
     def _run_config(self, trial: Trial) -> RunConfig:
