@@ -44,7 +44,7 @@ def main() -> None:
     store = StudyStore(args.grid)
     store.check()
     task = study_task(store)
-    metric, m = task.metric, task.metric.name
+    metric, m = task.scorer.metric, task.scorer.metric.name
     records = TrialRecords(store, task)
     done = records.done
     seconds = {r.id: float(r.seconds) for r in done.itertuples()}

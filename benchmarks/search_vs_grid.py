@@ -26,7 +26,7 @@ def _study(folder: Path):
     task = study_task(store)
     trials = store.trials()
     search = json.loads(store.meta().get("search") or "null") or {"kind": "grid"}
-    return summarize(store, task), trials, search["kind"], task.metric
+    return summarize(store, task), trials, search["kind"], task.scorer.metric
 
 
 def main() -> None:

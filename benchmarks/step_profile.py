@@ -25,7 +25,7 @@ from rich.table import Table
 
 from medtransfer.backbones import create_backbone
 from medtransfer.strategies import parse_strategy
-from medtransfer.tasks.classification import ClassificationTask
+from medtransfer.tasks import get_task
 from medtransfer.training.depthwise import fast_depthwise
 from medtransfer.training.precision import resolve_precision
 
@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32")
     args = parser.parse_args()
     torch.manual_seed(0)
-    net = ClassificationTask(["a", "b"], "binary").build_network(create_backbone(), parse_strategy(args.strategy))
+    task = get_task("classification").from_spec({"class_names": ["a", "b"], "label_kind": "binary"})
+    net = task.head.build_network(create_backbone(), parse_strategy(args.strategy))
     net = net.to(memory_format=torch.channels_last)  # as a trial runs it
     net.train()
     x = torch.rand(args.batch_size, 3, args.input_size, args.input_size).contiguous(memory_format=torch.channels_last)

@@ -68,7 +68,7 @@ def prefix_share(out, images, prepared, cfg: RunConfig) -> float:
     bs = cfg.train.batch_size
     task = out.task
     train = image_loader(task, *images.rows(prepared.split.train), bs,
-                         augment=task.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True, seed=cfg.seed)
+                         augment=task.codec.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True, seed=cfg.seed)
     val = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
     passes = []
     for _ in range(2):
@@ -103,14 +103,14 @@ def plain_loop_throughput(cfg: RunConfig, prepared, images, epochs: int) -> floa
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
     ema = ModelEmaV3(model, decay=cfg.train.ema_decay, use_warmup=True) if cfg.train.ema_decay else None
     loader = image_loader(task, *images.rows(prepared.split.train), cfg.train.batch_size,
-                          augment=task.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True,
+                          augment=task.codec.augment(Augmentation.preset(cfg.augmentation).build()), shuffle=True,
                           seed=cfg.seed)
     seen, seconds = 0, 0.0
     for _ in range(epochs):
         t = time.perf_counter()
         for x, y in loader:
             x = ((x.float().expand(-1, 3, -1, -1) - mean) / std).contiguous(memory_format=torch.channels_last)
-            loss = task.loss(model(x), y)
+            loss = task.scorer.loss(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

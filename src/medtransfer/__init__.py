@@ -23,14 +23,28 @@ from medtransfer.errors import (
 from medtransfer.model import load_model
 from medtransfer.run import RunResult, evaluate, train
 from medtransfer.strategies import Strategy, layerwise_strategies, parse_strategy
-from medtransfer.tasks import Metric, ReportSection, Task, TaskOptions, register_task
+from medtransfer.tasks import (
+    HeadFactory,
+    Metric,
+    RaggedTargets,
+    ReportSection,
+    Scorer,
+    TargetCodec,
+    Task,
+    TaskInputs,
+    TaskOptions,
+    TaskParts,
+    TaskWriter,
+    register_task,
+)
 from medtransfer.training import TrainConfig
 
 __version__ = version("medtransfer")
 
 __all__ = [
-    "Augmentation", "ConfigError", "DataError", "MedTransferError", "Metric", "ReportSection", "RunConfig", "RunResult",
-    "Strategy", "Task", "TaskOptions", "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups",
+    "Augmentation", "ConfigError", "DataError", "HeadFactory", "MedTransferError", "Metric", "RaggedTargets",
+    "ReportSection", "RunConfig", "RunResult", "Scorer", "Strategy", "TargetCodec", "Task", "TaskInputs", "TaskOptions",
+    "TaskParts", "TaskWriter", "TrainConfig", "TrainingDiverged", "create_backbone", "describe_groups",
     "evaluate", "export_model", "layerwise_strategies", "load_model", "open_source", "parse_strategy", "predict", "read_source",
     "register_task", "train",
 ]

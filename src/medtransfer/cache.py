@@ -179,10 +179,10 @@ class FrozenPrefixCache:
         self.eval_rows = {int(i): r for r, i in enumerate(eval_idx)}
         rows = lambda idx: torch.as_tensor([index[int(i)] for i in idx], dtype=torch.long)
         train_rows, eval_rows = rows(train_idx), rows(eval_idx)
-        train_items = list(task.take(targets, train_rows.numpy()))
-        self.eval_targets = list(task.take(targets, eval_rows.numpy()))
+        train_items = list(task.codec.take(targets, train_rows.numpy()))
+        self.eval_targets = list(task.codec.take(targets, eval_rows.numpy()))
 
-        augment = task.augment(augmentation.build()) if self.views > 1 or augmentation.enabled else None
+        augment = task.codec.augment(augmentation.build()) if self.views > 1 or augmentation.enabled else None
         total = n_train * self.views + n_eval
         bar = progress.add_task("caching frozen layers", total=total) if progress else None
         groups = [g.module.eval() for g in self.groups[: max(self.boundaries)]]

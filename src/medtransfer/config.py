@@ -121,12 +121,12 @@ class Settings:
         if not self.task_options:
             return []
         names = [self.task] if self.task != "auto" else [
-            t for t in task_names() if set(self.task_options) <= {f.name for f in fields(get_task(t).Options)}]
+            t for t in task_names() if set(self.task_options) <= {f.name for f in fields(get_task(t).inputs.options_type)}]
         if not names:  # told by the data later; no task takes these options
             return [self._problem("task_options", "options of one task (none takes all of these)")]
         if len(names) == 1:
             try:
-                get_task(names[0]).options(self.task_options)
+                get_task(names[0]).inputs.options(self.task_options)
             except ConfigError as e:
                 return [str(e)]
         return []
@@ -134,7 +134,7 @@ class Settings:
     # -- construction --------------------------------------------------------------------------------------------
     @classmethod
     def with_recipe(cls, **given):
-        """The settings ``given``, and for those not given the task's :attr:`~medtransfer.tasks.Task.recipe` (the
+        """The settings ``given``, and for those not given the task's :attr:`~medtransfer.tasks.TaskInputs.recipe` (the
         task named by ``task``, or told by the layout of ``data``), then this class's defaults. ``train`` may be a
         mapping of the training settings given (the recipe fills the others) or a :class:`TrainConfig`. This is how
         the command line and config files build their settings: detection gets its own input size and schedule
@@ -173,8 +173,8 @@ def _recipe(data, task: str, source_options: dict) -> dict:
         else:
             return {}
         if isinstance(data, str) and data:
-            return kind.recipe_for(data, **source_options)
-        return dict(kind.recipe)
+            return kind.inputs.recipe_for(data, **source_options)
+        return dict(kind.inputs.recipe)
     except MedTransferError:  # an unknown task or unreadable data: the settings' own checks say so later
         return {}
 

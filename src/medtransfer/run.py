@@ -107,12 +107,12 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
         fit, task = outcome.fit, outcome.task
         metrics = {
             "task": task.name,
-            "metric": task.metric.name,
+            "metric": task.scorer.metric.name,
             "strategy": outcome.strategy.name,
             "seed": config.seed,
             "train_fraction": config.train_fraction,
             "test": outcome.test_metrics,
-            "val": {task.metric.name: outcome.val_score},
+            "val": {task.scorer.metric.name: outcome.val_score},
             "best_epoch": fit.best_epoch,
             "epochs_run": len(fit.history),
             "stopped": fit.stopped,
@@ -129,18 +129,18 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
         atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
         atomic_write(folder / "history.csv", _history_csv(fit.history))
         atomic_write(folder / "test_predictions.csv",
-                     task.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets,
-                                          **({"uncalibrated": outcome.uncalibrated_test_predictions}
-                                             if outcome.uncalibrated_test_predictions is not None else {})))
+                     task.writer.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets,
+                                                 uncalibrated=outcome.uncalibrated_test_predictions))
         if outcome.calibration is not None:
             plot_reliability(outcome.calibration.curves, folder, what="test split")
         if fit.history:
-            plot_training_curve(fit.history, folder / "curve.png", metric=task.metric.name, label=task.metric.label,
+            metric = task.scorer.metric
+            plot_training_curve(fit.history, folder / "curve.png", metric=metric.name, label=metric.label,
                                 title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
                                       f"seed {config.seed}")
         write_model_card(folder, outcome.spec, metrics["test"], metrics["data"], metrics["environment"],
                          choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
-                                f"study compares it with the other depths.", metric=task.metric.name)
+                                f"study compares it with the other depths.", metric=task.scorer.metric.name)
         mark_complete(folder, outcome.spec)
     track_run(track, out, metrics, fit.history, _notice, experiment)
     return RunResult(out=out, metrics=metrics, fit=fit)
@@ -153,7 +153,7 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
         raise ConfigError(f"split {split!r} must be train, val, test or all")
     dev = resolve_device(device)
     saved = load_model(run_dir, dev)
-    images = type(saved.task).read(str(data), **(source_options or {}))
+    images = saved.task.inputs.read(str(data), **(source_options or {}))
     if images.class_names != saved.task.class_names:
         raise DataError(
             f"{data}: classes {images.class_names} differ from the model's {saved.task.class_names}; "
@@ -165,11 +165,11 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
         run_metrics = Path(run_dir) / "metrics.json"
         config = json.loads(run_metrics.read_text())["config"] if run_metrics.is_file() else {}
         seed = split_seed if split_seed is not None else config.get("split_seed", 0)
-        test_fraction = config.get("test_fraction") or saved.task.test_fraction
+        test_fraction = config.get("test_fraction") or saved.task.inputs.test_fraction
         idx = getattr(make_split(images, seed=seed, test_fraction=test_fraction), split)
     x = load_images(images, idx, saved.input_size)
-    loader = image_loader(saved.task, x, saved.task.load_targets(images, idx, saved.input_size), 64)
+    loader = image_loader(saved.task, x, saved.task.codec.load_targets(images, idx, saved.input_size), 64)
     trainer = Trainer(saved.task, TrainConfig(), dev)
     predictions, targets = test_scoring(trainer, saved.net, loader, images, idx)
     return {"data": str(data), "split": split, "n": int(len(idx)),
-            "metrics": saved.task.evaluate(predictions, targets)}
+            "metrics": saved.task.scorer.evaluate(predictions, targets)}

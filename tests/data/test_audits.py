@@ -14,7 +14,7 @@ from PIL import Image
 
 from medtransfer.data import make_split, read_source
 from medtransfer.errors import DataError
-from medtransfer.tasks.segmentation import SegmentationTask
+from medtransfer.tasks import get_task
 
 
 def images(folder: Path, n: int, seed: int = 0) -> list[str]:
@@ -148,11 +148,11 @@ def test_mask_values_with_gaps_and_empty_masks(tmp_path):
         m = np.asarray(Image.open(p))
         Image.fromarray(np.where(m == 255, 1, m).astype(np.uint8)).save(p)
     with pytest.raises(DataError, match=r"case_003\.png: mask value 7 leaves class indices 2, 3, 4, 5, 6 unused"):
-        SegmentationTask.read(str(root))
+        get_task("segmentation").inputs.read(str(root))
     for p in (root / "masks").iterdir():
         Image.fromarray(np.zeros((32, 32), np.uint8)).save(p)
     with pytest.raises(DataError, match="hold no foreground at all"):
-        SegmentationTask.read(str(root))
+        get_task("segmentation").inputs.read(str(root))
 
 
 def test_through_the_command_line_exit_2_and_nothing_written(tmp_path, capsys):

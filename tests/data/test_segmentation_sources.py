@@ -14,15 +14,15 @@ from medtransfer.data.sources import open_source
 from medtransfer.data.sources.mask_sources import MaskCsvSource, MaskFolderSource
 from medtransfer.data.sources.nifti_slices import NiftiVolumeSource
 from medtransfer.errors import ConfigError, DataError
-from medtransfer.tasks.segmentation import SegmentationTask
+from medtransfer.tasks import get_task
 
 
 def open_segmentation_source(spec, **options):
-    return open_source(spec, sources=SegmentationTask.sources, **options)
+    return open_source(spec, sources=get_task("segmentation").inputs.sources, **options)
 
 
 def read_segmentation_source(spec, **options):
-    return SegmentationTask.read(str(spec), **options)
+    return get_task("segmentation").inputs.read(str(spec), **options)
 
 
 def save(path: Path, array: np.ndarray, **kw) -> Path:

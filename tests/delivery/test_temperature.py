@@ -11,7 +11,7 @@ from medtransfer import RunConfig, TrainConfig, load_model, train
 from medtransfer.training.calibration import fit_temperature, negative_log_likelihood, scaled_probabilities
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.metrics.calibration import expected_calibration_error
-from medtransfer.tasks.classification import ClassificationTask
+from medtransfer.tasks import get_task
 
 FAST = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
 
@@ -48,9 +48,9 @@ def test_a_run_stores_its_temperature_and_writes_calibrated_probabilities(shape_
     np.testing.assert_allclose(p[:, 1], 1 / (1 + np.exp(-logit / t)), atol=2e-5)
     # the saved model applies it: its task divides by the same temperature
     saved = load_model(out)
-    assert saved.task.temperature == t
+    assert saved.task.scorer.temperature == t
     z = torch.tensor([[0.0, 2.0]])
-    assert float(saved.task.predict(z)[0, 1]) == pytest.approx(1 / (1 + np.exp(-2.0 / t)), abs=1e-6)
+    assert float(saved.task.scorer.predict(z)[0, 1]) == pytest.approx(1 / (1 + np.exp(-2.0 / t)), abs=1e-6)
 
 
 def test_calibration_can_be_switched_off_and_a_bad_temperature_is_refused(shape_folder, tmp_path):
@@ -61,7 +61,7 @@ def test_calibration_can_be_switched_off_and_a_bad_temperature_is_refused(shape_
     assert spec["temperature"] == 1.0 and "calibration" not in json.loads((out / "metrics.json").read_text())
     assert "uncalibrated_p_disk" not in (out / "test_predictions.csv").read_text().splitlines()[0]
     with pytest.raises(ConfigError, match="'calibration' parameter"):
-        ClassificationTask.options({"calibration": "platt"})
+        get_task("classification").inputs.options({"calibration": "platt"})
     (out / "model.json").write_text(json.dumps({**spec, "temperature": -1}))
     with pytest.raises(DataError, match="temperature"):
         load_model(out)

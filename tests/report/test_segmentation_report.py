@@ -69,13 +69,12 @@ def test_overlay_without_scratch_model_and_with_file_names(segmentation_study, b
 
 
 def test_overlay_images_are_spread_evenly_through_the_test_split(blob_folder):
-    task_type, data = read_data(str(blob_folder), task="segmentation")
-    task = task_type(data.class_names)
+    task, data = read_data(str(blob_folder), task="segmentation")
     test = np.arange(3, 13)
-    targets = task_type.load_targets(data, test, 32)
-    chosen = task.examples(data, test, targets)
+    targets = task.codec.load_targets(data, test, 32)
+    chosen = task.inputs.examples(data, test, targets)
     assert [int(test[i]) for i in chosen] == [3, 5, 7, 10, 12]
-    assert list(task.examples(data, test[:2], targets[:2])) == [0, 1]
+    assert list(task.inputs.examples(data, test[:2], targets[:2])) == [0, 1]
 
 
 def test_the_study_stored_its_example_images(segmentation_study):

@@ -25,7 +25,7 @@ from medtransfer.metrics.froc import froc
 from medtransfer.report import write_report
 from medtransfer.study import Study, StudyConfig
 from medtransfer.tasks import get_task, read_data
-from medtransfer.tasks.detection import DetectionTask
+from medtransfer.tasks.detection import DETECTION
 
 FAST = {"task_options": {"fpn_channels": 32}, "input_size": 64}
 # a moving average lags over so few steps; 12 epochs reached test mAP@0.5 0.43 on one CPU (AVX-512 Xeon) and
@@ -40,11 +40,11 @@ def box_csv(tmp_path_factory) -> Path:
 
 def test_the_layout_tells_detection_and_the_recipe_applies(box_csv):
     task, data = read_data(box_csv)
-    assert task is DetectionTask and isinstance(data, BoxedImages) and data.class_names == ["blob", "cell"]
+    assert task is DETECTION and isinstance(data, BoxedImages) and data.class_names == ["blob", "cell"]
     config = RunConfig.with_recipe(data=str(box_csv), train={"epochs": 3})
     # 64 px images are not upsampled to the recipe's 384 px: the input size follows the stored size
     assert (config.input_size, config.augmentation) == (64, "none+hflip+vflip")
-    assert config.train.epochs == 3 and config.train.lr == DetectionTask.recipe["train"]["lr"]  # given wins, rest from the recipe
+    assert config.train.epochs == 3 and config.train.lr == DETECTION.inputs.recipe["train"]["lr"]  # given wins, rest from the recipe
     assert RunConfig.with_recipe(data=str(box_csv), input_size=96).input_size == 96
 
 
@@ -52,7 +52,7 @@ def test_the_default_input_size_follows_the_stored_images_up_to_the_recipes(tmp_
     small = write_box_csv(tmp_path / "small", n=6, size=72)  # median side 72 → 96 (a multiple of 32)
     assert StudyConfig.with_recipe(data=str(small)).input_size == 96
     large = write_box_csv(tmp_path / "large", n=6, size=400)
-    assert RunConfig.with_recipe(data=str(large)).input_size == DetectionTask.recipe["input_size"] == 384
+    assert RunConfig.with_recipe(data=str(large)).input_size == DETECTION.inputs.recipe["input_size"] == 384
 
 
 def test_a_tiny_detector_learns_the_shapes(box_csv, tmp_path):
@@ -139,7 +139,7 @@ def _bright_box(image: torch.Tensor) -> np.ndarray:
 
 @pytest.mark.parametrize("spec", ["none+hflip", "none+vflip", "boxes", "boxes+hflip+vflip", "strong"])
 def test_boxes_follow_every_augmentation(spec):
-    augment = DetectionTask.augment(Augmentation.preset(spec).build() or Augmentation.preset("none+hflip").build())
+    augment = DETECTION.codec.augment(Augmentation.preset(spec).build() or Augmentation.preset("none+hflip").build())
     torch.manual_seed(0)
     box = (10.0, 12.0, 30.0, 40.0)  # not symmetric in the 64 px image: every flip moves it
     moved = 0

@@ -18,7 +18,8 @@ from medtransfer.model.saved import load_model
 from medtransfer.strategies import parse_strategy
 from medtransfer.engine.trial import build_cache, build_network
 from medtransfer.tasks import read_data
-from medtransfer.tasks.segmentation import SegmentationTask, encoder_groups
+from medtransfer.tasks import get_task
+from medtransfer.tasks.segmentation import encoder_groups
 
 QUICK = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)
 
@@ -47,8 +48,8 @@ def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder
                        task_options={"decoder": decoder})
     s = parse_strategy(strategy)
     backbone, task, net = build_network(config, s, data, None)
-    assert task.decoder == decoder
-    n = len(task.groups(backbone))
+    assert task.head.decoder == decoder
+    n = len(task.head.groups(backbone))
     assert net.num_frozen == s.frozen_groups(n)
     assert all(p.requires_grad for p in net.suffix.head.parameters())
     assert not any(p.requires_grad for p in net.prefix.parameters())
@@ -72,7 +73,7 @@ def test_joint_augmentation_moves_image_and_mask_alike(blob_folder):
     mask = torch.as_tensor(data.samples[0].load_mask())
     image = (mask * 255).expand(3, -1, -1).clone()  # an image that is its own mask
     aug = Augmentation(rotate_degrees=30, translate=0.1, scale=(0.8, 1.2), brightness=0, contrast=0, hflip=True, vflip=True)
-    ds = ImageTensorDataset(image[None], mask[None], SegmentationTask.augment(aug.build()))
+    ds = ImageTensorDataset(image[None], mask[None], get_task("segmentation").codec.augment(aug.build()))
     torch.manual_seed(0)
     moved = 0
     for _ in range(10):
@@ -84,7 +85,7 @@ def test_joint_augmentation_moves_image_and_mask_alike(blob_folder):
     assert moved >= 8
     # intensity transforms touch the image only
     bright = ImageTensorDataset(image[None] // 2, mask[None],
-                                SegmentationTask.augment(Augmentation(0, 0, (1, 1), 0.5, 0.5).build()))
+                                get_task("segmentation").codec.augment(Augmentation(0, 0, (1, 1), 0.5, 0.5).build()))
     x, m = bright[0]
     assert torch.equal(m, mask)
 
@@ -134,7 +135,7 @@ def test_a_pretrained_unet_learns_the_blobs_and_its_run_folder_reloads(blob_fold
     assert m["test"]["dice"]["value"] > 0.8, m["test"]
     assert set(m["test"]) == {"dice", "iou", "hd95"}
     saved = load_model(tmp_path / "run")
-    assert isinstance(saved.task, SegmentationTask)
+    assert saved.task.name == "segmentation"
     rows = (tmp_path / "run" / "test_predictions.csv").read_text().splitlines()
     assert rows[0] == "sample,dice_foreground" and len(rows) == 1 + m["data"]["counts"]["test"]
 

@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from medtransfer import Metric, RunConfig, Task, TrainConfig, register_task, train
+from medtransfer import (HeadFactory, Metric, RaggedTargets, RunConfig, Scorer, Task, TaskInputs, TaskParts,
+                         TrainConfig, register_task, train)
 from medtransfer.data import ImageSet, Sample, Source
 from medtransfer.data.sources.base import register_source
-from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
 from medtransfer.report import write_report
 from medtransfer.study import Study, StudyConfig
 
@@ -49,59 +49,36 @@ def mean_absolute_error(cases: dict, resamples: np.ndarray) -> np.ndarray:
     return np.abs(np.asarray(cases["predicted"]) - np.asarray(cases["count"]))[resamples].mean(1)
 
 
-@register_task
-class DiscCounting(Task):
-    name = "disc-counting"
-    sources = (DiscSource,)
-    data_type = DiscImages
-    detect_priority = 20
-    layouts = "a folder with discs.json"
-
-    @classmethod
-    def for_data(cls, data, train_targets, config):
-        return cls()
-
-    @classmethod
-    def from_spec(cls, spec):
-        return cls()
-
-    @staticmethod
-    def load_targets(data, indices, size):  # ragged: a K×2 array of centres per image
-        return [np.asarray(data.samples[int(i)].target, dtype=np.float32).reshape(-1, 2) for i in indices]
-
-    def collate(self, items):
-        return [torch.as_tensor(i) for i in items]
-
-    def to_device(self, targets, device):
-        return [t.to(device) for t in targets]
-
-    def gather(self, batches):
-        return [x for b in batches for x in (b if isinstance(b, list) else b.numpy())]
-
+class CountHead(HeadFactory):
     def head(self, backbone, groups, taps):
         return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(backbone.model.num_features, 1))
 
     def saved_weights(self, backbone, groups, head):
         return nn.ModuleDict({"backbone": backbone.model, "head": head})
 
+
+class CountScorer(Scorer):
+    metric = Metric("mae", "count MAE", mean_absolute_error, higher_is_better=False, unit_interval=False,
+                    scale="discs per image: 0 = every count right")
+
     def loss(self, outputs, targets):
-        counts = torch.tensor([float(len(t)) for t in targets], device=outputs.device)
-        return F.mse_loss(outputs[:, 0], counts)
+        return F.mse_loss(outputs[:, 0], torch.tensor([float(len(t)) for t in targets], device=outputs.device))
 
     def predict(self, outputs):
         return outputs[:, 0].float().cpu()
 
-    @property
-    def metric(self) -> Metric:
-        return Metric("mae", "count MAE", mean_absolute_error, higher_is_better=False, unit_interval=False,
-                      scale="discs per image: 0 = every count right")
-
     def case_columns(self, predictions, targets):
         return {"count": np.array([len(t) for t in targets]), "predicted": np.asarray(predictions, dtype=float)}
 
-    def evaluate(self, predictions, targets, *, seed=0):
-        cases = self.case_columns(predictions, targets)
-        return {"mae": percentile_interval(mean_absolute_error(cases, resample_cases(len(targets), 200, seed)))}
+
+def count_parts(*_) -> TaskParts:
+    return TaskParts(head=CountHead(), scorer=CountScorer())
+
+
+register_task(Task("disc-counting", TaskInputs(sources=(DiscSource,), data_type=DiscImages, detect_priority=20,
+                                               layouts="a folder with discs.json"),
+                   codec=RaggedTargets(columns=2),  # ragged: a K×2 array of centres per image
+                   build=count_parts, rebuild=count_parts))
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def _network(folder, strategy: str):
     s = parse_strategy(strategy)
     backbone, task, net = build_network(config, s, data, targets)
     x = load_images(data, np.arange(len(targets)), 32)
-    loader = image_loader(task, x, targets, 8, augment=task.augment(Augmentation().build()), shuffle=True)
+    loader = image_loader(task, x, targets, 8, augment=task.codec.augment(Augmentation().build()), shuffle=True)
     return config, s, backbone, task, net, loader
 
 

@@ -23,9 +23,10 @@ def test_schedule_warms_up_then_decays_to_the_floor():
 def test_learning_rates_per_group():
     data_cfg = RunConfig(data="x", strategy="tune:3", train=TrainConfig(lr=1e-3, head_lr_multiplier=10, layer_decay=0.5))
     from medtransfer.backbones import create_backbone
-    from medtransfer.tasks.classification import ClassificationTask
+    from medtransfer.tasks import get_task
 
-    net = ClassificationTask(["a", "b"], "binary").build_network(create_backbone(weights="scratch"), parse_strategy("tune:3"))
+    task = get_task("classification").from_spec({"class_names": ["a", "b"], "label_kind": "binary"})
+    net = task.head.build_network(create_backbone(weights="scratch"), parse_strategy("tune:3"))
     lrs = sorted({g["lr"] for g in _param_groups(net, data_cfg.train)})
     assert lrs == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-2])
 
@@ -33,13 +34,13 @@ def test_learning_rates_per_group():
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
 def test_the_optimiser_is_fused_and_updates_like_the_plain_one(optimizer):
     from medtransfer.backbones import create_backbone
-    from medtransfer.tasks.classification import ClassificationTask
+    from medtransfer.tasks import get_task
     from medtransfer.training.trainer import build_optimizer
 
     cfg = TrainConfig(optimizer=optimizer, lr=1e-2)
     torch.manual_seed(0)
-    net = ClassificationTask(["a", "b"], "binary").build_network(create_backbone(weights="scratch"),
-                                                                 parse_strategy("tune:1"))
+    task = get_task("classification").from_spec({"class_names": ["a", "b"], "label_kind": "binary"})
+    net = task.head.build_network(create_backbone(weights="scratch"), parse_strategy("tune:1"))
     start = {n: p.detach().clone() for n, p in net.suffix.named_parameters()}
     fused = build_optimizer(net, cfg)
     assert fused.defaults["fused"] is True
@@ -149,4 +150,4 @@ def test_with_an_ema_the_better_of_average_and_live_weights_is_kept(shape_folder
     assert result.best_score == max(h["val_auc"] for h in result.history)
     # what is kept is what was scored: the restored suffix scores the best epoch's score again
     predictions, y, _ = Trainer(task, cfg.train, torch.device("cpu")).predict(net, loader)
-    assert task.score(predictions, y) == pytest.approx(result.best_score)
+    assert task.scorer.score(predictions, y) == pytest.approx(result.best_score)

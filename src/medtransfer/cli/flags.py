@@ -121,7 +121,7 @@ def _help(entry: _Entry) -> str:
     if entry.recipe_of is not None and "{recipes}" in entry.flag.help:
         key = entry.recipe_of.removeprefix("train.")
         for t in task_names():
-            recipe = get_task(t).recipe.get("train", {}) if entry.recipe_of.startswith("train.") else get_task(t).recipe
+            recipe = get_task(t).inputs.recipe.get("train", {}) if entry.recipe_of.startswith("train.") else get_task(t).inputs.recipe
             if key in recipe:
                 notes.append(f"; {t}: {recipe[key]}")
     return entry.flag.help.format(default=entry.default, recipes="".join(notes), tasks=", ".join(task_names()))

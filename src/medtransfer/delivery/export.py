@@ -2,7 +2,7 @@
 
 The graph is the whole delivered model: it takes a decoded ``uint8`` image at its own size (``B×C×H×W``, C 1 or
 3, H and W dynamic), converts its channels, resizes it as training did, normalises it, runs the network and returns
-the task's :meth:`~medtransfer.tasks.Task.delivered_outputs` (class probabilities with the fitted temperature
+the task's :meth:`~medtransfer.tasks.TaskWriter.delivered_outputs` (class probabilities with the fitted temperature
 applied, or per-pixel class probabilities at the image's size): see :mod:`medtransfer.delivery.onnx_resize`. A
 JSON sidecar says what goes in (the decoded image as it is), what the graph does, and what comes out.
 
@@ -74,8 +74,8 @@ def export_model(model: str | os.PathLike, out: str | os.PathLike | None = None,
     sidecar = path.with_name(path.name + ".json")
     with atomic_files([path, sidecar], overwrite=overwrite, what="exported model") as (onnx_file, json_file):
         saved = load_model(folder, "cpu")
-        if saved.task.export_refusal:
-            raise ConfigError(saved.task.export_refusal)
+        if saved.task.writer.export_refusal:
+            raise ConfigError(saved.task.writer.export_refusal)
         spec = saved.spec
         size, channels = int(spec["input_size"]), int(spec.get("channels") or 3)
         inputs = _check_inputs(saved, channels, size, check)  # unreadable check images fail before the export
@@ -140,12 +140,7 @@ def describe(saved: SavedModel, channels: int, size: int, opset: int, diff: floa
 
     spec, task = saved.spec, saved.task
     classes = list(spec["class_names"])
-    output = ({"shape": ["batch", len(classes)], "meaning": "class probabilities (softmax of the logits divided by "
-               "the temperature; sigmoid per label for multi-label models)", "classes": classes}
-              if task.name == "classification" else
-              {"shape": ["batch", len(classes), "height", "width"], "meaning": "per-pixel class probabilities at "
-               "the image's own size (the network's scores resized bilinearly to it, then softmax); the mask is their "
-               "argmax", "classes": classes})
+    output = task.writer.exported_output(size)
     return {
         "format": "medtransfer-onnx/2",  # /2: the decoded image at its own size goes in
         "task": task.name,

@@ -101,14 +101,14 @@ def _csv_paths(path: Path) -> list[str]:
     return out
 
 
-def read_new_images(path: str, spec: dict) -> list[NewImage]:
+def read_new_images(path: str, spec: dict, *, volumes: bool = False) -> list[NewImage]:
     """``path`` read and preprocessed for the model ``spec`` (a ``model.json``) describes: one image, or every slice
-    of a NIfTI volume (segmentation models only). Raises :class:`~medtransfer.errors.DataError` naming the file when
-    it cannot be read."""
+    of a NIfTI volume (for a model whose task predicts ``volumes``). Raises
+    :class:`~medtransfer.errors.DataError` naming the file when it cannot be read."""
     refuse_special_file(path)  # listed in errors.csv like any unreadable file, never a read that blocks
     if not is_nifti(Path(path)):
         return [read_new_image(path, spec)]
-    if spec.get("task", "classification") != "segmentation":
+    if not volumes:
         raise DataError(f"{path}: a NIfTI volume; only segmentation models predict volumes (slice by slice). Give "
                         f"this model 2D images.")
     window, axis = spec.get("window"), int(spec.get("axis", 2))

@@ -5,7 +5,7 @@ model was trained on (:func:`~medtransfer.delivery.inputs.read_new_image`: ITU-R
 gray channel repeated for an RGB one), the training resize (:func:`~medtransfer.data.transforms.resize_batch`:
 bicubic with anti-aliasing, rounded to ``uint8``), the network, and, for per-pixel scores, the bilinear resize back
 to the image's size that predict's masks use (:func:`~medtransfer.tasks.segmentation.mask_at`), then the task's
-:meth:`~medtransfer.tasks.Task.delivered_outputs`. The graph's height and width are dynamic; a batch holds images
+:meth:`~medtransfer.tasks.TaskWriter.delivered_outputs`. The graph's height and width are dynamic; a batch holds images
 of one size.
 
 The TorchScript exporter drops ``antialias`` from ``F.interpolate`` (it would write a plain bicubic ``Resize``), so
@@ -62,7 +62,7 @@ class NativeSizeNet(nn.Module):
         outputs = self.net(resize_batch(self.trained_channels(image), self.size))
         if outputs.dim() == 4:  # per-pixel scores at the input size: back to the image's, as predict's masks are
             outputs = F.interpolate(outputs.float(), size=image.shape[-2:], mode="bilinear", align_corners=False)
-        return self.task.delivered_outputs(outputs)
+        return self.task.writer.delivered_outputs(outputs)
 
     def trained_channels(self, image: torch.Tensor) -> torch.Tensor:
         """1 or 3 channels to the model's: without a branch on the count, so one graph takes both (the luma of a

@@ -44,7 +44,7 @@ def check_test_split(saved: SavedModel, folder: Path, onnx_path: Path, data: str
 
     stored = _stored_rows(folder)
     indices = np.array([int(r["sample"]) for r in stored])
-    images = type(saved.task).read(str(data), **_source_options(folder))
+    images = saved.task.inputs.read(str(data), **_source_options(folder))
     if images.class_names != saved.task.class_names or len(images.samples) <= indices.max():
         raise DataError(f"{data}: not the data the run in {folder} was trained on (classes {images.class_names}, "
                         f"{len(images.samples)} images); give the data given to 'medtransfer train'")
@@ -56,12 +56,12 @@ def check_test_split(saved: SavedModel, folder: Path, onnx_path: Path, data: str
             x = pixels[None, None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)[None]
             out = session.run(None, {input_name: np.ascontiguousarray(x)})[0][0]
             predictions.append(out.argmax(0).astype(np.uint8) if out.ndim == 3 else out)  # per pixel: the mask
-    targets = saved.task.own_size_targets(images, indices)
+    targets = saved.task.codec.own_size_targets(images, indices)
     if targets is None:
-        targets = saved.task.load_targets(images, indices, saved.input_size)
+        targets = saved.task.codec.load_targets(images, indices, saved.input_size)
     if not any(p.ndim == 2 for p in predictions):
         predictions = np.stack(predictions)
-    ours = list(csv.DictReader(io.StringIO(saved.task.predictions_csv(indices, predictions, targets))))
+    ours = list(csv.DictReader(io.StringIO(saved.task.writer.predictions_csv(indices, predictions, targets))))
     columns = [c for c in ours[0] if c in stored[0] and c != "sample" and not c.startswith("target_")]
     if not columns:
         raise DataError(f"{folder / 'test_predictions.csv'}: holds none of the columns {list(ours[0])}; it was "

@@ -2,7 +2,7 @@
 
 The model is a run folder or a study folder (its recommended model, or another strategy's); the images are a file,
 a folder or a CSV of paths (:mod:`medtransfer.delivery.inputs`). What is written per image is the task's
-(:meth:`~medtransfer.tasks.Task.prediction_writer`): class probabilities for classification, masks and areas for
+(:meth:`~medtransfer.tasks.TaskWriter.prediction_writer`): class probabilities for classification, masks and areas for
 segmentation, boxes for detection. A file that cannot be read is listed in ``errors.csv`` with its reason and the others are predicted;
 when none can be read, a :class:`~medtransfer.errors.DataError` is raised (after the folder with its ``errors.csv`` is
 written). The output folder is written as a whole or not at all.
@@ -63,7 +63,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike, out: str | os.P
 def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size: int, dev, progress):
     """Predict ``paths`` into the folder ``out``: (images predicted, colour images converted to gray, (path, reason)
     of the unreadable ones, the files written)."""
-    writer = saved.task.prediction_writer(saved, out, heatmaps=heatmaps)
+    writer = saved.task.writer.prediction_writer(saved, out, heatmaps=heatmaps)
     errors: list[tuple[str, str]] = []
     batch: list[NewImage] = []
     done = converted = 0
@@ -83,7 +83,7 @@ def _predict_into(out: Path, saved, paths: list[str], heatmaps: bool, batch_size
     try:
         for path in paths:
             try:
-                images = read_new_images(path, saved.spec)
+                images = read_new_images(path, saved.spec, volumes=saved.task.writer.volumes)
             except DataError as e:
                 message = str(e)
                 errors.append((path, message[len(path) + 2:] if message.startswith(f"{path}: ") else message))

@@ -58,7 +58,7 @@ class PreparedData:
     """A source read for its task and split, with the training subset for one (fraction, seed)."""
 
     data: ImageSet
-    task: type[Task]
+    task: Task
     split: DataSplit
     train_idx: np.ndarray
 
@@ -78,7 +78,7 @@ class PreparedData:
             **({"patients": {"count": len(per), "images_per_patient": [per[0], per[len(per) // 2], per[-1]]}}
                if per else {}),
             **({"notices": list(self.data.notices)} if self.data.notices else {}),
-            **self.task.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
+            **self.task.inputs.describe(self.data, {"train_used": self.train_idx, "val": self.split.val, "test": self.split.test}),
         }
 
 
@@ -88,11 +88,11 @@ def prepare_data(config: RunConfig, data: ImageSet | None = None) -> PreparedDat
         task, data = read_data(config.data, task=config.task, **config.source_options)
     else:
         task = task_for_data(data) if config.task == "auto" else resolve_task(config.task, config.data)
-        if not isinstance(data, task.data_type):
+        if not isinstance(data, task.inputs.data_type):
             raise ConfigError(f"{config.data}: the task is {task.name}, but the data are laid out for another task")
-    task.options(config.task_options)  # the options were given for the task the data turned out to be for
-    split = make_split(data, seed=config.split_seed, test_fraction=config.test_fraction or task.test_fraction)
-    task.check_split(data, split)
+    task.inputs.options(config.task_options)  # the options were given for the task the data turned out to be for
+    split = make_split(data, seed=config.split_seed, test_fraction=config.test_fraction or task.inputs.test_fraction)
+    task.inputs.check_split(data, split)
     train_idx = training_subset(data, split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, split.val, split.test, split.given))
     return PreparedData(data, task, split, train_idx)
@@ -107,7 +107,7 @@ def image_loader(task: Task, images: torch.Tensor, targets, batch_size: int, *, 
     ds = ImageTensorDataset(images, targets, augment)
 
     def collate(batch):
-        return default_collate([x for x, _ in batch]), task.collate([y for _, y in batch])
+        return default_collate([x for x, _ in batch]), task.codec.collate([y for _, y in batch])
 
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=g, collate_fn=collate,
                       drop_last=shuffle and len(ds) > batch_size)
@@ -120,16 +120,16 @@ def model_options(config: Settings) -> dict:
 
 
 def build_network(config: RunConfig, strategy: Strategy, data: ImageSet, train_targets,
-                  task_type: type[Task] | None = None):
+                  task_type: Task | None = None):
     """The backbone (seeded), the task (``task_type``, or the one that reads data like ``data``) and the network cut
     for ``strategy``."""
     seed_everything(config.seed)
     weights = config.weights if strategy.pretrained else "scratch"
     backbone = create_backbone(config.backbone, weights=weights, num_classes=data.num_classes, **model_options(config))
     task = (task_type or task_for_data(data)).for_data(data, train_targets, config)
-    strategy.validate(len(task.groups(backbone)))
+    strategy.validate(len(task.head.groups(backbone)))
     with network_from_options(config.task_options, task.name):
-        net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+        net = task.head.build_network(backbone, strategy).to(memory_format=torch.channels_last)
     return backbone, task, net
 
 
@@ -140,7 +140,7 @@ class TrialImages:
     images: torch.Tensor  # uint8 N×C×S×S, only split members, in the order of ``index``
     targets: object  # one item per image, aligned with ``images``, in the task's kind of sequence
     index: dict[int, int]  # sample index -> row of ``images``
-    task: type[Task] = Task
+    task: Task  # whose codec indexes ``targets``
 
     @classmethod
     def load(cls, prepared: PreparedData, size: int, progress=None) -> TrialImages:
@@ -150,7 +150,7 @@ class TrialImages:
         images = load_images(prepared.data, idx, size, progress=tick)
         if bar is not None:
             progress.remove_task(bar)
-        targets = prepared.task.load_targets(prepared.data, idx, size)
+        targets = prepared.task.codec.load_targets(prepared.data, idx, size)
         return cls(images, targets, {int(i): r for r, i in enumerate(idx)}, prepared.task)
 
     @functools.cached_property
@@ -162,14 +162,14 @@ class TrialImages:
 
     def rows(self, indices: np.ndarray):
         r = self.positions(indices)
-        return self.images[torch.as_tensor(r)], self.task.take(self.targets, r)
+        return self.images[torch.as_tensor(r)], self.task.codec.take(self.targets, r)
 
 
 def test_scoring(trainer: Trainer, net: TransferNet, loader, data, indices: np.ndarray):
     """(predictions, targets) of ``data.samples[indices]`` (the order of ``loader``) as the test metrics score
-    them: at each image's own size when the task scores there (:meth:`~medtransfer.tasks.Task.own_size_targets`),
+    them: at each image's own size when the task scores there (:meth:`~medtransfer.tasks.TargetCodec.own_size_targets`),
     else at the input size."""
-    own = trainer.task.own_size_targets(data, indices)
+    own = trainer.task.codec.own_size_targets(data, indices)
     sizes = None if own is None else [np.shape(t)[-2:] for t in own]
     predictions, targets, _ = trainer.predict(net, loader, sizes=sizes)
     return predictions, (targets if own is None else own)
@@ -210,11 +210,11 @@ class TrialOutcome:
 
     def case_columns(self) -> dict:
         """What the study stores per test case."""
-        return self.task.case_columns(self.test_predictions, self.test_targets)
+        return self.task.scorer.case_columns(self.test_predictions, self.test_targets)
 
     def val_case_columns(self) -> dict:
         """The same per validation case (the recommendation's uncertainty is computed from them)."""
-        return self.task.case_columns(self.val_predictions, self.val_targets)
+        return self.task.scorer.case_columns(self.val_predictions, self.val_targets)
 
 
 def data_fingerprint(prepared: PreparedData, images: TrialImages, source: str | None = None) -> DataFingerprint:
@@ -222,7 +222,7 @@ def data_fingerprint(prepared: PreparedData, images: TrialImages, source: str | 
     split_of = {int(i): name for name in ("train", "val", "test") for i in getattr(prepared.split, name)}
     idx = np.asarray(sorted(images.index), dtype=np.int64)
     rows = images.positions(idx)
-    targets = images.task.take(images.targets, rows)
+    targets = images.task.codec.take(images.targets, rows)
     return DataFingerprint.of([prepared.data.samples[int(i)].ref for i in idx], source or prepared.data.name,
                               images.images[torch.as_tensor(rows)], targets, [split_of[int(i)] for i in idx])
 
@@ -251,8 +251,8 @@ def build_cache(config: Settings, prepared: PreparedData, images: TrialImages, s
     backbone = create_backbone(config.backbone, weights=config.weights, num_classes=prepared.data.num_classes,
                                **model_options(config))
     task = prepared.task
-    groups, taps = task.layout(backbone)
-    reads = {s.frozen_groups(len(groups)): task.cache_reads(s.frozen_groups(len(groups)), taps) for s in cacheable}
+    groups, taps = task.head.layout(backbone)
+    reads = {s.frozen_groups(len(groups)): task.head.cache_reads(s.frozen_groups(len(groups)), taps) for s in cacheable}
     cache = FrozenPrefixCache(backbone, cache_key(config, backbone, images), reads, views=cache_views(config),
                               groups=groups, dtype=config.cache_dtype, memory_budget=memory_budget, spill_dir=spill_dir)
     eval_idx = np.concatenate([prepared.split.val, prepared.split.test])
@@ -271,12 +271,12 @@ def _loaders(config: RunConfig, prepared: PreparedData, images: TrialImages, tas
     the images (the training ones augmented)."""
     bs = config.train.batch_size
     if cache is not None:
-        train = cached_loader(cache.train_dataset(k, train_idx, config.seed, task.collate), bs, shuffle=True,
+        train = cached_loader(cache.train_dataset(k, train_idx, config.seed, task.codec.collate), bs, shuffle=True,
                               seed=config.seed)
-        val, test = (cached_loader(cache.eval_dataset(k, idx, task.collate), 2 * bs, shuffle=False, seed=0)
+        val, test = (cached_loader(cache.eval_dataset(k, idx, task.codec.collate), 2 * bs, shuffle=False, seed=0)
                      for idx in (prepared.split.val, prepared.split.test))
         return train, val, test
-    augment = task.augment(Augmentation.preset(config.augmentation).build())
+    augment = task.codec.augment(Augmentation.preset(config.augmentation).build())
     train = image_loader(task, *images.rows(train_idx), bs, augment=augment, shuffle=True, seed=config.seed)
     return (train, image_loader(task, *images.rows(prepared.split.val), 2 * bs),
             image_loader(task, *images.rows(prepared.split.test), 2 * bs))
@@ -297,7 +297,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     data = prepared.data
     train_idx = training_subset(data, prepared.split.train, config.train_fraction, config.seed)
     check_split(data, DataSplit(train_idx, prepared.split.val, prepared.split.test, prepared.split.given))
-    train_targets = images.task.take(images.targets, images.positions(train_idx))
+    train_targets = images.task.codec.take(images.targets, images.positions(train_idx))
     two_stage = strategy.kind == "lp-ft" and resume is None  # stage 1: the head on the frozen backbone; 2 from it
     backbone, task, net = build_network(config, Strategy("linear") if two_stage else strategy, data, train_targets,
                                         prepared.task)
@@ -311,7 +311,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         probe_train, probe_val, _ = _loaders(config, prepared, images, task, cache if probe_cached else None,
                                              probe_net.num_frozen, train_idx)
         probe = trainer.fit(probe_net, probe_train, probe_val, cached=probe_cached)
-        net = task.build_network(backbone, strategy).to(memory_format=torch.channels_last)
+        net = task.head.build_network(backbone, strategy).to(memory_format=torch.channels_last)
         if net.suffix.head is not probe_net.suffix.head:
             net.suffix.head.load_state_dict(probe_net.suffix.head.state_dict())
     k = net.num_frozen
@@ -324,7 +324,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         "weights": config.weights if strategy.pretrained else "scratch",
         "weights_description": backbone.weights_description,
         "strategy": strategy.name,
-        "num_groups": len(task.groups(backbone)),
+        "num_groups": len(task.head.groups(backbone)),
         "frozen_groups": net.num_frozen,
         "input_size": config.input_size,
         "input": "uint8 tensor B×C×H×W (C = 1 or 3), resized to input_size×input_size (bicubic, aspect not kept); "
@@ -337,7 +337,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     }
     if probe is not None:
         spec["linear_probe"] = {"epochs": len(probe.history), "best_epoch": probe.best_epoch,
-                                f"val_{task.metric.name}": probe.best_score, "seconds": probe.seconds}
+                                f"val_{task.scorer.metric.name}": probe.best_score, "seconds": probe.seconds}
     elif resume is not None and resume.get("linear_probe"):
         spec["linear_probe"] = resume["linear_probe"]
     callback = (lambda _net, epoch: on_best(net.weights_module, epoch, spec)) if on_best else None
@@ -348,7 +348,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     # lp-ft's first stage (a head on cached features) trained in the precision resolved before this
     if resume is None:
         trainer.settle_precision(net, first_batch, cached=cached,
-                                 case=f"{config.backbone} · {strategy.name} · {type(task).__name__} · "
+                                 case=f"{config.backbone} · {strategy.name} · {task.name} · "
                                       f"{bs}×{config.input_size} px · depthwise {config.fast_depthwise}")
     else:  # a resumed run goes on in the precision it started in
         trainer.precision = resolve_precision(resume["precision"], device)
@@ -374,16 +374,16 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         val_loader = image_loader(task, *images.rows(prepared.split.val), 2 * bs)
         test_loader = image_loader(task, *images.rows(prepared.split.test), 2 * bs)
     calibration, uncalibrated = None, None
-    if task.calibrates and diverged is None:
+    if task.scorer.calibrates and diverged is None:
         # one pass each: the logits, then the task's predictions of them before and after the fit on validation
         val_outputs, val_targets, _ = trainer.predict(net, val_loader, raw=True)
         test_outputs, test_targets, _ = trainer.predict(net, test_loader, raw=True)
-        uncalibrated = task.predict(torch.as_tensor(test_outputs)).numpy()
-        fitted = task.calibrate(val_outputs, val_targets)
-        check = task.calibration_check(test_outputs, test_targets)
+        uncalibrated = task.scorer.predict(torch.as_tensor(test_outputs)).numpy()
+        fitted = task.scorer.calibrate(val_outputs, val_targets)
+        check = task.scorer.calibration_check(test_outputs, test_targets)
         calibration = CalibrationCheck({**fitted, **{f"test_{k}": v for k, v in check.summary.items()}}, check.curves)
-        val_predictions = task.predict(torch.as_tensor(val_outputs)).numpy()
-        test_predictions = task.predict(torch.as_tensor(test_outputs)).numpy()
+        val_predictions = task.scorer.predict(torch.as_tensor(val_outputs)).numpy()
+        test_predictions = task.scorer.predict(torch.as_tensor(test_outputs)).numpy()
         spec.update(task.config(), calibration=calibration.summary)
     else:
         val_predictions, val_targets, _ = trainer.predict(net, val_loader)
@@ -392,8 +392,8 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
         strategy=strategy, task=task, fit=fit, test_predictions=test_predictions, test_targets=test_targets,
         val_predictions=val_predictions, val_targets=val_targets,
         calibration=calibration, uncalibrated_test_predictions=uncalibrated,
-        val_score=task.score(val_predictions, val_targets),
-        test_metrics=task.evaluate(test_predictions, test_targets, seed=config.seed),
+        val_score=task.scorer.score(val_predictions, val_targets),
+        test_metrics=task.scorer.evaluate(test_predictions, test_targets, seed=config.seed),
         net=net, spec=spec, device=str(device), diverged=diverged,
         trainable_parameters=trainable,
     )

@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from medtransfer.compat import task_of_model
 from medtransfer.files import atomic_write
 from medtransfer.names import quoted_name, quoted_names
 
 #: the dataset card's entries that a model card shows (never notices, which may name files, nor fingerprints)
-#: what a model of each task is for, and what it outputs when it has no calibrated probabilities
-USES = {"classification": "assigning one of the classes above", "segmentation": "outlining the classes above",
-        "detection": "finding and boxing the objects of the classes above"}
-OUTPUTS = {"segmentation": "a class per pixel", "detection": "boxes with detection scores (ranks, not risks)"}
 DATA_FIELDS = ("name", "task", "modality", "classes", "split_given", "counts", "patients", "label_kind", "per_class")
 
 #: HTML's special characters as entities (Markdown renderers that allow HTML would run a tag), Markdown's emphasis,
@@ -45,16 +42,21 @@ def _value(m: dict) -> str:
 def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice: str, metric: str = "") -> str:
     """The card as Markdown. ``spec``: the model's ``model.json``; ``test``: its test metrics
     (``{name: {value, ci_low, ci_high}}``); ``data``: the dataset card; ``choice``: why this strategy."""
-    md = markdown_text
     data = {k: data[k] for k in DATA_FIELDS if k in data}
-    task, size, strategy = spec.get("task", "classification"), spec.get("input_size"), md(spec.get("strategy"))
-    classes = md(quoted_names(spec.get("class_names", [])))
-    counts = data.get("counts", {})
-    lines = [
+    task = task_of_model(spec)  # what the model is for and what it outputs are its task's to say
+    lines = [*_details(spec, data, choice, task.name, task.writer.uses), *_training_data(data),
+             *_evaluation(test, metric), *_calibration(spec.get("calibration"), task.writer.outputs),
+             *_limitations(spec, data), *_usage(environment)]
+    return "\n".join(lines)
+
+
+def _details(spec: dict, data: dict, choice: str, task: str, uses: str) -> list[str]:
+    md, size, strategy = markdown_text, spec.get("input_size"), markdown_text(spec.get("strategy"))
+    return [
         f"# Model card: {md(spec.get('backbone'))} · {strategy} · {md(data.get('name', 'dataset'))}",
         "",
         "## Model details",
-        f"- Task: {md(task)}; classes: {classes}.",
+        f"- Task: {md(task)}; classes: {md(quoted_names(spec.get('class_names', [])))}.",
         f"- Network: {md(spec.get('backbone'))} (timm), starting from "
         f"{md(spec.get('weights_description') or spec.get('weights'))}; "
         f"strategy {strategy} ({spec.get('frozen_groups')} of {spec.get('num_groups')} layer groups frozen).",
@@ -64,11 +66,16 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         "- Files: `model.safetensors` (weights) + `model.json` (everything needed to rebuild and feed it); no pickle.",
         "",
         "## Intended use",
-        f"- Research on {md(data.get('modality') or 'medical')} images like those it was trained on: "
-        f"{USES.get(task, 'predicting the classes above')} "
+        f"- Research on {md(data.get('modality') or 'medical')} images like those it was trained on: {uses} "
         f"as a second reader or to sort images, with a person checking every result.",
         "- Not intended for diagnosis or treatment decisions on its own, for other modalities, body parts, devices "
         "or sites than those of the training data, or for images of other classes.",
+    ]
+
+
+def _training_data(data: dict) -> list[str]:
+    md, counts = markdown_text, data.get("counts", {})
+    lines = [
         "",
         "## Training data",
         f"- Dataset: {md(data.get('name'))} ({md(data.get('modality') or 'modality not recorded')}); split "
@@ -82,12 +89,20 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
                      f"{' / '.join(map(md, p.get('images_per_patient', [])))}); no patient is in two splits.")
     for part, per in (data.get("per_class") or {}).items():
         lines.append(f"- {md(part)}: " + ", ".join(f"{md(quoted_name(k))} {md(v)}" for k, v in per.items()))
-    lines += ["", "## Evaluation (test split, never used for choosing or fitting)", "",
-              "| metric | value (95 % bootstrap CI) |", "|---|---|"]
-    lines += [f"| {md(name.replace('_', ' ', 1))}{' (study metric)' if name == metric else ''} | {_value(m)} |"
-              for name, m in test.items()]
-    cal = spec.get("calibration")
-    lines += ["", "## Calibration"]
+    return lines
+
+
+def _evaluation(test: dict, metric: str) -> list[str]:
+    lines = ["", "## Evaluation (test split, never used for choosing or fitting)", "",
+             "| metric | value (95 % bootstrap CI) |", "|---|---|"]
+    return lines + [f"| {markdown_text(name.replace('_', ' ', 1))}{' (study metric)' if name == metric else ''} | "
+                    f"{_value(m)} |" for name, m in test.items()]
+
+
+def _calibration(cal: dict | None, outputs: str | None) -> list[str]:
+    """The fitted calibration; else why there is none (``outputs``: what the model outputs, when not
+    probabilities)."""
+    lines = ["", "## Calibration"]
     if cal:
         lines.append(f"- {cal.get('method', 'calibration').capitalize()} fitted on the validation split: temperature "
                      f"{cal.get('temperature', 1.0):.3f}; the probabilities `predict` and the ONNX export give "
@@ -95,11 +110,16 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         if cal.get("test_ece_before") is not None:
             lines.append(f"- Expected calibration error on test (15 bins): {cal['test_ece_before']:.3f} before, "
                          f"{cal['test_ece_after']:.3f} after (`reliability.png` in a run folder).")
-    elif task == "classification":
+    elif outputs is None:
         lines.append("- None: the probabilities are the network's softmax as trained; read them as scores, not risks.")
     else:
-        lines.append(f"- Not applicable: the model outputs {OUTPUTS.get(task, 'no class probabilities')}.")
-    lines += [
+        lines.append(f"- Not applicable: the model outputs {outputs}.")
+    return lines
+
+
+def _limitations(spec: dict, data: dict) -> list[str]:
+    size, counts = spec.get("input_size"), data.get("counts", {})
+    return [
         "",
         "## Limitations",
         f"- Small data: {counts.get('train_used', '–')} training images; the test metrics' intervals above show how "
@@ -109,6 +129,11 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         f"- Input size: the network sees {size}×{size} px; finer detail than that is lost, and images of other "
         "aspect ratios are distorted by the resize.",
         "- Probabilities are calibrated on the validation split of the same source; on other data they may not be.",
+    ]
+
+
+def _usage(environment: dict) -> list[str]:
+    return [
         "",
         "## How to use",
         "```bash",
@@ -117,10 +142,9 @@ def model_card(spec: dict, test: dict, data: dict, environment: dict, *, choice:
         "```",
         "",
         "## Versions",
-        "- " + ", ".join(f"{md(k)} {md(v)}" for k, v in environment.items() if k != "platform"),
+        "- " + ", ".join(f"{markdown_text(k)} {markdown_text(v)}" for k, v in environment.items() if k != "platform"),
         "",
     ]
-    return "\n".join(lines)
 
 
 def write_model_card(folder: str | Path, spec: dict, test: dict, data: dict, environment: dict, *, choice: str,

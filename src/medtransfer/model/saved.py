@@ -2,7 +2,7 @@
 
 The JSON holds everything needed to rebuild the network and preprocess its input: the task's spec (its
 :meth:`~medtransfer.tasks.Task.config`), the backbone and the strategy. The tensors are those of the task's
-:meth:`~medtransfer.tasks.Task.saved_weights`: timm's state_dict keys when the task adds only a classifier (then
+:meth:`~medtransfer.tasks.HeadFactory.saved_weights`: timm's state_dict keys when the task adds only a classifier (then
 ``timm.create_model(backbone, num_classes=C)`` plus the safetensors file also works without medtransfer).
 """
 
@@ -16,12 +16,13 @@ from pathlib import Path
 import torch
 
 from medtransfer.backbones import create_backbone
+from medtransfer.compat import finished_before_the_mark, task_of_model
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_write
 from medtransfer.model.spec import check_spec
 from medtransfer.networks import TransferNet
 from medtransfer.strategies import parse_strategy
-from medtransfer.tasks import Task, task_from_spec
+from medtransfer.tasks import Task
 
 FORMAT = "medtransfer-model/1"
 
@@ -46,7 +47,7 @@ class DeliveredNet(torch.nn.Module):
         self.task = saved.task
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.task.delivered_outputs(self.net(x))
+        return self.task.writer.delivered_outputs(self.net(x))
 
 
 def save_model(run_dir: Path, model: torch.nn.Module, spec: dict, *, complete: bool = False) -> None:
@@ -69,7 +70,7 @@ def mark_complete(run_dir: Path, updates: dict | None = None) -> None:
 
 def is_complete(run_dir: Path, spec: dict) -> bool:
     """Whether ``run_dir`` holds the model of a finished run (runs from before the mark: a metrics.json)."""
-    return spec.get("complete") is True or ("complete" not in spec and (Path(run_dir) / "metrics.json").is_file())
+    return spec.get("complete") is True or finished_before_the_mark(run_dir, spec)
 
 
 def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -> SavedModel:
@@ -94,9 +95,9 @@ def load_model(run_dir: str | os.PathLike, device: torch.device | str = "cpu") -
                         f"complete); train again, or use a finished run folder")
     check_spec(spec, meta)  # types and ranges, before anything is built or written
     try:
-        task = task_from_spec(spec)
+        task = task_of_model(spec)
         backbone = create_backbone(spec["backbone"], weights="scratch", num_classes=len(spec["class_names"]))
-        net = task.build_network(backbone, parse_strategy(spec["strategy"]))
+        net = task.head.build_network(backbone, parse_strategy(spec["strategy"]))
     except (DataError, ConfigError, KeyError, TypeError, ValueError) as e:
         raise DataError(f"{meta}: cannot rebuild the model it describes ({e})") from None
     try:

@@ -48,7 +48,7 @@ class StudyFacts:
     @cached_property
     def section(self) -> ReportSection:
         """What the task adds to the report."""
-        return self.task.report()
+        return self.task.report
 
     @property
     def trials(self) -> pd.DataFrame:

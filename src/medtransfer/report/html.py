@@ -229,7 +229,7 @@ def _split_text(facts: StudyFacts) -> str:
     """How the data were split into train, validation and test."""
     if facts.data.get("split_given"):
         return "given by the source"
-    test = facts.config.get("test_fraction") or type(facts.task).test_fraction
+    test = facts.config.get("test_fraction") or facts.task.inputs.test_fraction
     return (f"made by medtransfer: {facts.section.split_method()}, {round(100 * (0.9 - test))}/10/{round(100 * test)}, "
             f"split seed {facts.config.get('split_seed', 0)}")
 

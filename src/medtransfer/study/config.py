@@ -7,42 +7,23 @@ never resumed with a different configuration.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from medtransfer.compat import hashed_layout, task_options_from_top_level
 from medtransfer.config import RunConfig, Settings
 from medtransfer.config_files import read_config_file
 from medtransfer.errors import ConfigError, parameter_error, shorten
 from medtransfer.parameters import Flag, Rule, is_int, is_number, one_of, setting
 from medtransfer.strategies import parse_strategy
 from medtransfer.tracking.spec import parse_track
-from medtransfer.training.config import TrainConfig
 
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
 DEFAULT_SEEDS = (0, 1, 2)
 CHECKPOINT_POLICIES = ("best", "all", "none")
 SEARCHES = ("grid", "layerwise", "halving")
-#: Settings added after the first studies were made, with their defaults (see :meth:`StudyConfig.hash`); a nested
-#: mapping holds those of a nested setting (``train``).
-_LATER_SETTINGS = {"task": "auto", "test_fraction": None, "precision": "auto", "fold_batchnorm": True,
-                   "fast_depthwise": "auto", "train": {"budget_steps": TrainConfig.budget_steps},
-                   "recommend": "argmax", "search": "grid", "patience_depth": 2, "halving_rate": 2}
-
-
-def _without_later_defaults(d: dict, later: dict) -> dict:
-    """``d`` without the settings of ``later`` that are at their default, nested mappings included."""
-    kept = {}
-    for k, v in d.items():
-        if isinstance(later.get(k), dict) and isinstance(v, dict):
-            kept[k] = _without_later_defaults(v, later[k])
-        elif not (k in later and v == later[k]):
-            kept[k] = v
-    return kept
-
-
 def _strategies_problems(name: str, owner: str, value) -> list[str]:
     if value is None:
         return []
@@ -165,7 +146,7 @@ class StudyConfig(Settings):
         top level and that now belong to a task's options are moved there."""
         known = {f.name for f in fields(cls)}
         raw = dict(raw)
-        moved = _task_options_from_legacy(raw, known)
+        moved = task_options_from_top_level(raw, known)
         unknown = sorted(set(raw) - known, key=str)
         if unknown:
             named = ", ".join(k if isinstance(k, str) and len(k) <= 40 else shorten(k, 40) for k in unknown[:10])
@@ -199,40 +180,10 @@ class StudyConfig(Settings):
         d.pop("experiment")
         if not with_rule:
             d.pop("recommend")
-        d.update(_non_default_options(self.task, d.pop("task_options")))
-        d = _without_later_defaults(d, _LATER_SETTINGS)
+        d = hashed_layout(d, self.task)
         canonical = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     def run_config(self, strategy: str, fraction: float, seed: int, device: str = "auto") -> RunConfig:
         """The configuration of one trial."""
         return RunConfig(**self.shared(), strategy=strategy, train_fraction=fraction, seed=seed, device=device)
-
-
-def _task_options_from_legacy(raw: dict, known: set[str]) -> dict:
-    """Pop the top-level keys of ``raw`` that are a registered task's options; those left at their default are
-    dropped, the others returned (and ``task`` set to the owning task when it was ``auto``)."""
-    from medtransfer.tasks import get_task, task_names
-
-    moved = {}
-    for key in [k for k in raw if k not in known]:
-        owners = [t for t in task_names() if key in {f.name for f in fields(get_task(t).Options)}]
-        if not owners:
-            continue
-        value = raw.pop(key)
-        default = {f.name: f.default for f in fields(get_task(owners[0]).Options)}[key]
-        if value != default:
-            moved[key] = value
-            if raw.get("task", "auto") == "auto" and len(owners) == 1:
-                raw["task"] = owners[0]
-    return moved
-
-
-def _non_default_options(task: str, options: dict) -> dict:
-    """``options`` without the entries equal to the task's defaults."""
-    if not options or task == "auto":
-        return dict(options or {})
-    from medtransfer.tasks import get_task
-
-    defaults = {f.name: f.default for f in fields(get_task(task).Options) if f.default is not dataclasses.MISSING}
-    return {k: v for k, v in options.items() if k not in defaults or defaults[k] != v}

@@ -29,7 +29,7 @@ def write_model_cards(folder: StudyFolder, store: StudyStore, summary: StudySumm
     meta = store.meta() if store.exists() else {}
     data = json.loads(meta.get("data") or "{}")
     env = json.loads(meta.get("environment") or "null") or environment()
-    metric = study_task(store).metric
+    metric = study_task(store).scorer.metric
     for model in folder.kept_models():
         try:
             spec = json.loads((model / MODEL_SPEC).read_text())

@@ -26,7 +26,7 @@ def replay(folder: str | Path, rules: tuple[str, ...] = RULES) -> pd.DataFrame:
     store = StudyStore(folder)
     store.check()
     task = study_task(store)
-    metric = task.metric
+    metric = task.scorer.metric
     records = TrialRecords(store, task)
     done = records.done
     test = f"test_{metric.name}"

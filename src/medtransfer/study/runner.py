@@ -106,7 +106,7 @@ class Study:
 
     # -- plan --------------------------------------------------------------------------------------------
     @functools.cached_property
-    def task(self) -> type[Task]:
+    def task(self) -> Task:
         """The study's task: as configured, or told by the data's layout."""
         return resolve_task(self.config.task, self.config.data)
 
@@ -114,7 +114,7 @@ class Study:
     def num_groups(self) -> int:
         if self._num_groups is None:
             backbone = create_backbone(self.config.backbone, weights="scratch")
-            self._num_groups = len(self.task.layout(backbone)[0])
+            self._num_groups = len(self.task.head.layout(backbone)[0])
         return self._num_groups
 
     def strategies(self) -> list[str]:
@@ -172,7 +172,7 @@ class Study:
         may_run = self.strategies() if self.config.search in ("layerwise", "halving") else [t.strategy for t in pending]
         cache = build_frozen_cache(self._run_config(pending[0]), data, may_run, memory=self.cache_memory,
                                    folder=folder, progress=progress, log=log)
-        recorder = TrialRecorder(self.store, folder, self.config.checkpoints, study_task(self.store).metric,
+        recorder = TrialRecorder(self.store, folder, self.config.checkpoints, study_task(self.store).scorer.metric,
                                  self.tracking, where, log)
         work = TrialWork(self.config, self.device, where, folder, data.prepared, data.images, cache,
                          self.config.halving_rate if self.config.search == "halving" else None)

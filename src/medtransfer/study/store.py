@@ -238,7 +238,7 @@ class StudyStore:
 
     def cases(self, tid: str, legacy=None) -> tuple[np.ndarray, dict[str, np.ndarray]] | None:
         """(sample indices, per-case columns) of one trial's test split, or ``None``. A schema-1 record is turned
-        into columns by ``legacy(targets, probs)`` (the task's reading of it)."""
+        into columns by ``legacy(targets, probs)`` (:func:`medtransfer.compat.schema1_columns`)."""
         def read(c):
             row = c.execute("SELECT samples, columns FROM cases WHERE trial_id = ?", (tid,)).fetchone() \
                 if _has_table(c, "cases") else None

@@ -56,7 +56,7 @@ def _store_task_and_examples(store: StudyStore, data: StudyData) -> None:
     store.set_meta("task", task.config())
     test = prepared.split.test
     test_images, test_targets = images.rows(test)
-    chosen = task.examples(prepared.data, test, test_targets)
+    chosen = task.inputs.examples(prepared.data, test, test_targets)
     store.put_blob(EXAMPLES, encode_examples(
-        images=test_images[chosen].numpy(), targets=task.take(test_targets, chosen),
+        images=test_images[chosen].numpy(), targets=task.codec.take(test_targets, chosen),
         refs=[prepared.data.samples[int(test[i])].ref for i in chosen]))

@@ -21,7 +21,8 @@ from medtransfer.metrics.paired import mean_interval, paired_difference
 from medtransfer.study.recommend import Choice, choose, validation_evidence
 from medtransfer.strategies import by_depth, parse_strategy
 from medtransfer.study.store import StudyStore, trial_id
-from medtransfer.tasks import Metric, Task
+from medtransfer.compat import schema1_columns, schema1_task
+from medtransfer.tasks import Metric, Task, task_from_spec
 
 
 @dataclass
@@ -137,7 +138,7 @@ class TrialRecords:
         out = {}
         for seed in sorted(int(s) for s in d[(d.strategy == strategy) & (d.fraction == fraction)].seed) if len(d) else []:
             tid = trial_id(strategy, fraction, seed)
-            rec = self.store.cases(tid, legacy=self.task.legacy_case_columns)
+            rec = self.store.cases(tid, legacy=schema1_columns(self.task))
             if rec is None:
                 continue
             if not np.array_equal(rec[0], self.reference):
@@ -165,7 +166,7 @@ class TrialRecords:
         if self._reference is None:
             seen: dict[tuple, int] = {}
             for tid in self.done.id if len(self.done) else []:
-                rec = self.store.cases(tid, legacy=self.task.legacy_case_columns)
+                rec = self.store.cases(tid, legacy=schema1_columns(self.task))
                 if rec is not None:
                     key = tuple(np.asarray(rec[0]).tolist())
                     seen[key] = seen.get(key, 0) + 1
@@ -178,7 +179,7 @@ def summarize(store: StudyStore, task: Task, rule: str | None = None) -> StudySu
     study was configured with)."""
     rule = rule or store.config().get("recommend") or "argmax"
     records = TrialRecords(store, task)
-    trials, done, metric = records.trials, records.done, task.metric
+    trials, done, metric = records.trials, records.done, task.scorer.metric
     failed = trials[trials.status == "failed"][["strategy", "fraction", "seed", "error"]] if len(trials) else trials
     m = metric.name
     rows = []
@@ -237,8 +238,9 @@ def _compare(records: TrialRecords, a: str, b: str, fraction: float) -> Comparis
     seeds = sorted(set(runs_a) & set(runs_b))
     if not seeds:
         return None
-    diff = paired_difference([runs_a[s][1] for s in seeds], [runs_b[s][1] for s in seeds], records.task.metric.statistic)
-    return Comparison(a=a, b=b, fraction=fraction, difference=diff, higher_is_better=records.task.metric.higher_is_better)
+    metric = records.task.scorer.metric
+    diff = paired_difference([runs_a[s][1] for s in seeds], [runs_b[s][1] for s in seeds], metric.statistic)
+    return Comparison(a=a, b=b, fraction=fraction, difference=diff, higher_is_better=metric.higher_is_better)
 
 
 # -- robustness to less data -------------------------------------------------------------------------------------------
@@ -262,7 +264,7 @@ def size_drops(records: TrialRecords, scratch: str, tuned: str, top: float, smal
     All four cells were scored on the same test cases, so one case bootstrap resamples them together; each cell's
     metric is the mean over its seeds. ``None`` when a cell has no records or the test cases differ.
     """
-    metric = records.task.metric
+    metric = records.task.scorer.metric
     cells = {(s, f): records.runs(s, f) for s in (scratch, tuned) for f in (top, small)}
     if any(not runs for runs in cells.values()):
         return None
@@ -286,16 +288,7 @@ def study_task(store: StudyStore) -> Task:
     """The task of a study, rebuilt from what its store says: the task's spec, stored since schema 2, or for an
     older store its dataset card and configuration."""
 
-    from medtransfer.tasks import get_task, task_from_spec
-    from medtransfer.tasks.registry import fallback_task
-
     meta = store.meta()
     if meta.get("task"):
         return task_from_spec(json.loads(meta["task"]))
-    config = json.loads(meta.get("config", "{}"))
-    card = json.loads(meta["data"]) if meta.get("data") else {}
-    name = card.get("task") or (config.get("task") if config.get("task") not in (None, "auto") else fallback_task().name)
-    spec = {**config, **(config.get("task_options") or {}), **card, "task": name,
-            "class_names": card.get("classes") or ["class_0", "class_1"]}
-    get_task(name)  # a clear error for a task that is not registered
-    return task_from_spec(spec)
+    return schema1_task(meta)

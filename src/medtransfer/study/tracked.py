@@ -118,7 +118,7 @@ class StudyTracking:
     def _trials(self, ids: set[str] | None = None) -> list[TrialFacts]:
         store, config = self.study.store, self.study.config
         trials, histories = store.trials(), store.histories()
-        metric = study_task(store).metric.name
+        metric = study_task(store).scorer.metric.name
         common = self._common_tags()
         out = []
         for row in trials.to_dict("records"):

@@ -81,14 +81,14 @@ class TrialPlan:
         chain = [s for s in self.strategies if s not in ANCHORS]
         ready = self.store.exists() and self.store.meta().get("task")
         task = study_task(self.store) if ready else None
-        search = LayerwiseSearch(chain, self.config.fractions, self.config.seeds, task.metric if task else None,
+        search = LayerwiseSearch(chain, self.config.fractions, self.config.seeds, task.scorer.metric if task else None,
                                  self.config.patience_depth)
         return search, (TrialRecords(self.store, task) if task else None)
 
     def _halving_round(self) -> Round:
         """The halving search's next round, from the store's records and the paused trials' files."""
         ready = self.store.exists() and self.store.meta().get("task")
-        metric = study_task(self.store).metric if ready else None
+        metric = study_task(self.store).scorer.metric if ready else None
         search = HalvingSearch(self.strategies, self.config.fractions, self.config.seeds,
                                metric.higher_is_better if metric else True, self.config.halving_rate)
         trials = self.store.trials().set_index("id") if ready else pd.DataFrame()

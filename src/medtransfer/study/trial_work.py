@@ -61,12 +61,12 @@ class TrialWork:
         staged = self._stage_model(trial, outcome)
         record = self._record(trial, outcome, seconds)
         rung = outcome.fit.history[-1]["rung"] if trial.stop else None  # successive halving stopped it there
-        line = finished_line(trial.label(), record, outcome.task.metric, stopped_at_rung=rung)
+        line = finished_line(trial.label(), record, outcome.task.scorer.metric, stopped_at_rung=rung)
         return TrialReport(trial, record, str(staged) if staged else None, line)
 
     def _pause(self, trial: Trial, outcome: TrialOutcome, seconds: float) -> TrialReport:
         """Save a trial paused at a halving rung, with what it resumes from."""
-        fit, metric = outcome.fit, outcome.task.metric
+        fit, metric = outcome.fit, outcome.task.scorer.metric
         PausedTrials(self.folder).save(trial.id, {"resume": outcome.resume_state(),
                                                   "record": {"seconds": seconds, "history": fit.history}})
         line = paused_line(trial.label(), fit.history[-1]["rung"], len(fit.history), fit.epochs, metric.label,
@@ -75,7 +75,7 @@ class TrialWork:
 
     def _stage_model(self, trial: Trial, outcome: TrialOutcome):
         """The trial's model in the staging folder (None when the study keeps no model of it)."""
-        fit, metric = outcome.fit, outcome.task.metric
+        fit, metric = outcome.fit, outcome.task.scorer.metric
         if outcome.diverged is not None or self.config.checkpoints == "none" or fit.stopped == "pruned":
             return None
         staged = self.folder.staged_model(trial.id, os.getpid())

@@ -36,8 +36,15 @@ from medtransfer.metrics.masks import (
     dice_per_image,
     mask_metrics,
 )
-from medtransfer.tasks.base import Metric, PredictionWriter, ReportSection, Task, TaskOptions
+from medtransfer.tasks.base import Task, TaskParts
+from medtransfer.tasks.head import HeadFactory
+from medtransfer.tasks.inputs import TaskInputs, TaskOptions
+from medtransfer.tasks.metric import Metric
 from medtransfer.tasks.registry import register_task
+from medtransfer.tasks.scorer import Scorer
+from medtransfer.tasks.segmentation_outputs import MaskWriter, SegmentationReport, mask_at
+from medtransfer.tasks.targets import TargetCodec
+from medtransfer.tasks.writer import TaskWriter
 
 #: The reductions a U-Net reads, shallow to deep.
 REDUCTIONS = (2, 4, 8, 16, 32)
@@ -103,172 +110,36 @@ class SegmentationOptions(TaskOptions):
         return []
 
 
-class SegmentationReport(ReportSection):
-    head = "decoder"
+class MaskTargets(TargetCodec):
+    """Masks at the input size for training and validation; at each image's own size for the test metrics."""
 
-    def describe_task(self, card: dict) -> str:
-        return "segmentation (one class per pixel, the first class being the background)"
-
-    def split_method(self) -> str:
-        return "grouped by patient (or volume) where known"
-
-    def metrics_note(self, facts) -> str:
-        return ("Dice and IoU compare each test image's predicted mask with the true one, per foreground class, and "
-                "are averaged over images (1 when both masks are empty); HD95 is the 95th percentile of the distances "
-                f"between the two masks' borders, in pixels, over the images where neither mask is empty. The test masks "
-                "are scored at each image's own size (the network's class scores, at the "
-                f"{facts.config.get('input_size')} px input size, resized to it), as the delivered model writes them; "
-                "validation, which picks the checkpoint, at the input size.")
-
-    def model_figure_names(self) -> list[tuple[str, str, str]]:
-        return [("overlay", "Predicted masks on test images", "predicted masks")]
-
-    def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
-        from medtransfer.plots import MaskPrediction, OverlayImage, plot_overlays
-
-        images = [OverlayImage(im, m, ref) for im, m, ref in zip(examples["images"], examples["targets"], examples["refs"])]
-        predictions = []
-        for strategy, saved in models if images else []:
-            x = torch.as_tensor(np.stack([im.image for im in images]))
-            with torch.no_grad():
-                masks = saved.task.predict(saved.net(x)).numpy()
-            truth = np.stack([im.mask for im in images])
-            predictions.append(MaskPrediction(strategy, masks, saved.task.case_columns(masks, truth)["dice"]))
-        return [plot_overlays(images, predictions, self.task.class_names, out_dir,
-                              recommended=facts.summary.recommended, models_note=models_note)]
-
-
-def mask_at(scores: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
-    """The class map (``uint8`` ``h×w``) of one image's class scores (``C×S×S``) resized bilinearly to ``size``:
-    what a delivered model writes and what the test metrics score."""
-    scores = F.interpolate(scores[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
-    return scores.argmax(0).to(torch.uint8).cpu().numpy()
-
-
-class MaskWriter(PredictionWriter):
-    """One mask per image in ``masks/``, at the image's own size (the network's class scores resized bilinearly to
-    it, then the most probable class per pixel): PNG of {0, 255} for one foreground class, else of class indices; a
-    NIfTI volume gets one label volume (``.nii.gz``, class indices, the input's shape and affine) assembled from its
-    slices. ``areas.csv``: per image or volume the path as given, the mask file, its size, and each foreground
-    class's area in pixels (voxels for a volume, with the voxel size in mm³) and as a share of the image."""
-
-    def __init__(self, task: SegmentationTask, out_dir):
-        from pathlib import Path
-
-        from medtransfer.output_files import CsvTable, FileNames
-
-        self.task, self.masks = task, Path(out_dir) / "masks"
-        self.masks.mkdir(parents=True, exist_ok=True)
-        fg = task.class_names[1:]
-        self.table = CsvTable(Path(out_dir) / "areas.csv", ["path", "mask", "height", "width", "slices", "voxel_mm3",
-                                                            *[f"area_px_{n}" for n in fg],
-                                                            *[f"area_fraction_{n}" for n in fg]])
-        self.names = FileNames()
-        self.written: list = []
-        self._volumes: dict[str, list] = {}  # path → [label volume, slices still to come]
-
-    def add(self, images: list, outputs: torch.Tensor) -> None:
-        from PIL import Image
-
-        for im, out in zip(images, outputs):
-            h, w = im.size
-            mask = mask_at(out, (h, w))
-            if im.volume is not None:
-                self._add_slice(im, mask)
-                continue
-            name = self.names.name(im.path, ".png")
-            Image.fromarray(mask * 255 if self.task.num_classes == 2 else mask).save(self.masks / name)
-            self._row(im.path, name, mask, (h, w), 1, "")
-
-    def _add_slice(self, im, mask: np.ndarray) -> None:
-        v = im.volume
-        entry = self._volumes.setdefault(v.path, [np.zeros(v.shape, np.uint8), v.shape[v.axis]])
-        where = [slice(None)] * 3
-        where[v.axis] = im.index
-        entry[0][tuple(where)] = mask
-        entry[1] -= 1
-        if entry[1] == 0:  # the volume's last slice: write it
-            import nibabel as nib
-
-            labels = self._volumes.pop(v.path)[0]
-            name = self.names.name(v.path, ".nii.gz")
-            image = nib.Nifti1Image(labels, v.affine)
-            image.header.set_zooms(v.zooms)
-            nib.save(image, str(self.masks / name))
-            plane = [n for k, n in enumerate(v.shape) if k != v.axis]
-            self._row(v.path, name, labels, tuple(plane), v.shape[v.axis], float(np.prod(v.zooms)))
-
-    def _row(self, path: str, name: str, mask: np.ndarray, size: tuple[int, int], slices: int, voxel) -> None:
-        self.written.append(self.masks / name)
-        areas = [int((mask == c).sum()) for c in range(1, self.task.num_classes)]
-        self.table.add([path, f"masks/{name}", *size, slices, voxel, *areas, *[a / mask.size for a in map(float, areas)]])
-
-    def close(self) -> list:
-        return [self.table.close(), *self.written]
-
-
-@register_task
-class SegmentationTask(Task):
-    name = "segmentation"
-    sources = (MaskCsvSource, NiftiVolumeSource, MaskFolderSource)
-    data_type = MaskedImages
-    detect_priority = 10  # before classification: images/ + masks/ would also read as two classes
-    layouts = ("a CSV with columns image,mask[,split,patient_id], a folder with images/ and masks/ (paired by file "
-               "name), or a folder with images/ and labels/ holding NIfTI volumes")
-    Options = SegmentationOptions
-    Report = SegmentationReport
-    test_fraction = 0.1  # 80/10/10, as is usual for segmentation benchmarks
-
-    def __init__(self, class_names: list[str], dice_weight: float = 1.0, decoder: str = "unet"):
-        if len(class_names) < 2:
-            raise ConfigError(f"segmentation needs at least two classes (background first), got {class_names}")
-        self.options(SegmentationOptions(decoder).__dict__)
-        self.class_names = list(class_names)
-        self.decoder = decoder
-        self.dice_weight = dice_weight
-        self._dice = None
-
-    @classmethod
-    def for_data(cls, data, train_targets, config) -> SegmentationTask:
-        if config.input_size % REDUCTIONS[-1]:
-            raise ConfigError(parameter_error(
-                "input_size", "a segmentation run", f"a multiple of {REDUCTIONS[-1]} (the decoder joins maps at "
-                f"1/2 … 1/{REDUCTIONS[-1]} of it), e.g. {max(32, round(config.input_size / 32) * 32)}",
-                config.input_size))
-        return cls(data.class_names, decoder=cls.options(config.task_options).decoder)
-
-    @classmethod
-    def from_spec(cls, spec: dict) -> SegmentationTask:
-        return cls(spec["class_names"], decoder=spec.get("decoder", "unet"))
-
-    @staticmethod
-    def load_targets(data, indices: np.ndarray, size: int) -> torch.Tensor:
+    def load_targets(self, data, indices: np.ndarray, size: int) -> torch.Tensor:
         from medtransfer.data.dataset import load_masks
 
         return load_masks(data, indices, size)
 
-    @classmethod
-    def augment(cls, transform):
+    def augment(self, transform):
         from medtransfer.data.dataset import joint_transform
 
         return None if transform is None else (lambda image, mask: joint_transform(transform, image, mask))
 
-    def predictions_csv(self, indices: np.ndarray, predictions, targets) -> str:
-        """Per test image: the Dice of each foreground class (the predicted masks are not written)."""
-        d = dice_per_image(predictions, targets, self.num_classes)
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(["sample", *[f"dice_{n}" for n in self.class_names[1:]]])
-        for i, row in zip(indices, d):
-            w.writerow([int(i), *(f"{v:.6f}" for v in row)])
-        return buf.getvalue()
+    def own_size_targets(self, data, indices: np.ndarray) -> list[np.ndarray]:
+        """Each image's true mask at the image's own size: the test metrics (Dice, IoU, HD95) score there."""
+        return [np.asarray(data.samples[int(i)].load_mask(), dtype=np.uint8) for i in indices]
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    def gather(self, batches: list):
+        if batches and isinstance(batches[0], list):  # masks at the images' own sizes
+            return [m for batch in batches for m in batch]
+        return super().gather(batches)
 
-    @classmethod
-    def layout(cls, backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
+
+class UnetHead(HeadFactory):
+    """The U-Net's (or FPN's) decoder on the encoder's maps at :data:`REDUCTIONS`."""
+
+    def __init__(self, num_classes: int, decoder: str = "unet"):
+        self.num_classes, self.decoder = num_classes, decoder
+
+    def layout(self, backbone: Backbone) -> tuple[list[LayerGroup], list[int]]:
         return encoder_groups(backbone)
 
     def head(self, backbone: Backbone, groups: list[LayerGroup], taps: list[int]) -> nn.Module:
@@ -276,6 +147,16 @@ class SegmentationTask(Task):
 
     def saved_weights(self, backbone: Backbone, groups: list[LayerGroup], head: nn.Module) -> nn.Module:
         return nn.ModuleDict({"encoder": nn.ModuleList([g.module for g in groups]), "decoder": head})
+
+
+class SegmentationScorer(Scorer):
+    """Cross-entropy + Dice loss; the predicted class per pixel; Dice, IoU and HD95."""
+
+    metric = DICE
+
+    def __init__(self, class_names: list[str], dice_weight: float = 1.0):
+        self.class_names, self.num_classes, self.dice_weight = class_names, len(class_names), dice_weight
+        self._dice = None
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         if self._dice is None:
@@ -289,38 +170,13 @@ class SegmentationTask(Task):
         """The predicted class of every pixel (``uint8`` ``N×H×W``): what the metrics and the figures read."""
         return outputs.argmax(1).to(torch.uint8).cpu()
 
-    def own_size_targets(self, data, indices: np.ndarray) -> list[np.ndarray]:
-        """Each image's true mask at the image's own size: the test metrics (Dice, IoU, HD95) score there."""
-        return [np.asarray(data.samples[int(i)].load_mask(), dtype=np.uint8) for i in indices]
-
     def predict_at(self, outputs: torch.Tensor, sizes) -> list[np.ndarray]:
         """Each image's predicted mask at its own size (see :func:`mask_at`)."""
         return [mask_at(out, size) for out, size in zip(outputs, sizes)]
 
-    def gather(self, batches: list):
-        if batches and isinstance(batches[0], list):  # masks at the images' own sizes
-            return [m for batch in batches for m in batch]
-        return super().gather(batches)
-
-    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> MaskWriter:
-        if heatmaps:
-            raise ConfigError("--heatmaps is for classification models; a segmentation model writes its masks")
-        return MaskWriter(self, out_dir)
-
-    def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
-        """Per-pixel class probabilities (softmax), ``B×C×S×S``: the exported graph's output."""
-        return torch.softmax(outputs.float(), dim=1)
-
-    @property
-    def metric(self) -> Metric:
-        return DICE
-
     def case_columns(self, predictions, targets) -> dict[str, np.ndarray]:
         """Per-image foreground Dice (mean over foreground classes), the unit of the study's paired comparisons."""
         return {"dice": dice_per_image(predictions, targets, self.num_classes).mean(1)}
-
-    def legacy_case_columns(self, targets: np.ndarray, probs: np.ndarray) -> dict[str, np.ndarray]:
-        return {"dice": np.asarray(probs, dtype=np.float64).reshape(len(probs), -1)[:, 0]}
 
     def evaluate(self, predictions, targets, *, seed: int = 0) -> dict[str, dict[str, float]]:
         m = mask_metrics(predictions, targets, self.num_classes, class_names=self.class_names)
@@ -330,8 +186,68 @@ class SegmentationTask(Task):
                 out[f"dice_{cls}"] = bootstrap_mean(m["per_image"]["dice"][:, j], seed=seed)
         return out
 
-    def examples(self, data, test_idx, targets, limit: int = 5):
-        return super().examples(data, test_idx, targets, limit=limit)
 
-    def config(self) -> dict:
-        return {"task": self.name, "class_names": self.class_names, "decoder": self.decoder}
+class MaskTables(TaskWriter):
+    """Test predictions as each image's Dice per class; ``predict`` writes masks (:class:`MaskWriter`)."""
+
+    uses = "outlining the classes above"
+    outputs = "a class per pixel"
+    volumes = True
+
+    def predictions_csv(self, indices: np.ndarray, predictions, targets, *, uncalibrated=None) -> str:
+        """Per test image: the Dice of each foreground class (the predicted masks are not written)."""
+        d = dice_per_image(predictions, targets, len(self.class_names))
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(["sample", *[f"dice_{n}" for n in self.class_names[1:]]])
+        for i, row in zip(indices, d):
+            w.writerow([int(i), *(f"{v:.6f}" for v in row)])
+        return buf.getvalue()
+
+    def prediction_writer(self, saved, out_dir, *, heatmaps: bool = False) -> MaskWriter:
+        if heatmaps:
+            raise ConfigError("--heatmaps is for classification models; a segmentation model writes its masks")
+        return MaskWriter(self.class_names, out_dir)
+
+    def delivered_outputs(self, outputs: torch.Tensor) -> torch.Tensor:
+        """Per-pixel class probabilities (softmax), ``B×C×S×S``: the exported graph's output."""
+        return torch.softmax(outputs.float(), dim=1)
+
+    def exported_output(self, size: int) -> dict:
+        return {"shape": ["batch", len(self.class_names), "height", "width"], "meaning": "per-pixel class "
+                "probabilities at the image's own size (the network's scores resized bilinearly to it, then softmax); "
+                "the mask is their argmax", "classes": self.class_names}
+
+
+def segmentation_parts(spec: dict) -> TaskParts:
+    names, decoder = list(spec["class_names"]), spec.get("decoder", "unet")
+    if len(names) < 2:
+        raise ConfigError(f"segmentation needs at least two classes (background first), got {names}")
+    SEGMENTATION.inputs.options(SegmentationOptions(decoder).__dict__)
+    scorer = SegmentationScorer(names)
+    return TaskParts(head=UnetHead(len(names), decoder), scorer=scorer, writer=MaskTables(scorer, names),
+                     report=SegmentationReport("segmentation", DICE, names),
+                     spec={"class_names": names, "decoder": decoder})
+
+
+def segmentation_for_data(data, train_targets, config) -> TaskParts:
+    if config.input_size % REDUCTIONS[-1]:
+        raise ConfigError(parameter_error(
+            "input_size", "a segmentation run", f"a multiple of {REDUCTIONS[-1]} (the decoder joins maps at "
+            f"1/2 … 1/{REDUCTIONS[-1]} of it), e.g. {max(32, round(config.input_size / 32) * 32)}",
+            config.input_size))
+    return segmentation_parts({"class_names": data.class_names,
+                               "decoder": SEGMENTATION.inputs.options(config.task_options).decoder})
+
+
+SEGMENTATION = register_task(Task(
+    "segmentation",
+    inputs=TaskInputs(
+        sources=(MaskCsvSource, NiftiVolumeSource, MaskFolderSource), data_type=MaskedImages,
+        detect_priority=10,  # before classification: images/ + masks/ would also read as two classes
+        layouts=("a CSV with columns image,mask[,split,patient_id], a folder with images/ and masks/ (paired by "
+                 "file name), or a folder with images/ and labels/ holding NIfTI volumes"),
+        options_type=SegmentationOptions,
+        test_fraction=0.1,  # 80/10/10, as is usual for segmentation benchmarks
+        examples_limit=5),
+    codec=MaskTargets(), build=segmentation_for_data, rebuild=segmentation_parts, head_layout=UnetHead(0)))

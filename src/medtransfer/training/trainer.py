@@ -158,10 +158,10 @@ class Trainer:
                     stack.enter_context(fast_depthwise(probe["net"].suffix, self.fast_depthwise))  # as fit runs it
                     x, y = batch()
                     with torch.no_grad():  # the suffix's input, as the cache holds it or the prefix makes it
-                        probe["batch"] = self._inputs(probe["net"], x, cached), self.task.to_device(y, self.device)
+                        probe["batch"] = self._inputs(probe["net"], x, cached), self.task.codec.to_device(y, self.device)
                 copied, (inputs, targets) = probe["net"], probe["batch"]
                 with precision.autocast():
-                    loss = self.task.loss(copied.suffix(inputs), targets)
+                    loss = self.task.scorer.loss(copied.suffix(inputs), targets)
                 loss.backward()
                 probe["optimizer"].step()
                 probe["optimizer"].zero_grad(set_to_none=True)
@@ -187,8 +187,8 @@ class Trainer:
                 raw: bool = False, sizes=None):
         """(predictions, targets, mean loss) over ``batches``, in eval mode; the task gathers the predictions and
         the targets of all batches. With ``raw`` the predictions are the network's outputs (logits), not the task's
-        :meth:`~medtransfer.tasks.Task.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
-        of ``batches``) they are its :meth:`~medtransfer.tasks.Task.predict_at` them."""
+        :meth:`~medtransfer.tasks.Scorer.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
+        of ``batches``) they are its :meth:`~medtransfer.tasks.Scorer.predict_at` them."""
         return self._predict(net, batches, [suffix or net.suffix], cached=cached, raw=raw, sizes=sizes)[0]
 
     @torch.no_grad()
@@ -204,23 +204,23 @@ class Trainer:
         targets, n = [], 0
         try:
             for x, y in batches:
-                inputs, on_device = self._inputs(net, x, cached), self.task.to_device(y, self.device)
+                inputs, on_device = self._inputs(net, x, cached), self.task.codec.to_device(y, self.device)
                 n += len(y)
                 for j, suffix in enumerate(suffixes):
                     out = suffix(inputs)
-                    losses[j] += float(self.task.loss(out, on_device)) * len(y)
+                    losses[j] += float(self.task.scorer.loss(out, on_device)) * len(y)
                     if raw:
                         predictions[j].append(out.detach().float().cpu())
                     elif sizes is not None:
-                        predictions[j].append(self.task.predict_at(out, sizes[n - len(y):n]))
+                        predictions[j].append(self.task.scorer.predict_at(out, sizes[n - len(y):n]))
                     else:
-                        predictions[j].append(self.task.predict(out))
+                        predictions[j].append(self.task.scorer.predict(out))
                 targets.append(y)
         finally:
             for suffix, mode in zip(suffixes, was):
                 suffix.train(mode)
-        gathered = self.task.gather(targets)
-        return [(self.task.gather(p), gathered, loss / max(n, 1)) for p, loss in zip(predictions, losses)]
+        gathered = self.task.codec.gather(targets)
+        return [(self.task.codec.gather(p), gathered, loss / max(n, 1)) for p, loss in zip(predictions, losses)]
 
     # -- the loop ---------------------------------------------------------------------------------------
     def fit(
@@ -253,7 +253,7 @@ class Trainer:
             from timm.utils import ModelEmaV3
 
             ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, use_warmup=True, device=self.device)
-        metric = self.task.metric
+        metric = self.task.scorer.metric
         result = FitResult(best_score=metric.worst(), epochs=epochs)
         best_state: dict[str, torch.Tensor] | None = None
         since_best, first = 0, 1
@@ -286,7 +286,7 @@ class Trainer:
                     inputs = self._inputs(net, x, cached)  # the frozen layers in float32, as the cache holds them
                     with self.precision.autocast():
                         out = net.suffix(inputs)
-                        loss = self.task.loss(out, self.task.to_device(y, self.device))
+                        loss = self.task.scorer.loss(out, self.task.codec.to_device(y, self.device))
                     if not torch.isfinite(loss):
                         self._diverged(net, best_state, result, epoch)
                     optimizer.zero_grad(set_to_none=True)
@@ -376,10 +376,10 @@ class Trainer:
         trials (14 epochs each) the live weights scored higher in 202 of 239 epochs, the average in 37 (28 of them
         after epoch 7). The record says which was kept (``kept``: ``ema`` or ``live``).
         """
-        metric = self.task.metric
+        metric = self.task.scorer.metric
         candidates = [("live", net.suffix)] if ema is None else [("ema", ema.module), ("live", net.suffix)]
         results = self._predict(net, val, [suffix for _, suffix in candidates], cached=cached)
-        scored = [(name, suffix, self.task.score(predictions, targets), loss)
+        scored = [(name, suffix, self.task.scorer.score(predictions, targets), loss)
                   for (name, suffix), (predictions, targets, loss) in zip(candidates, results)]
         name, suffix, score, loss = scored[0]
         for other in scored[1:]:

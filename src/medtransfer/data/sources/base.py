@@ -91,7 +91,7 @@ class LabelledImages(ImageSet):
 
 class Source(ABC):
     """Reads one kind of input. Subclasses register themselves in :data:`SOURCES` via :func:`register_source`;
-    each task lists the sources it reads (:attr:`medtransfer.tasks.Task.sources`)."""
+    each task lists the sources it reads (:attr:`medtransfer.tasks.TaskInputs.sources`)."""
 
     #: short name used on the command line, e.g. ``"medmnist"``.
     kind: str = ""
