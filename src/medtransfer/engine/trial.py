@@ -32,6 +32,7 @@ from medtransfer.tasks.option_failures import network_from_options
 from medtransfer.tasks.registry import task_for_data
 from medtransfer.training import FitResult, Trainer, resolve_device
 from medtransfer.training.precision import resolve_precision
+from medtransfer.training.state import TrainState
 
 
 def seed_everything(seed: int) -> None:
@@ -200,7 +201,7 @@ class TrialOutcome:
         """A paused trial's state, for ``run_trial(..., resume=...)`` (None unless the trial paused)."""
         if self.fit.state is None:
             return None
-        return {"fit": self.fit.state, "precision": self.spec["precision"],
+        return {"fit": self.fit.state.to_dict(), "precision": self.spec["precision"],
                 "linear_probe": self.spec.get("linear_probe")}
 
     @property
@@ -357,10 +358,10 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     diverged: TrainingDiverged | None = None
     try:
         if resume is not None and not train:
-            fit = trainer.restore(net, resume["fit"])
+            fit = trainer.restore(net, TrainState.from_dict(resume["fit"]))
         else:
             fit = trainer.fit(net, train_loader, val_loader, cached=cached, on_best=callback, on_epoch=on_epoch,
-                              resume=resume["fit"] if resume is not None else None)
+                              resume=TrainState.from_dict(resume["fit"]) if resume is not None else None)
     except TrainingDiverged as e:
         diverged, fit = e, FitResult(stopped="diverged")
     fit.cached = cached
