@@ -7,7 +7,7 @@ import torch
 from medtransfer.data import Augmentation, read_source
 from medtransfer.data.dataset import load_images
 from medtransfer.config import RunConfig
-from medtransfer.engine.trial import build_network, image_loader
+from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import TrainConfig, Trainer
 from medtransfer.training.optimizer import _param_groups

@@ -6,7 +6,7 @@ from medtransfer import RunConfig, TrainConfig
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
 from medtransfer.errors import ConfigError
-from medtransfer.engine.trial import build_network, image_loader
+from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
 from medtransfer.training.optimizer import _param_groups, warmup_cosine

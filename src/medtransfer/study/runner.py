@@ -38,7 +38,7 @@ from medtransfer.study.search import ANCHORS, LayerwiseSearch
 from medtransfer.study.store import StoreError, StudyStore, trial_id
 from medtransfer.study.summary import StudySummary, TrialRecords, complete_trials, study_task, summarize
 from medtransfer.study.tracked import StudyTracking
-from medtransfer.engine.trial import (
+from medtransfer.engine import (
     PreparedData,
     TrialImages,
     build_cache,
@@ -471,7 +471,7 @@ class Study:
     def _store_task_and_examples(self, run_config: RunConfig, prepared: PreparedData, images: TrialImages) -> None:
         """The task's spec, and the test images the report shows with their targets, so that the report needs
         neither the data nor the task's source again."""
-        train_targets = images.rows(prepared.train_idx)[1]
+        train_targets = images.rows(prepared.split.train)[1]
         task = prepared.task.for_data(prepared.data, train_targets, run_config)
         self.store.set_meta("task", task.config())
         test = prepared.split.test
