@@ -28,7 +28,7 @@ from rich.table import Table
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.data import Augmentation
-from medtransfer.engine.trial import (
+from medtransfer.engine import (
     TrialImages,
     build_cache,
     build_network,

@@ -35,7 +35,7 @@ from rich.table import Table
 
 from medtransfer import RunConfig, TrainConfig
 from medtransfer.strategies import parse_strategy
-from medtransfer.engine.trial import TrialImages, build_cache, prepare_data, run_trial
+from medtransfer.engine import TrialImages, build_cache, prepare_data, run_trial
 
 BEFORE = {"precision": "fp32", "fold_batchnorm": False, "fast_depthwise": False}
 AFTER = {"precision": "auto", "fold_batchnorm": True, "fast_depthwise": "auto"}  # the product's defaults

@@ -59,7 +59,7 @@ def write_mask_folder(root: Path, n: int = 40, seed: int = 0, size: int = 64) ->
 def trial_setup(folder: Path, input_size: int, train, **config):
     """(RunConfig, PreparedData, TrialImages) for trials on ``folder`` with augmentation off and a float32 cache."""
     from medtransfer import RunConfig
-    from medtransfer.engine.trial import TrialImages, prepare_data
+    from medtransfer.engine import TrialImages, prepare_data
 
     cfg = RunConfig(data=str(folder), input_size=input_size, augmentation="none", cache_dtype="float32", train=train,
                     **config)
@@ -69,7 +69,7 @@ def trial_setup(folder: Path, input_size: int, train, **config):
 
 def assert_cache_changes_nothing(cfg, prepared, images, cache, metric: str) -> None:
     """A cached and an uncached trial with the same seed: the same per-epoch losses, the same test ``metric``."""
-    from medtransfer.engine.trial import run_trial
+    from medtransfer.engine import run_trial
 
     with_cache = run_trial(cfg, prepared, images, cache=cache)
     without = run_trial(cfg, prepared, images)

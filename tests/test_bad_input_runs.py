@@ -123,7 +123,7 @@ def write_multilabel_npz(path: Path, labels=None, constant: tuple[str, int, int]
 
 def test_multilabel_labels_that_vary_in_every_split_pass_the_audit(tmp_path):
     from medtransfer import RunConfig
-    from medtransfer.engine.trial import prepare_data
+    from medtransfer.engine import prepare_data
 
     prepared = prepare_data(RunConfig(data=str(write_multilabel_npz(tmp_path / "ml.npz"))))
     assert prepared.data.label_kind == "multilabel" and prepared.split.counts() == {"train": 30, "val": 10, "test": 10}

@@ -4,7 +4,7 @@ import pytest
 from generated import assert_cache_changes_nothing, trial_setup
 
 from medtransfer import RunConfig, TrainConfig
-from medtransfer.engine.trial import TrialImages, build_cache, cache_key, run_trial
+from medtransfer.engine import TrialImages, build_cache, cache_key, run_trial
 from medtransfer.strategies import parse_strategy
 
 EPOCHS = TrainConfig(epochs=3, batch_size=8, patience=None, warmup_epochs=1)

@@ -16,7 +16,7 @@ from medtransfer import (
 )
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
-from medtransfer.engine.trial import build_network, image_loader
+from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
 

@@ -152,7 +152,7 @@ class FrozenPrefixCache:
 
     def build(self, images, train_idx: np.ndarray, eval_idx: np.ndarray, augmentation: Augmentation, *,
               seed: int = 0, batch_size: int = 64, progress=None) -> bool:
-        """Compute every boundary in one pass over ``images`` (a :class:`~medtransfer.engine.trial.TrialImages`,
+        """Compute every boundary in one pass over ``images`` (a :class:`~medtransfer.engine.images.TrialImages`,
         whose task augments image and target together). Returns False (with :attr:`notice`) if the cache cannot
         be used."""
         pixels, targets, index, task = images.images, images.targets, images.index, images.task

@@ -1,7 +1,7 @@
 """One training run, the public API: ``train`` writes a run folder, ``evaluate`` re-scores a saved model.
 
 The CLI's ``train`` and ``evaluate`` are thin wrappers over these. The work itself is the study's trial engine
-(:mod:`medtransfer.engine.trial`), run once.
+(:func:`medtransfer.engine.run_trial`), run once.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from medtransfer.files import atomic_folder, atomic_write, check_output_folder, 
 from medtransfer.plots import plot_reliability, plot_training_curve
 from medtransfer.model.saved import load_model, mark_complete, save_model
 from medtransfer.strategies import parse_strategy
-from medtransfer.engine.trial import (
+from medtransfer.engine import (
+    PreparedData,
     TrialImages,
+    TrialOutcome,
     build_cache,
     data_fingerprint,
     environment,
@@ -104,46 +106,60 @@ def train(config: RunConfig, out: str | Path, *, data: ImageSet | None = None, p
         outcome = run_trial(config, prepared, images, progress=progress, on_best=on_best, cache=cache)
         if outcome.diverged is not None:
             raise outcome.diverged  # no result from a failed run: the folder is removed
-        fit, task = outcome.fit, outcome.task
-        metrics = {
-            "task": task.name,
-            "metric": task.scorer.metric.name,
-            "strategy": outcome.strategy.name,
-            "seed": config.seed,
-            "train_fraction": config.train_fraction,
-            "test": outcome.test_metrics,
-            "val": {task.scorer.metric.name: outcome.val_score},
-            "best_epoch": fit.best_epoch,
-            "epochs_run": len(fit.history),
-            "stopped": fit.stopped,
-            "cached_prefix": fit.cached,
-            "train_seconds": fit.seconds,
-            "total_seconds": time.perf_counter() - started,
-            "trainable_parameters": outcome.trainable_parameters,
-            "device": outcome.device,
-            **({"calibration": outcome.calibration.summary} if outcome.calibration else {}),
-            "data": prepared.card() | {"fingerprint": data_fingerprint(prepared, images, config.data).digest},
-            "config": config.to_dict(),
-            "environment": environment(),
-        }
-        atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
-        atomic_write(folder / "history.csv", _history_csv(fit.history))
-        atomic_write(folder / "test_predictions.csv",
-                     task.writer.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets,
-                                                 uncalibrated=outcome.uncalibrated_test_predictions))
-        if outcome.calibration is not None:
-            plot_reliability(outcome.calibration.curves, folder, what="test split")
-        if fit.history:
-            metric = task.scorer.metric
-            plot_training_curve(fit.history, folder / "curve.png", metric=metric.name, label=metric.label,
-                                title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
-                                      f"seed {config.seed}")
-        write_model_card(folder, outcome.spec, metrics["test"], metrics["data"], metrics["environment"],
-                         choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
-                                f"study compares it with the other depths.", metric=task.scorer.metric.name)
-        mark_complete(folder, outcome.spec)
-    track_run(track, out, metrics, fit.history, _notice, experiment)
-    return RunResult(out=out, metrics=metrics, fit=fit)
+        metrics = _metrics(config, prepared, images, outcome, time.perf_counter() - started)
+        _write_run(folder, config, prepared, outcome, metrics)
+    track_run(track, out, metrics, outcome.fit.history, _notice, experiment)
+    return RunResult(out=out, metrics=metrics, fit=outcome.fit)
+
+
+def _metrics(config: RunConfig, prepared: PreparedData, images: TrialImages, outcome: TrialOutcome,
+             seconds: float) -> dict:
+    """``metrics.json``: the test and validation scores, how training went, the data (with the subset this run
+    trained on) and the configuration and software it ran with."""
+    fit, task = outcome.fit, outcome.task
+    return {
+        "task": task.name,
+        "metric": task.scorer.metric.name,
+        "strategy": outcome.strategy.name,
+        "seed": config.seed,
+        "train_fraction": config.train_fraction,
+        "test": outcome.test_metrics,
+        "val": {task.scorer.metric.name: outcome.val_score},
+        "best_epoch": fit.best_epoch,
+        "epochs_run": len(fit.history),
+        "stopped": fit.stopped,
+        "cached_prefix": fit.cached,
+        "train_seconds": fit.seconds,
+        "total_seconds": seconds,
+        "trainable_parameters": outcome.trainable_parameters,
+        "device": outcome.device,
+        **({"calibration": outcome.calibration.summary} if outcome.calibration else {}),
+        "data": (prepared.card(outcome.train_idx)
+                 | {"fingerprint": data_fingerprint(prepared, images, config.data).digest}),
+        "config": config.to_dict(),
+        "environment": environment(),
+    }
+
+
+def _write_run(folder: Path, config: RunConfig, prepared: PreparedData, outcome: TrialOutcome,
+               metrics: dict) -> None:
+    """The run folder's files beside the model: metrics, history, test predictions, curves and the model card."""
+    fit, task = outcome.fit, outcome.task
+    atomic_write(folder / "metrics.json", json.dumps(metrics, indent=2))
+    atomic_write(folder / "history.csv", _history_csv(fit.history))
+    atomic_write(folder / "test_predictions.csv",
+                 task.writer.predictions_csv(prepared.split.test, outcome.test_predictions, outcome.test_targets,
+                                             uncalibrated=outcome.uncalibrated_test_predictions))
+    if outcome.calibration is not None:
+        plot_reliability(outcome.calibration.curves, folder, what="test split")
+    if fit.history:
+        plot_training_curve(fit.history, folder / "curve.png", metric=task.scorer.metric.name, label=task.scorer.metric.label,
+                            title=f"{prepared.data.name} · {config.backbone} · {outcome.strategy.name} · "
+                                  f"seed {config.seed}")
+    write_model_card(folder, outcome.spec, metrics["test"], metrics["data"], metrics["environment"],
+                     choice=f"chosen when training ('medtransfer train --strategy {outcome.strategy.name}'); a "
+                            f"study compares it with the other depths.", metric=task.scorer.metric.name)
+    mark_complete(folder, outcome.spec)
 
 
 def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed: int | None = None,

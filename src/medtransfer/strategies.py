@@ -66,6 +66,12 @@ class Strategy:
         return num_groups - self.trainable_groups(num_groups)
 
     @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages trained before this strategy's own, in order; each hands its head to the next, and the last
+        to this strategy's network (``lp-ft``: a linear probe)."""
+        return (Stage("linear_probe", Strategy("linear")),) if self.kind == "lp-ft" else ()
+
+    @property
     def cacheable(self) -> bool:
         """Whether its trials may read the frozen-prefix cache (a prefix of at least one frozen group, or the
         backbone's whole output for ``linear``)."""
@@ -97,6 +103,15 @@ class Strategy:
 
     def __str__(self) -> str:
         return self.name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A training stage that comes before a strategy's own: its network is cut for ``strategy``; ``name`` is its
+    record in the saved model's spec."""
+
+    name: str
+    strategy: Strategy
 
 
 def parse_strategy(text: str | Strategy) -> Strategy:

@@ -14,7 +14,7 @@ from PIL import Image
 from medtransfer import RunConfig
 from medtransfer.data.sources.boxes import BoxCsvSource, CocoSource, VocSource
 from medtransfer.errors import DataError
-from medtransfer.engine.trial import prepare_data
+from medtransfer.engine import prepare_data
 
 QUICK = ["--input-size", "32", "--epochs", "1", "--batch-size", "4", "--task-option", "fpn_channels=8", "--quiet"]
 

@@ -162,7 +162,7 @@ def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("strategy", ["linear", "tune:2"])
 def test_the_frozen_backbone_is_bit_identical_after_a_trial(box_csv, strategy):
     from medtransfer.strategies import parse_strategy
-    from medtransfer.engine.trial import TrialImages, build_network, prepare_data, run_trial
+    from medtransfer.engine import TrialImages, build_network, prepare_data, run_trial
 
     config = RunConfig.with_recipe(data=str(box_csv), strategy=strategy, train={"epochs": 2, "batch_size": 8},
                                    cache=False, **FAST)
@@ -185,7 +185,7 @@ def test_the_frozen_backbone_is_bit_identical_after_a_trial(box_csv, strategy):
 
 def test_scratch_batchnorm_learns_its_statistics(box_csv):
     from medtransfer.strategies import parse_strategy
-    from medtransfer.engine.trial import build_network, prepare_data
+    from medtransfer.engine import build_network, prepare_data
 
     config = RunConfig.with_recipe(data=str(box_csv), strategy="scratch", **FAST)
     prepared = prepare_data(config)

@@ -16,7 +16,7 @@ from medtransfer.metrics.masks import dice_per_image
 from medtransfer.run import train
 from medtransfer.model.saved import load_model
 from medtransfer.strategies import parse_strategy
-from medtransfer.engine.trial import build_cache, build_network
+from medtransfer.engine import build_cache, build_network
 from medtransfer.tasks import read_data
 from medtransfer.tasks import get_task
 from medtransfer.tasks.segmentation import encoder_groups

@@ -7,10 +7,10 @@ import torch
 from medtransfer.data import Augmentation, read_source
 from medtransfer.data.dataset import load_images
 from medtransfer.config import RunConfig
-from medtransfer.engine.trial import build_network, image_loader
+from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import TrainConfig, Trainer
-from medtransfer.training.trainer import _param_groups
+from medtransfer.training.optimizer import _param_groups
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -6,10 +6,10 @@ from medtransfer import RunConfig, TrainConfig
 from medtransfer.data import read_source
 from medtransfer.data.dataset import load_images
 from medtransfer.errors import ConfigError
-from medtransfer.engine.trial import build_network, image_loader
+from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
-from medtransfer.training.trainer import _param_groups, warmup_cosine
+from medtransfer.training.optimizer import _param_groups, warmup_cosine
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
@@ -35,7 +35,7 @@ def test_learning_rates_per_group():
 def test_the_optimiser_is_fused_and_updates_like_the_plain_one(optimizer):
     from medtransfer.backbones import create_backbone
     from medtransfer.tasks import get_task
-    from medtransfer.training.trainer import build_optimizer
+    from medtransfer.training.optimizer import build_optimizer
 
     cfg = TrainConfig(optimizer=optimizer, lr=1e-2)
     torch.manual_seed(0)

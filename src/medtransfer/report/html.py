@@ -208,11 +208,11 @@ def section_dataset(facts: StudyFacts) -> str:
              ("image size", (f"resized to {facts.config.get('input_size')} × {facts.config.get('input_size')} px "
                              f"for the networks"))]
     per_class = d.get("per_class", {})  # for tasks that label whole images
-    used = counts.get("train_used")
-    train_label = "train" if used == counts.get("train") else f"train (the {used} used by the first trial)"
-    rows = []
-    for c in d.get("classes", []) if per_class else []:
-        rows.append([escaped(c), *[str(per_class.get(k, {}).get(c, "–")) for k in ("train_used", "val", "test")]])
+    part = "train_used" if "train_used" in counts else "train"  # a study's whole split; older cards, one trial's
+    used = counts.get(part)
+    train_label = "train" if used == counts.get("train") else f"train (the {used} of one trial)"
+    rows = [[escaped(c), *[str(per_class.get(k, {}).get(c, "–")) for k in (part, "val", "test")]]
+            for c in (d.get("classes", []) if per_class else [])]
     rows.append(["<b>all</b>", *[f"<b>{v}</b>" for v in (used, counts.get("val", "–"), counts.get("test", "–"))]])
     heading, first = ("Images per class and split", "class") if per_class else ("Images per split", "")
     notices = "".join(f'<p class="note">{escaped(n)}</p>' for n in d.get("notices", []))

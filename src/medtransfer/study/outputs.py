@@ -12,7 +12,7 @@ from medtransfer.study.folder import MODEL_SPEC, StudyFolder
 from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.store import StudyStore
 from medtransfer.study.summary import StudySummary, study_task
-from medtransfer.engine.trial import environment
+from medtransfer.engine import environment
 
 
 def write_summary_files(folder: StudyFolder, summary: StudySummary, trials: pd.DataFrame) -> None:

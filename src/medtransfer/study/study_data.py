@@ -12,7 +12,7 @@ from medtransfer.study.config import StudyConfig
 from medtransfer.study.data_check import FINGERPRINT, notice_lines
 from medtransfer.study.examples import EXAMPLES, encode_examples
 from medtransfer.study.store import StudyStore
-from medtransfer.engine.trial import PreparedData, TrialImages, data_fingerprint, environment, prepare_data
+from medtransfer.engine import PreparedData, TrialImages, data_fingerprint, environment, prepare_data
 
 
 @dataclass
@@ -51,7 +51,7 @@ def write_down(store: StudyStore, config: StudyConfig, device: str, data: StudyD
 def _store_task_and_examples(store: StudyStore, data: StudyData) -> None:
     """The task's spec, and the test images the report shows with their targets."""
     prepared, images = data.prepared, data.images
-    train_targets = images.rows(prepared.train_idx)[1]
+    train_targets = images.rows(prepared.split.train)[1]
     task = prepared.task.for_data(prepared.data, train_targets, data.run_config)
     store.set_meta("task", task.config())
     test = prepared.split.test

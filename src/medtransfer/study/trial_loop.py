@@ -17,7 +17,7 @@ from medtransfer.study.folder import StudyFolder
 from medtransfer.study.recorder import TrialRecorder
 from medtransfer.study.store import StudyStore
 from medtransfer.study.study_data import StudyData
-from medtransfer.engine.trial import build_cache
+from medtransfer.engine import build_cache
 from medtransfer.study.trial_plan import Trial
 from medtransfer.study.trial_work import TrialWork
 

@@ -17,7 +17,7 @@ from medtransfer.study.executors import TrialReport
 from medtransfer.study.folder import StudyFolder
 from medtransfer.study.halving import PausedTrials, RungMarker, promote
 from medtransfer.study.store import StoreError
-from medtransfer.engine.trial import PreparedData, TrialImages, TrialOutcome, run_trial
+from medtransfer.engine import PreparedData, TrialImages, TrialOutcome, run_trial
 from medtransfer.study.trial_lines import failed_line, finished_line, paused_line
 from medtransfer.study.trial_plan import Trial
 

@@ -4,33 +4,39 @@ Only the network's trainable suffix is optimised. Batches come either as images,
 first, or as the prefix's outputs already computed (a cache), which go straight to the suffix. Validation after every
 epoch drives early stopping; the best suffix weights are kept and restored at the end.
 
-A run can be *paused* after an epoch (``on_epoch`` returns ``{"pause": True}``): :attr:`FitResult.state` then holds
-everything the loop carries from one epoch to the next (the live weights, the optimiser, the schedule, the gradient
-scaler, the weight average, the best weights so far, the epoch records and every random state that the next batches
-draw from), and ``fit(..., resume=state)`` carries on from the next epoch exactly as the uninterrupted run would.
-Successive halving pauses every trial at a rung and resumes only the better ones.
+The loop's pieces live in modules of their own: the optimiser and schedule (:mod:`~medtransfer.training.optimizer`),
+one step of them with the gradient scaler and the weight average (:mod:`~medtransfer.training.update`), the best
+weights (:mod:`~medtransfer.training.best`), early stopping (:mod:`~medtransfer.training.stopping`), the divergence
+check, the progress bar, and the paused run's state (:mod:`~medtransfer.training.state`).
+
+A run can be *paused* after an epoch (``on_epoch`` returns ``{"pause": True}``): :attr:`FitResult.state` then holds a
+:class:`~medtransfer.training.state.TrainState`, and ``fit(..., resume=state)`` carries on from the next epoch exactly
+as the uninterrupted run would. Successive halving pauses every trial at a rung and resumes only the better ones.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import math
-import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
-from medtransfer.errors import TrainingDiverged
 from medtransfer.networks import TransferNet
+from medtransfer.training.best import BestWeights
 from medtransfer.training.config import TrainConfig
 from medtransfer.training.depthwise import Swapped, fast_depthwise
+from medtransfer.training.divergence import check_finite
+from medtransfer.training.optimizer import build_optimizer
 from medtransfer.training.precision import resolve_precision, settle_cpu_precision
+from medtransfer.training.progress import EpochBar
+from medtransfer.training.state import TrainState
+from medtransfer.training.stopping import EarlyStopping
+from medtransfer.training.update import Update
 
 if TYPE_CHECKING:  # the trainer calls a task's loss and scoring; tasks sit above training
     from medtransfer.tasks.base import Task
@@ -50,73 +56,22 @@ class FitResult:
     stopped: str = "completed"  # completed | early_stopped | pruned | paused | diverged
     seconds: float = 0.0
     cached: bool = False  # trained on cached prefix outputs
-    state: dict | None = None  # a paused run: what ``fit(..., resume=state)`` continues from
+    state: TrainState | None = None  # a paused run: what ``fit(..., resume=state)`` continues from
 
 
-def _generators(loader) -> list[torch.Generator]:
-    """The random generators a training loader draws its order (and cached views) from."""
-    found = [getattr(loader, "generator", None), getattr(getattr(loader, "dataset", None), "generator", None)]
-    return [g for g in found if isinstance(g, torch.Generator)]
+@dataclass
+class _Run:
+    """One fit's pieces, handed from the loop to its steps."""
 
-
-def _random_state(loader) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "loader": [g.get_state() for g in _generators(loader)]}
-
-
-def _set_random_state(loader, state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    for g, saved in zip(_generators(loader), state["loader"], strict=True):
-        g.set_state(saved)
-
-
-def _cpu(tensors: dict) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in tensors.items()}
-
-
-def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
-    """Per-group learning rates; no weight decay on norms and biases.
-
-    The new head gets ``lr * head_lr_multiplier``; the deepest trainable group ``lr``; each group below it
-    ``layer_decay`` times the rate of the one above.
-    """
-    layers = [m for m in net.suffix.layers if any(p.requires_grad for p in m.parameters())]  # surgical: one
-    parts = [(m, cfg.lr * cfg.layer_decay ** (len(layers) - 1 - i)) for i, m in enumerate(layers)]
-    parts.append((net.suffix.head, cfg.lr * cfg.head_lr_multiplier))
-    groups = []
-    for part, lr in parts:
-        decay = [p for p in part.parameters() if p.requires_grad and p.ndim > 1]
-        no_decay = [p for p in part.parameters() if p.requires_grad and p.ndim <= 1]
-        groups += [
-            {"params": decay, "lr": lr, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "lr": lr, "weight_decay": 0.0},
-        ]
-    return [g for g in groups if g["params"]]
-
-
-def build_optimizer(net: TransferNet, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW (or SGD with Nesterov momentum) over the trainable parameters' groups. On CPUs and GPUs the fused
-    implementation (one kernel for all parameters): measured on a 2-core AVX2 CPU, a cached ``tune:3`` step at the
-    demo's size 283 ms instead of 308, ``tune:2`` 207 instead of 230 (the same update, summed in another order)."""
-    groups = _param_groups(net, cfg)
-    fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused)
-    return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused)
-
-
-def warmup_cosine(total_steps: int, warmup_steps: int, floor: float = 0.01) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up to 1, then cosine decay to ``floor``."""
-
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return floor + (1 - floor) * (step + 1) / warmup_steps
-        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return factor
+    net: TransferNet
+    train: Batches
+    val: Batches
+    cached: bool
+    epochs: int
+    update: Update
+    best: BestWeights
+    stopping: EarlyStopping
+    bar: EpochBar | None = None
 
 
 class Trainer:
@@ -187,8 +142,8 @@ class Trainer:
                 raw: bool = False, sizes=None):
         """(predictions, targets, mean loss) over ``batches``, in eval mode; the task gathers the predictions and
         the targets of all batches. With ``raw`` the predictions are the network's outputs (logits), not the task's
-        :meth:`~medtransfer.tasks.Scorer.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
-        of ``batches``) they are its :meth:`~medtransfer.tasks.Scorer.predict_at` them."""
+        :meth:`~medtransfer.tasks.Task.predict` of them; with ``sizes`` (each image's own ``(h, w)``, in the order
+        of ``batches``) they are its :meth:`~medtransfer.tasks.Task.predict_at` them."""
         return self._predict(net, batches, [suffix or net.suffix], cached=cached, raw=raw, sizes=sizes)[0]
 
     @torch.no_grad()
@@ -232,139 +187,98 @@ class Trainer:
         cached: bool = False,
         on_best: Callable[[TransferNet, int], None] | None = None,
         on_epoch: Callable[[int, int, float], dict] | None = None,
-        resume: dict | None = None,
+        resume: TrainState | None = None,
     ) -> FitResult:
         """Train ``net.suffix``; on return it holds the best epoch's weights. Raises :class:`TrainingDiverged`.
 
         ``on_epoch(epoch, epochs, validation score)``, after each epoch, returns fields for the epoch's record; one
         with ``pause`` True pauses the run there (``stopped = "paused"``, :attr:`FitResult.state` set; the field
         itself is not recorded). ``resume``: a paused run's state, to continue from its next epoch."""
-        cfg = self.config
         net.to(self.device)
         steps_per_epoch = len(train)  # type: ignore[arg-type]
-        epochs = cfg.epochs_for(steps_per_epoch)
-        optimizer = build_optimizer(net, cfg)
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(epochs * steps_per_epoch, min(cfg.warmup_epochs, epochs - 1) * steps_per_epoch)
-        )
-        scaler = self.precision.scaler()
-        ema = None
-        if cfg.ema_decay:
-            from timm.utils import ModelEmaV3
-
-            ema = ModelEmaV3(net.suffix, decay=cfg.ema_decay, use_warmup=True, device=self.device)
-        metric = self.task.scorer.metric
-        result = FitResult(best_score=metric.worst(), epochs=epochs)
-        best_state: dict[str, torch.Tensor] | None = None
-        since_best, first = 0, 1
+        epochs = self.config.epochs_for(steps_per_epoch)
+        run = _Run(net, train, val, cached, epochs,
+                   Update.build(net, self.config, self.device, self.precision, epochs, steps_per_epoch),
+                   BestWeights(self.task.scorer.metric, on_best),
+                   EarlyStopping(self.config.patience, self.config.earliest_stop(epochs)))
+        result = FitResult(best_score=run.best.score, epochs=epochs)
         if resume is not None:
-            if resume["epochs"] != epochs:
-                raise ValueError(f"the paused run was planned for {resume['epochs']} epochs, this one for {epochs}")
-            net.suffix.load_state_dict(resume["suffix"])
-            optimizer.load_state_dict(resume["optimizer"])
-            schedule.load_state_dict(resume["schedule"])
-            scaler.load_state_dict(resume["scaler"])
-            if ema is not None:
-                ema.module.load_state_dict(resume["ema"])
-            best_state, since_best, first = resume["best_state"], resume["since_best"], resume["epoch"] + 1
-            result.best_epoch, result.best_score = resume["best_epoch"], resume["best_score"]
-            result.history = copy.deepcopy(resume["history"])
-            _set_random_state(train, resume["random"])
-        bar = self.progress.add_task("epoch", total=epochs * steps_per_epoch,
-                                     completed=(first - 1) * steps_per_epoch) if self.progress else None
+            result.history = resume.restore(epochs, net, run.update, run.best, run.stopping, train)
+        first = 1 if resume is None else resume.epoch + 1
+        run.bar = EpochBar(self.progress, epochs, steps_per_epoch, done_epochs=first - 1)
         start = time.perf_counter()
         self._fitting, self._folded_prefix = True, None
-        kernels = contextlib.ExitStack()
         try:
-            self.depthwise = kernels.enter_context(fast_depthwise(net.suffix, self.fast_depthwise))
-            for epoch in range(first, epochs + 1):
-                t0 = time.perf_counter()
-                net.train()  # the prefix stays in eval mode whatever is asked of it
-                total, n = 0.0, 0
-                t_train = time.perf_counter()
-                for x, y in train:
-                    inputs = self._inputs(net, x, cached)  # the frozen layers in float32, as the cache holds them
-                    with self.precision.autocast():
-                        out = net.suffix(inputs)
-                        loss = self.task.scorer.loss(out, self.task.codec.to_device(y, self.device))
-                    if not torch.isfinite(loss):
-                        self._diverged(net, best_state, result, epoch)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                    schedule.step()
-                    if ema is not None:
-                        ema.update(net.suffix)
-                    total += float(loss.detach()) * len(y)
-                    n += len(y)
-                    if bar is not None:
-                        self.progress.update(bar, advance=1, description=f"epoch {epoch}/{epochs} loss {total / n:.3f}")
-                train_seconds = time.perf_counter() - t_train
-                evaluated, score, val_loss, scores = self._validate(net, val, cached, ema)
-                record = {
-                    "epoch": epoch,
-                    "train_loss": total / max(n, 1),
-                    "val_loss": val_loss,
-                    f"val_{metric.name}": score,
-                    **scores,
-                    "lr": optimizer.param_groups[-1]["lr"] / cfg.head_lr_multiplier,
-                    "seconds": time.perf_counter() - t0,
-                    "train_seconds": train_seconds,
-                    "train_images": n,
-                }
-                verdict = dict(on_epoch(epoch, epochs, float(score))) if on_epoch is not None else {}
-                pause = verdict.pop("pause", False)
-                record.update(verdict)
-                result.history.append(record)
-                improved = metric.better(score, result.best_score)
-                if improved or best_state is None:
-                    result.best_epoch, result.best_score = epoch, float(score) if np.isfinite(score) else result.best_score
-                    best_state = copy.deepcopy(evaluated.state_dict())
-                    since_best = 0
-                    if on_best is not None and evaluated is net.suffix:
-                        on_best(net, epoch)
-                    elif on_best is not None:
-                        self._save_best(net, best_state, epoch, on_best)
-                else:
-                    since_best += 1
-                if bar is not None:
-                    self.progress.update(
-                        bar,
-                        description=f"epoch {epoch}/{epochs} loss {record['train_loss']:.3f} "
-                        f"val {metric.label} {score:.3f} (best {result.best_score:.3f} @ {result.best_epoch})",
-                    )
-                if cfg.patience is not None and since_best >= cfg.patience and epoch >= cfg.earliest_stop(epochs):
-                    result.stopped = "early_stopped"
-                    break
-                if pause and epoch < epochs:
-                    result.stopped = "paused"
-                    result.state = {
-                        "epoch": epoch, "epochs": epochs, "suffix": _cpu(net.suffix.state_dict()),
-                        "optimizer": copy.deepcopy(optimizer.state_dict()), "schedule": schedule.state_dict(),
-                        "scaler": scaler.state_dict(), "ema": _cpu(ema.module.state_dict()) if ema else None,
-                        "best_state": _cpu(best_state), "best_epoch": result.best_epoch,
-                        "best_score": result.best_score, "since_best": since_best,
-                        "history": copy.deepcopy(result.history), "random": _random_state(train),
-                    }
-                    break
+            with fast_depthwise(net.suffix, self.fast_depthwise) as self.depthwise:
+                for epoch in range(first, epochs + 1):
+                    pause = self._epoch(run, epoch, on_epoch, result.history)
+                    result.best_epoch, result.best_score = run.best.epoch, run.best.score
+                    if run.stopping.should_stop(epoch):
+                        result.stopped = "early_stopped"
+                        break
+                    if pause and epoch < epochs:
+                        result.stopped = "paused"
+                        result.state = TrainState.capture(epoch, epochs, net, run.update, run.best, run.stopping,
+                                                          result.history, train)
+                        break
         finally:
-            kernels.close()
             self._fitting, self._folded_prefix = False, None
-            if bar is not None:
-                self.progress.remove_task(bar)
+            run.bar.close()
             result.seconds = time.perf_counter() - start
-        if best_state is not None:
-            net.suffix.load_state_dict(best_state)
+        run.best.restore(net)
         return result
 
-    def restore(self, net: TransferNet, state: dict) -> FitResult:
+    def _epoch(self, run: _Run, epoch: int, on_epoch, history: list[dict]) -> bool:
+        """Train and validate one epoch, record it in ``history`` and keep its weights if they are the best yet;
+        True if ``on_epoch`` asks to pause after it."""
+        t0 = time.perf_counter()
+        train_loss, n, train_seconds = self._train_epoch(run, epoch)
+        evaluated, score, val_loss, scores = self._validate(run.net, run.val, run.cached, run.update.ema)
+        metric = self.task.scorer.metric
+        record = {
+            "epoch": epoch,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            f"val_{metric.name}": score,
+            **scores,
+            "lr": run.update.base_lr(self.config.head_lr_multiplier),
+            "seconds": time.perf_counter() - t0,
+            "train_seconds": train_seconds,
+            "train_images": n,
+        }
+        verdict = dict(on_epoch(epoch, run.epochs, float(score))) if on_epoch is not None else {}
+        pause = verdict.pop("pause", False)
+        record.update(verdict)
+        history.append(record)
+        run.stopping.update(run.best.offer(run.net, evaluated, epoch, score))
+        run.bar.epoch_done(epoch, train_loss, metric.label, score, run.best.score, run.best.epoch)
+        return pause
+
+    def _train_epoch(self, run: _Run, epoch: int) -> tuple[float, int, float]:
+        """One pass over the training batches: (mean loss, images seen, seconds)."""
+        net = run.net
+        net.train()  # the prefix stays in eval mode whatever is asked of it
+        total, n = 0.0, 0
+        started = time.perf_counter()
+        for x, y in run.train:
+            inputs = self._inputs(net, x, run.cached)  # the frozen layers in float32, as the cache holds them
+            with self.precision.autocast():
+                out = net.suffix(inputs)
+                loss = self.task.scorer.loss(out, self.task.codec.to_device(y, self.device))
+            check_finite(loss, epoch, net, run.best)
+            run.update.step(loss, net.suffix)
+            total += float(loss.detach()) * len(y)
+            n += len(y)
+            run.bar.step(epoch, total / n)
+        return total / max(n, 1), n, time.perf_counter() - started
+
+    def restore(self, net: TransferNet, state: TrainState) -> FitResult:
         """A paused run (:attr:`FitResult.state`) as it stands at its pause, trained no further: ``net.suffix`` holds
         its best weights so far and the result its epoch records (``stopped = "pruned"``: the run ends there)."""
         net.to(self.device)
-        net.suffix.load_state_dict(state["best_state"])
-        return FitResult(history=copy.deepcopy(state["history"]), best_epoch=state["best_epoch"],
-                         best_score=state["best_score"], epochs=state["epochs"], stopped="pruned")
+        net.suffix.load_state_dict(state.best_state)
+        return FitResult(history=copy.deepcopy(state.history), best_epoch=state.best_epoch,
+                         best_score=state.best_score, epochs=state.epochs, stopped="pruned")
 
     def _validate(self, net: TransferNet, val: Batches, cached: bool, ema):
         """The epoch's validation: (the weights kept as this epoch's, their score, their loss, extra record fields).
@@ -387,25 +301,3 @@ class Trainer:
                 name, suffix, score, loss = other
         extra = {} if ema is None else {f"val_{metric.name}_{n}": float(s) for n, _, s, _ in scored} | {"kept": name}
         return suffix, score, loss, extra
-
-    @staticmethod
-    def _save_best(net: TransferNet, best_state: dict, epoch: int, on_best) -> None:
-        """Hand ``on_best`` the network holding the scored weights (the EMA's, if any), then carry on training."""
-        live = copy.deepcopy(net.suffix.state_dict())
-        net.suffix.load_state_dict(best_state)
-        try:
-            on_best(net, epoch)
-        finally:
-            net.suffix.load_state_dict(live)
-
-    def _diverged(self, net: TransferNet, best_state, result: FitResult, epoch: int) -> None:
-        result.stopped = "diverged"
-        if best_state is not None:
-            net.suffix.load_state_dict(best_state)
-        kept = f"kept the best checkpoint (epoch {result.best_epoch})" if best_state else "no checkpoint to keep yet"
-        raise TrainingDiverged(
-            f"the training loss became non-finite in epoch {epoch}; training stopped and {kept}. "
-            f"Lower the learning rate (--lr) or check the images for extreme values.",
-            epoch=epoch,
-            best_epoch=result.best_epoch or None,
-        )
