@@ -36,6 +36,7 @@ from torch.utils.data import (
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup
 from medtransfer.data import Augmentation
+from medtransfer.errors import ConfigError
 from medtransfer.networks import FrozenPrefix, Normalize
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
@@ -53,8 +54,6 @@ def default_memory_budget() -> int:
 
 def parse_memory(text: str | int | None) -> int:
     """``'4GB'``, ``'512MB'``, ``'0.25'`` (share of available RAM) or bytes."""
-    from medtransfer.errors import ConfigError
-
     if text is None:
         return default_memory_budget()
     if isinstance(text, int):

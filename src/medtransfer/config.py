@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 from medtransfer.backbones.factory import DEFAULT_BACKBONE
 from medtransfer.data.transforms import Augmentation
-from medtransfer.errors import ConfigError, parameter_error, raise_problems
+from medtransfer.errors import ConfigError, MedTransferError, parameter_error, raise_problems
 from medtransfer.parameters import Flag, Rule, is_int, is_number, normalised, one_of, parses, setting, table_problems
 from medtransfer.strategies import parse_strategy
+from medtransfer.tasks import get_task, resolve_task, task_names
 from medtransfer.training.config import DEFAULT_INPUT_SIZE, TrainConfig
 from medtransfer.training.depthwise import valid_mode
 from medtransfer.training.precision import PRECISIONS
@@ -42,8 +43,6 @@ def _train(value) -> TrainConfig:
 
 
 def _task_names() -> list[str]:
-    from medtransfer.tasks import task_names
-
     return task_names()
 
 
@@ -112,8 +111,6 @@ class Settings:
         return table_problems(self) + self._task_option_problems()
 
     def _task_option_problems(self) -> list[str]:
-        from medtransfer.tasks import get_task, task_names
-
         if self.task != "auto" and self.task not in task_names():
             return []  # the task's own rule says so
         if not isinstance(self.task_options, dict):
@@ -162,9 +159,6 @@ class Settings:
 def _recipe(data, task: str, source_options: dict) -> dict:
     """The recipe of the task ``task`` (or of the one ``data``'s layout tells) for ``data``; empty when neither
     says."""
-    from medtransfer.errors import MedTransferError
-    from medtransfer.tasks import get_task, resolve_task
-
     try:
         if task not in (None, "auto"):
             kind = get_task(task)

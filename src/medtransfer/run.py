@@ -17,13 +17,8 @@ import numpy as np
 import torch
 
 from medtransfer.config import RunConfig
+from medtransfer.console import console
 from medtransfer.data import ImageSet, load_images, make_split
-from medtransfer.model.card import write_model_card
-from medtransfer.errors import ConfigError, DataError
-from medtransfer.files import atomic_folder, atomic_write, check_output_folder, refuse_existing
-from medtransfer.plots import plot_reliability, plot_training_curve
-from medtransfer.model.saved import load_model, mark_complete, save_model
-from medtransfer.strategies import parse_strategy
 from medtransfer.engine import (
     PreparedData,
     TrialImages,
@@ -36,6 +31,12 @@ from medtransfer.engine import (
     run_trial,
     test_scoring,
 )
+from medtransfer.errors import ConfigError, DataError
+from medtransfer.files import atomic_folder, atomic_write, check_output_folder, refuse_existing
+from medtransfer.model.card import write_model_card
+from medtransfer.model.saved import load_model, mark_complete, save_model
+from medtransfer.plots import plot_reliability, plot_training_curve
+from medtransfer.strategies import parse_strategy
 from medtransfer.tracking import check_installed, parse_track
 from medtransfer.tracking.single_run import track_run
 from medtransfer.training import FitResult, TrainConfig, Trainer, resolve_device
@@ -61,8 +62,6 @@ def _history_csv(history: list[dict]) -> str:
 
 
 def _notice(message: str) -> None:
-    from medtransfer.console import console
-
     console.print(message, highlight=False, markup=False)  # the message may quote file names
 
 

@@ -10,7 +10,7 @@ from medtransfer.config import RunConfig
 from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import TrainConfig, Trainer
-from medtransfer.training.optimizer import _param_groups
+from medtransfer.training.optimizer import param_groups
 
 
 def _snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -41,7 +41,7 @@ def test_frozen_groups_are_bit_identical_after_training(shape_folder, strategy):
     assert len([n for n in frozen_before if "running_mean" in n]) > 0  # BatchNorm buffers are checked too
 
     trainer = Trainer(task, config.train, torch.device("cpu"))
-    optimizer_params = {id(p) for g in _param_groups(net, config.train) for p in g["params"]}
+    optimizer_params = {id(p) for g in param_groups(net, config.train) for p in g["params"]}
     assert not optimizer_params & {id(p) for p in net.prefix.parameters()}
     trainer.fit(net, loader, loader)
 
@@ -63,7 +63,7 @@ def test_surgical_trains_one_group_and_gradients_pass_the_frozen_ones_above_it(s
     assert net.num_frozen == s.depth - 1 and s.trainable_groups(n) == 1
     tuned, *above = net.suffix.layers
     before = {"prefix": _snapshot(net.prefix), "above": _snapshot(torch.nn.ModuleList(above)), "tuned": _snapshot(tuned)}
-    optimizer_params = {id(p) for g in _param_groups(net, config.train) for p in g["params"]}
+    optimizer_params = {id(p) for g in param_groups(net, config.train) for p in g["params"]}
     assert optimizer_params == {id(p) for p in [*tuned.parameters(), *net.suffix.head.parameters()]}
 
     Trainer(task, config.train, torch.device("cpu")).fit(net, loader, loader)

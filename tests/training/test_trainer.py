@@ -9,7 +9,7 @@ from medtransfer.errors import ConfigError
 from medtransfer.engine import build_network, image_loader
 from medtransfer.strategies import parse_strategy
 from medtransfer.training import Trainer
-from medtransfer.training.optimizer import _param_groups, warmup_cosine
+from medtransfer.training.optimizer import param_groups, warmup_cosine
 
 
 def test_schedule_warms_up_then_decays_to_the_floor():
@@ -27,7 +27,7 @@ def test_learning_rates_per_group():
 
     task = get_task("classification").from_spec({"class_names": ["a", "b"], "label_kind": "binary"})
     net = task.head.build_network(create_backbone(weights="scratch"), parse_strategy("tune:3"))
-    lrs = sorted({g["lr"] for g in _param_groups(net, data_cfg.train)})
+    lrs = sorted({g["lr"] for g in param_groups(net, data_cfg.train)})
     assert lrs == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-2])
 
 
@@ -44,8 +44,8 @@ def test_the_optimiser_is_fused_and_updates_like_the_plain_one(optimizer):
     start = {n: p.detach().clone() for n, p in net.suffix.named_parameters()}
     fused = build_optimizer(net, cfg)
     assert fused.defaults["fused"] is True
-    plain = (torch.optim.SGD(_param_groups(net, cfg), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
-             if optimizer == "sgd" else torch.optim.AdamW(_param_groups(net, cfg), lr=cfg.lr))
+    plain = (torch.optim.SGD(param_groups(net, cfg), lr=cfg.lr, momentum=cfg.momentum, nesterov=True)
+             if optimizer == "sgd" else torch.optim.AdamW(param_groups(net, cfg), lr=cfg.lr))
     x = torch.rand(4, 3, 32, 32)
     after = []
     for opt in (fused, plain):

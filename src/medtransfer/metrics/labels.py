@@ -12,7 +12,8 @@ import warnings
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score, confusion_matrix, roc_auc_score
 
-from medtransfer.metrics.bootstrap import nanmean
+from medtransfer.metrics.bootstrap import nanmean, percentile_interval, resample_cases
+from medtransfer.metrics.paired import batched_auc
 
 METRICS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity")
 
@@ -77,9 +78,6 @@ def bootstrap_metrics(
 
     All resamples are scored at once (vectorised); the definitions are those of :func:`label_metrics`.
     """
-    from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
-    from medtransfer.metrics.paired import batched_auc
-
     probs, targets = np.asarray(probs, dtype=np.float64), np.asarray(targets)
     idx = resample_cases(len(targets), n_resamples, seed)  # row 0: the cases as they are
     draws = {"auc": batched_auc(probs, targets, label_kind, idx), **_batched_threshold_metrics(probs, targets, label_kind, idx)}

@@ -31,6 +31,7 @@ import numpy as np
 from scipy import ndimage
 
 from medtransfer.errors import ConfigError, DataError
+from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
 
 
 def overlap(pred: np.ndarray, true: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +207,6 @@ def bootstrap_mean(per_image_scores, n_resamples: int = 1000, seed: int = 0,
     ``N×K`` array (one column per class) is first averaged over classes per image. NaN scores (undefined HD95) are
     left out before resampling. Returns ``{"value", "ci_low", "ci_high", "n"}``; all resamples are drawn at once.
     """
-    from medtransfer.metrics.bootstrap import percentile_interval, resample_cases
-
     s = np.asarray(per_image_scores, dtype=np.float64)
     if s.ndim == 2:
         with warnings.catch_warnings():

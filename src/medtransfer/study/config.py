@@ -18,6 +18,7 @@ from medtransfer.config_files import read_config_file
 from medtransfer.errors import ConfigError, parameter_error, shorten
 from medtransfer.parameters import Flag, Rule, is_int, is_number, one_of, setting
 from medtransfer.strategies import parse_strategy
+from medtransfer.study.recommend import RULES
 from medtransfer.tracking.spec import parse_track
 
 DEFAULT_FRACTIONS = (1.0, 0.5, 0.25, 0.1)
@@ -62,8 +63,6 @@ def _track_problems(name: str, owner: str, value) -> list[str]:
 
 
 def _rules() -> tuple[str, ...]:
-    from medtransfer.study.recommend import RULES  # numpy and the tasks, only when a study config is checked
-
     return tuple(RULES)
 
 

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from medtransfer.files import atomic_write
+from medtransfer.strategies import by_depth
 from medtransfer.study.folder import StudyFolder
 
 #: the rungs: r, ηr, η²r before the last epoch, with r = epochs / η^RUNGS
@@ -200,8 +201,6 @@ class HalvingSearch:
 def describe_halving(search: dict, percent: Callable[[float], str] = "{:.0%}".format) -> str:
     """Which trials successive halving stopped, in words, from the ``search`` a study stores: "the best 1/2 of the
     strategies at each rung went on; 5 trials stopped at a rung (at 100 %: scratch ×2 at epochs 2, 4; …)"."""
-    from medtransfer.strategies import by_depth
-
     pruned = search.get("pruned", [])
     head = f"the best 1/{search.get('rate')} of the strategies at each rung (mean validation score over seeds) went on"
     if not pruned:

@@ -7,12 +7,13 @@ import json
 
 import pandas as pd
 
+from medtransfer.engine import environment
 from medtransfer.files import atomic_write
+from medtransfer.model.card import write_model_card
 from medtransfer.study.folder import MODEL_SPEC, StudyFolder
 from medtransfer.study.recommend import rule_sentence
 from medtransfer.study.store import StudyStore
 from medtransfer.study.summary import StudySummary, study_task
-from medtransfer.engine import environment
 
 
 def write_summary_files(folder: StudyFolder, summary: StudySummary, trials: pd.DataFrame) -> None:
@@ -24,8 +25,6 @@ def write_summary_files(folder: StudyFolder, summary: StudySummary, trials: pd.D
 
 def write_model_cards(folder: StudyFolder, store: StudyStore, summary: StudySummary, trials: pd.DataFrame) -> None:
     """``MODEL_CARD.md`` in every kept model's folder, saying why its strategy was (or was not) chosen."""
-    from medtransfer.model.card import write_model_card
-
     meta = store.meta() if store.exists() else {}
     data = json.loads(meta.get("data") or "{}")
     env = json.loads(meta.get("environment") or "null") or environment()

@@ -33,6 +33,7 @@ from medtransfer.tasks.registry import register_task
 from medtransfer.tasks.scorer import Scorer
 from medtransfer.tasks.targets import TargetCodec
 from medtransfer.tasks.writer import TaskWriter
+from medtransfer.training.calibration import fit_temperature, temperature_check
 
 CALIBRATIONS = ("temperature", "none")
 
@@ -151,14 +152,10 @@ class ClassificationScorer(Scorer):
 
     def calibrate(self, outputs, targets) -> dict:
         """Temperature scaling on the validation split's logits (see :mod:`medtransfer.training.calibration`)."""
-        from medtransfer.training.calibration import fit_temperature
-
         self.temperature = fit_temperature(np.asarray(outputs), np.asarray(targets), self.label_kind)
         return {"method": "temperature scaling", "fitted_on": "validation", "temperature": self.temperature}
 
     def calibration_check(self, outputs, targets):
-        from medtransfer.training.calibration import temperature_check
-
         return temperature_check(np.asarray(outputs), np.asarray(targets), self.temperature, self.label_kind)
 
     def fitted(self) -> dict:

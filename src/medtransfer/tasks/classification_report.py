@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from medtransfer.output_files import CsvTable, FileNames
+from medtransfer.plots import RocRuns, SaliencyImage, gradcam_maps, plot_roc, plot_saliency
 from medtransfer.tasks.report import ReportSection
 from medtransfer.tasks.writer import PredictionWriter
 
@@ -39,8 +41,6 @@ class ClassificationReport(ReportSection):
 
     def figures(self, facts, out_dir) -> list:
         """ROC of the recommended strategy and its reference from the stored test predictions."""
-        from medtransfer.plots import RocRuns, plot_roc
-
         fraction, runs = facts.fractions[0], []
         for strategy in facts.pair():
             cell = facts.runs(strategy, fraction) if strategy else {}
@@ -55,8 +55,6 @@ class ClassificationReport(ReportSection):
         return [("saliency", "Where the models look: Grad-CAM on test images", "heat maps")]
 
     def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
-        from medtransfer.plots import SaliencyImage, plot_saliency
-
         images = [SaliencyImage(np.broadcast_to(im, (3, *im.shape[1:])).copy(), int(t), self.class_names[int(t)], ref)
                   for im, t, ref in zip(examples["images"], examples["targets"], examples["refs"])]
         return [plot_saliency(images, [(s, saved.net) for s, saved in models],
@@ -71,7 +69,6 @@ class ProbabilityWriter(PredictionWriter):
     def __init__(self, scorer, class_names: list[str], saved, out_dir, heatmaps: bool):
         from pathlib import Path
 
-        from medtransfer.output_files import CsvTable, FileNames
 
         self.scorer, self.class_names, self.saved, self.out_dir = scorer, class_names, saved, Path(out_dir)
         self.table = CsvTable(self.out_dir / "predictions.csv",
@@ -94,7 +91,6 @@ class ProbabilityWriter(PredictionWriter):
         from PIL import Image
         from pytorch_grad_cam.utils.image import show_cam_on_image
 
-        from medtransfer.plots import SaliencyImage, gradcam_maps
 
         self.heatmaps.mkdir(parents=True, exist_ok=True)
         shown = [SaliencyImage(im.tensor.expand(3, -1, -1).numpy(), int(p.argmax()),

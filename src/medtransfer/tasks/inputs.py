@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medtransfer.data.sources import open_source
 from medtransfer.errors import ConfigError, parameter_error
 
 
@@ -74,8 +75,6 @@ class TaskInputs:
 
     def read(self, spec: str, **options):
         """Read ``spec`` with the first of this task's sources that recognises it."""
-        from medtransfer.data.sources import open_source
-
         return open_source(spec, sources=self.sources, layouts=self.layouts, purpose=self.name, **options).read()
 
     def describe(self, data, parts: dict[str, np.ndarray]) -> dict:

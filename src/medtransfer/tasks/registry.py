@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from medtransfer.data.sources import open_source
 from medtransfer.errors import ConfigError, DataError, did_you_mean
 from medtransfer.tasks.base import Task
 
@@ -47,7 +48,6 @@ def detect_task(spec: str | os.PathLike) -> Task:
             return task
     fallback = fallback_task()
     layouts = "; or ".join(f"for {t.name}, {t.inputs.layouts}" for t in ordered if t.inputs.layouts)
-    from medtransfer.data.sources import open_source
 
     # the fallback's sources give the precise error (no such file, a misspelt dataset name, …)
     open_source(spec, sources=fallback.inputs.sources, layouts=layouts)

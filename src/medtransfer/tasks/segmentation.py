@@ -26,6 +26,7 @@ from torch import nn
 
 from medtransfer.backbones import Backbone
 from medtransfer.backbones.groups import LayerGroup, feature_channels, feature_groups
+from medtransfer.data.dataset import joint_transform, load_masks
 from medtransfer.data.sources.mask_pairs import MaskedImages
 from medtransfer.data.sources.mask_sources import MaskCsvSource, MaskFolderSource
 from medtransfer.data.sources.nifti_slices import NiftiVolumeSource
@@ -114,13 +115,9 @@ class MaskTargets(TargetCodec):
     """Masks at the input size for training and validation; at each image's own size for the test metrics."""
 
     def load_targets(self, data, indices: np.ndarray, size: int) -> torch.Tensor:
-        from medtransfer.data.dataset import load_masks
-
         return load_masks(data, indices, size)
 
     def augment(self, transform):
-        from medtransfer.data.dataset import joint_transform
-
         return None if transform is None else (lambda image, mask: joint_transform(transform, image, mask))
 
     def own_size_targets(self, data, indices: np.ndarray) -> list[np.ndarray]:

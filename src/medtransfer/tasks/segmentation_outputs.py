@@ -7,6 +7,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from medtransfer.output_files import CsvTable, FileNames
+from medtransfer.plots import MaskPrediction, OverlayImage, plot_overlays
 from medtransfer.tasks.report import ReportSection
 from medtransfer.tasks.writer import PredictionWriter
 
@@ -28,7 +30,6 @@ class MaskWriter(PredictionWriter):
     def __init__(self, class_names: list[str], out_dir):
         from pathlib import Path
 
-        from medtransfer.output_files import CsvTable, FileNames
 
         self.num_classes, self.masks = len(class_names), Path(out_dir) / "masks"
         self.masks.mkdir(parents=True, exist_ok=True)
@@ -101,8 +102,6 @@ class SegmentationReport(ReportSection):
         return [("overlay", "Predicted masks on test images", "predicted masks")]
 
     def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
-        from medtransfer.plots import MaskPrediction, OverlayImage, plot_overlays
-
         images = [OverlayImage(im, m, ref) for im, m, ref in zip(examples["images"], examples["targets"], examples["refs"])]
         predictions = []
         for strategy, saved in models if images else []:

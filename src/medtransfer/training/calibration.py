@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medtransfer.metrics import auc_score
+from medtransfer.metrics.calibration import expected_calibration_error, reliability_bins
+
 #: the range ``T`` is searched in
 BOUNDS = (0.05, 20.0)
 
@@ -66,9 +69,6 @@ class CalibrationCheck:
 
 def temperature_check(logits: np.ndarray, targets: np.ndarray, temperature: float, label_kind: str) -> CalibrationCheck:
     """ECE (and reliability bins) of ``logits`` before and after dividing them by ``temperature``."""
-    from medtransfer.metrics import auc_score
-    from medtransfer.metrics.calibration import expected_calibration_error, reliability_bins
-
     before = scaled_probabilities(logits, 1.0, label_kind)
     after = scaled_probabilities(logits, temperature, label_kind)
     return CalibrationCheck(

@@ -15,6 +15,7 @@ from typing import Literal
 import numpy as np
 
 from medtransfer.data.intensity import scale_to_uint8
+from medtransfer.errors import DataError
 
 LabelKind = Literal["binary", "multiclass", "multilabel"]
 SPLITS = ("train", "val", "test")
@@ -122,8 +123,6 @@ def register_source(cls: type[Source]) -> type[Source]:
 
 def to_uint8_image(array: np.ndarray, ref: str) -> np.ndarray:
     """Bring a decoded image to ``uint8`` ``H×W`` or ``H×W×3``; other shapes are a :class:`DataError`."""
-    from medtransfer.errors import DataError
-
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]

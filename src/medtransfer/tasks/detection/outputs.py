@@ -10,6 +10,9 @@ import numpy as np
 import torch
 
 from medtransfer.errors import ConfigError
+from medtransfer.metrics.detection import froc_points
+from medtransfer.output_files import CsvTable
+from medtransfer.plots import plot_boxes, plot_froc
 from medtransfer.tasks.detection.network import DetectorOutput
 from medtransfer.tasks.detection.options import DetectionOptions
 from medtransfer.tasks.report import ReportSection
@@ -38,9 +41,6 @@ class DetectionReport(ReportSection):
 
     def figures(self, facts, out_dir) -> list:
         """FROC curves of the recommended strategy and its reference, from the stored test detections."""
-        from medtransfer.metrics.detection import froc_points
-        from medtransfer.plots import plot_froc
-
         fraction, curves = facts.fractions[0], []
         for strategy in facts.pair():
             cell = facts.runs(strategy, fraction) if strategy else {}
@@ -53,8 +53,6 @@ class DetectionReport(ReportSection):
         return [("boxes", "Detected boxes on test images", "predicted boxes")]
 
     def model_figures(self, facts, models, examples, out_dir, *, models_note: str) -> list:
-        from medtransfer.plots import plot_boxes
-
         images = list(examples["images"])
         predictions = []
         for strategy, saved in models if images else []:
@@ -74,7 +72,6 @@ class BoxWriter(PredictionWriter):
     def __init__(self, scorer, class_names: list[str], saved, out_dir):
         from pathlib import Path
 
-        from medtransfer.output_files import CsvTable
 
         self.scorer, self.class_names, self.size = scorer, class_names, int(saved.spec["input_size"])
         self.table = CsvTable(Path(out_dir) / "boxes.csv",
