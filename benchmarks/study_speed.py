@@ -63,7 +63,7 @@ def prefix_share(out, images, prepared, cfg: RunConfig) -> float:
     """Share of an uncached epoch that a cache removes: augmenting the training images and the frozen prefix's
     forward pass over them and over the validation images, timed over the same batches (best of two passes);
     0 for scratch and full."""
-    if out.net.num_frozen == 0:
+    if out.net.frozen_groups == 0:
         return 0.0
     bs = cfg.train.batch_size
     task = out.task

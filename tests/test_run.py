@@ -90,6 +90,6 @@ def test_non_finite_loss_stops_and_keeps_the_best_checkpoint(shape_folder, tmp_p
 def test_load_model_rebuilds_the_strategy(shape_folder, tmp_path):
     train(RunConfig(data=str(shape_folder), strategy="tune:3", input_size=32, train=FAST), tmp_path / "r")
     saved = load_model(tmp_path / "r")
-    assert saved.net.num_frozen == 5 and saved.input_size == 32
+    assert saved.net.frozen_groups == 5 and saved.input_size == 32
     x = torch.randint(0, 255, (2, 1, 32, 32), dtype=torch.uint8)
     assert saved.net(x).shape == (2, 2)

@@ -152,19 +152,19 @@ class TrainableSuffix(nn.Module):
 
 
 class TransferNet(nn.Module):
-    """``suffix(prefix(x))``; ``num_frozen`` backbone groups live in the prefix.
+    """``suffix(prefix(x))``; ``frozen_groups`` backbone groups live in the prefix.
 
     ``weights_module`` is the module whose ``state_dict`` is saved (the timm model, or encoder + decoder): its keys
     do not depend on where the strategy cut the network. It is kept unregistered, so that parameters are not listed
     twice.
     """
 
-    def __init__(self, prefix: FrozenPrefix, suffix: TrainableSuffix, num_frozen: int,
+    def __init__(self, prefix: FrozenPrefix, suffix: TrainableSuffix, frozen_groups: int,
                  weights_module: nn.Module | None = None):
         super().__init__()
         self.prefix = prefix
         self.suffix = suffix
-        self.num_frozen = num_frozen
+        self.frozen_groups = frozen_groups
         self.__dict__["weights_module"] = weights_module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

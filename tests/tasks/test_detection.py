@@ -175,7 +175,7 @@ def test_the_frozen_backbone_is_bit_identical_after_a_trial(box_csv, strategy):
     after = _snapshot(frozen)
     assert before.keys() == after.keys() and any("running_mean" in k for k in before)
     assert all(torch.equal(before[k], after[k]) for k in before), "a frozen tensor changed"
-    assert outcome.net.num_frozen == 8 - {"linear": 0, "tune:2": 2}[strategy]
+    assert outcome.net.frozen_groups == 8 - {"linear": 0, "tune:2": 2}[strategy]
     # tuned groups of a pre-trained backbone keep their BatchNorm statistics (torchvision's practice)
     for m in outcome.net.suffix.layers.modules():
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):

@@ -50,7 +50,7 @@ def test_the_strategy_cuts_the_encoder_and_the_decoder_always_trains(blob_folder
     backbone, task, net = build_network(config, s, data, None)
     assert task.head.decoder == decoder
     n = len(task.head.groups(backbone))
-    assert net.num_frozen == s.frozen_groups(n)
+    assert net.frozen_groups == s.frozen_groups(n)
     assert all(p.requires_grad for p in net.suffix.head.parameters())
     assert not any(p.requires_grad for p in net.prefix.parameters())
     prefix_before, decoder_before = _snapshot(net.prefix), _snapshot(net.suffix.head)

@@ -35,7 +35,7 @@ def _network(folder, strategy: str):
 def test_frozen_groups_are_bit_identical_after_training(shape_folder, strategy):
     config, s, backbone, task, net, loader = _network(shape_folder, strategy)
     k = s.frozen_groups(backbone.num_groups)
-    assert net.num_frozen == k == backbone.num_groups - s.trainable_groups(backbone.num_groups)
+    assert net.frozen_groups == k == backbone.num_groups - s.trainable_groups(backbone.num_groups)
     frozen_before = _snapshot(net.prefix)
     trainable_before = _snapshot(net.suffix)
     assert len([n for n in frozen_before if "running_mean" in n]) > 0  # BatchNorm buffers are checked too
@@ -60,7 +60,7 @@ def test_frozen_groups_are_bit_identical_after_training(shape_folder, strategy):
 def test_surgical_trains_one_group_and_gradients_pass_the_frozen_ones_above_it(shape_folder, strategy):
     config, s, backbone, task, net, loader = _network(shape_folder, strategy)
     n = backbone.num_groups
-    assert net.num_frozen == s.depth - 1 and s.trainable_groups(n) == 1
+    assert net.frozen_groups == s.depth - 1 and s.trainable_groups(n) == 1
     tuned, *above = net.suffix.layers
     before = {"prefix": _snapshot(net.prefix), "above": _snapshot(torch.nn.ModuleList(above)), "tuned": _snapshot(tuned)}
     optimizer_params = {id(p) for g in param_groups(net, config.train) for p in g["params"]}

@@ -50,7 +50,7 @@ class TrialBatches:
     def reads_cache(self, strategy: Strategy, backbone: Backbone, net: TransferNet) -> bool:
         """Whether ``net``, cut from ``backbone`` for ``strategy``, trains on the cache."""
         return (self.cache is not None and strategy.cacheable
-                and self.cache.covers(cache_key(self.config, backbone, self.images), net.num_frozen))
+                and self.cache.covers(cache_key(self.config, backbone, self.images), net.frozen_groups))
 
     def loaders(self, frozen: int, cached: bool):
         """(train, validation, test) batches: the cache's outputs at boundary ``frozen`` when ``cached``, else the

@@ -52,7 +52,7 @@ def network_spec(config: RunConfig, strategy: Strategy, backbone: Backbone, task
         "weights_description": backbone.weights_description,
         "strategy": strategy.name,
         "num_groups": len(task.head.groups(backbone)),
-        "frozen_groups": net.num_frozen,
+        "frozen_groups": net.frozen_groups,
         "input_size": config.input_size,
         "input": INPUT,
         "mean": list(backbone.mean),

@@ -28,7 +28,7 @@ def run_stages(strategy: Strategy, net: TransferNet, backbone: Backbone, task: T
     following = [s.strategy for s in strategy.stages[1:]] + [strategy]
     for stage, after in zip(strategy.stages, following):
         cached = batches.reads_cache(stage.strategy, backbone, net)
-        train, val, _ = batches.loaders(net.num_frozen, cached)
+        train, val, _ = batches.loaders(net.frozen_groups, cached)
         fit = trainer.fit(net, train, val, cached=cached)
         records[stage.name] = {"epochs": len(fit.history), "best_epoch": fit.best_epoch,
                                f"val_{task.scorer.metric.name}": fit.best_score, "seconds": fit.seconds}

@@ -59,7 +59,7 @@ def run_trial(config: RunConfig, prepared: PreparedData, images: TrialImages, *,
     if paused is None:
         net, stages = run_stages(trial.strategy, net, trial.backbone, trial.task, trial.trainer, trial.batches)
     cached = trial.batches.reads_cache(trial.strategy, trial.backbone, net)
-    loaders = trial.batches.loaders(net.num_frozen, cached)
+    loaders = trial.batches.loaders(net.frozen_groups, cached)
     spec = {**network_spec(config, trial.strategy, trial.backbone, trial.task, net, int(images.images.shape[1])),
             **stages}
     _settle_precision(trial, net, cached, paused)
@@ -96,7 +96,7 @@ def _settle_precision(trial: _Trial, net: TransferNet, cached: bool, paused: Pau
     config = trial.config
 
     def first_batch():  # from a loader of its own: the training loader's random state stays untouched
-        return next(iter(trial.batches.loaders(net.num_frozen, cached)[0]))
+        return next(iter(trial.batches.loaders(net.frozen_groups, cached)[0]))
 
     trial.trainer.settle_precision(net, first_batch, cached=cached,
                                    case=f"{config.backbone} · {trial.strategy.name} · {trial.task.name} · "

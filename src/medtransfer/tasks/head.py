@@ -55,4 +55,4 @@ class HeadFactory:
         if strategy.kind == "surgical":  # group i trains; the groups above it pass gradients but do not change
             layers = [layers[0], *(FrozenInPlace(m) for m in layers[1:])]
         suffix = TrainableSuffix(layers, head, taps=None if taps is None else [t - k for t in taps if t >= k])
-        return TransferNet(prefix, suffix, num_frozen=k, weights_module=self.saved_weights(backbone, groups, head))
+        return TransferNet(prefix, suffix, frozen_groups=k, weights_module=self.saved_weights(backbone, groups, head))
