@@ -29,7 +29,7 @@ from medtransfer.engine import (
     image_loader,
     prepare_data,
     run_trial,
-    test_scoring,
+    score_test_split,
 )
 from medtransfer.errors import ConfigError, DataError
 from medtransfer.files import atomic_folder, atomic_write, check_output_folder, refuse_existing
@@ -185,6 +185,6 @@ def evaluate(run_dir: str | Path, data: str, *, split: str = "test", split_seed:
     x = load_images(images, idx, saved.input_size)
     loader = image_loader(saved.task, x, saved.task.codec.load_targets(images, idx, saved.input_size), 64)
     trainer = Trainer(saved.task, TrainConfig(), dev)
-    predictions, targets = test_scoring(trainer, saved.net, loader, images, idx)
+    predictions, targets = score_test_split(trainer, saved.net, loader, images, idx)
     return {"data": str(data), "split": split, "n": int(len(idx)),
             "metrics": saved.task.scorer.evaluate(predictions, targets)}

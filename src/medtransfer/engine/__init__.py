@@ -16,9 +16,9 @@ from medtransfer.engine.loaders import image_loader
 from medtransfer.engine.network import build_network, model_options
 from medtransfer.engine.outcome import PausedTrial, TrialOutcome
 from medtransfer.engine.prefix_cache import build_cache, cache_key, cache_views
-from medtransfer.engine.testing import test_scoring
+from medtransfer.engine.testing import score_test_split
 from medtransfer.engine.trial import run_trial
 
 __all__ = ["PausedTrial", "PreparedData", "TrialImages", "TrialOutcome", "build_cache", "build_network", "cache_key",
            "cache_views", "data_fingerprint", "environment", "image_loader", "model_options", "prepare_data",
-           "run_trial", "seed_everything", "test_scoring", "trial_subset"]
+           "run_trial", "seed_everything", "score_test_split", "trial_subset"]

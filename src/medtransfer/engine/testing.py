@@ -13,7 +13,7 @@ from medtransfer.training import Trainer
 from medtransfer.training.calibration import CalibrationCheck
 
 
-def test_scoring(trainer: Trainer, net: TransferNet, loader, data, indices: np.ndarray):
+def score_test_split(trainer: Trainer, net: TransferNet, loader, data, indices: np.ndarray):
     """(predictions, targets) of ``data.samples[indices]`` (the order of ``loader``) as the test metrics score
     them: at each image's own size when the task scores there (:meth:`~medtransfer.tasks.Task.own_size_targets`),
     else at the input size."""
@@ -54,7 +54,7 @@ def calibrated_predictions(trainer: Trainer, task: Task, net: TransferNet, val_l
 
 def plain_predictions(trainer: Trainer, net: TransferNet, val_loader, test_loader, data,
                       test_idx: np.ndarray) -> Predictions:
-    """The predictions on validation, and on test as the test metrics score them (:func:`test_scoring`)."""
+    """The predictions on validation, and on test as the test metrics score them (:func:`score_test_split`)."""
     val_predictions, val_targets, _ = trainer.predict(net, val_loader)
-    test_predictions, test_targets = test_scoring(trainer, net, test_loader, data, test_idx)
+    test_predictions, test_targets = score_test_split(trainer, net, test_loader, data, test_idx)
     return Predictions(val_predictions, val_targets, test_predictions, test_targets)

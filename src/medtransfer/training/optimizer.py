@@ -11,7 +11,7 @@ from medtransfer.networks import TransferNet
 from medtransfer.training.config import TrainConfig
 
 
-def _param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
+def param_groups(net: TransferNet, cfg: TrainConfig) -> list[dict]:
     """Per-group learning rates; no weight decay on norms and biases.
 
     The new head gets ``lr * head_lr_multiplier``; the deepest trainable group ``lr``; each group below it
@@ -35,7 +35,7 @@ def build_optimizer(net: TransferNet, cfg: TrainConfig) -> torch.optim.Optimizer
     """AdamW (or SGD with Nesterov momentum) over the trainable parameters' groups. On CPUs and GPUs the fused
     implementation (one kernel for all parameters), which is faster on a CPU too (docs/benchmarks.md); it sums the
     same update in another order."""
-    groups = _param_groups(net, cfg)
+    groups = param_groups(net, cfg)
     fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for g in groups for p in g["params"])
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused)
