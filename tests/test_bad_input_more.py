@@ -56,6 +56,12 @@ def pipe(path: Path) -> Path:
     return path
 
 
+def voc_annotation(filename: str) -> str:
+    """A VOC annotation of one ``cell`` box in ``filename``."""
+    return (f"<annotation><filename>{filename}</filename><object><name>cell</name><bndbox><xmin>2</xmin><ymin>3"
+            f"</ymin><xmax>20</xmax><ymax>30</ymax></bndbox></object></annotation>")
+
+
 # -- 1. named pipes where masks and box images are read ---------------------------------------------------------------
 @needs_fifo
 @pytest.mark.parametrize("data", ["folder", "csv"])
@@ -91,9 +97,7 @@ def test_a_named_pipe_as_a_box_image_is_refused_by_name(layout, tmp_path):
     elif layout == "voc":
         (root / "Annotations").mkdir()
         for i in range(4):
-            (root / "Annotations" / f"i{i}.xml").write_text(
-                f"<annotation><filename>i{i}.jpg</filename><object><name>cell</name><bndbox><xmin>2</xmin><ymin>3"
-                f"</ymin><xmax>20</xmax><ymax>30</ymax></bndbox></object></annotation>")
+            (root / "Annotations" / f"i{i}.xml").write_text(voc_annotation(f"i{i}.jpg"))
         spec, needles = root, ["i1.xml"]
     else:
         (root / "c.json").write_text(json.dumps({
@@ -136,9 +140,7 @@ def test_an_annotation_naming_an_image_outside_the_data_folder_is_user_error(lay
     if layout == "voc":
         (root / "Annotations").mkdir()
         for i in range(12):
-            (root / "Annotations" / f"i{i}.xml").write_text(
-                f"<annotation><filename>{name if i == 2 else f'i{i}.jpg'}</filename><object><name>cell</name>"
-                f"<bndbox><xmin>2</xmin><ymin>3</ymin><xmax>20</xmax><ymax>30</ymax></bndbox></object></annotation>")
+            (root / "Annotations" / f"i{i}.xml").write_text(voc_annotation(name if i == 2 else f"i{i}.jpg"))
         spec, needles = root, ["i2.xml, <filename>"]
     else:
         names = {i: f"JPEGImages/i{i}.jpg" for i in range(12)} | {2: name}
