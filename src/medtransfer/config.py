@@ -42,12 +42,8 @@ def _train(value) -> TrainConfig:
     return value if isinstance(value, TrainConfig) else TrainConfig.from_dict(value)
 
 
-def _task_names() -> list[str]:
-    return task_names()
-
-
 _BOOL = Rule(lambda v: isinstance(v, bool), "true or false")
-_TASK = Rule(lambda v: v == "auto" or v in _task_names(), lambda: f"one of {', '.join(_task_names())} or auto")
+_TASK = Rule(lambda v: v == "auto" or v in task_names(), lambda: f"one of {', '.join(task_names())} or auto")
 
 
 @dataclass(kw_only=True)

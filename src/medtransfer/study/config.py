@@ -62,10 +62,6 @@ def _track_problems(name: str, owner: str, value) -> list[str]:
     return []
 
 
-def _rules() -> tuple[str, ...]:
-    return tuple(RULES)
-
-
 def _split(cast, flag: str):
     """A flag's comma-separated list, e.g. ``--fractions 1,0.5``."""
     def parse(text: str) -> list:
@@ -107,7 +103,7 @@ class StudyConfig(Settings):
         str, "best (per strategy), all, or none (default {default}).", ("study",)))
     #: how the recommendation is chosen on validation (:mod:`medtransfer.study.recommend`)
     recommend: str = setting("argmax", rule=Rule(
-        lambda v: isinstance(v, str) and v in _rules(), lambda: f"one of {', '.join(_rules())}"), flag=Flag(
+        lambda v: isinstance(v, str) and v in RULES, lambda: f"one of {', '.join(RULES)}"), flag=Flag(
         str, "argmax (best mean validation score) or one-se (the cheapest strategy within one standard error of the "
              "best; default {default}).", ("study",)))
     #: ``grid``: every strategy; ``layerwise``: the paper's scheme, deeper one group at a time until it stops paying
